@@ -1,0 +1,3 @@
+package main
+
+func runDecode(c *cli, args []string) int { return notYet(c, "decode") }

@@ -1,0 +1,3 @@
+package main
+
+func runImage(c *cli, args []string) int { return notYet(c, "image") }

@@ -1,0 +1,3 @@
+package main
+
+func runList(c *cli, args []string) int { return notYet(c, "list") }

@@ -1,0 +1,3 @@
+package main
+
+func runMonitor(c *cli, args []string) int { return notYet(c, "monitor") }

@@ -1,0 +1,3 @@
+package main
+
+func runOTA(c *cli, args []string) int { return notYet(c, "ota") }

@@ -1,0 +1,3 @@
+package main
+
+func runSerial(c *cli, args []string) int { return notYet(c, "serial") }

@@ -1,0 +1,3 @@
+package main
+
+func runSlot(c *cli, args []string) int { return notYet(c, "slot") }

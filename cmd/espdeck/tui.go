@@ -1,0 +1,3 @@
+package main
+
+func runTUI(c *cli, args []string) int { return notYet(c, "the TUI") }
