@@ -1,0 +1,3 @@
+package main
+
+func runSimOTA(c *cli, args []string) int { return notYet(c, "sim ota") }
