@@ -211,9 +211,9 @@ type Progress struct {
 	// Stage is the step in progress: invite, auth, connect, transfer,
 	// finalize (network); sync, erase, write, verify, reset (serial).
 	Stage string
-	Note  string // detail for the stage, e.g. "PBKDF2" for auth, "0x10000" for write
-	Done  int64  // bytes done in this stage (or overall; Total says of what)
-	Total int64  // 0 when unknown
+	Note  string  // detail for the stage, e.g. "PBKDF2" for auth, "0x10000" for write
+	Done  int64   // bytes done in this stage (or overall; Total says of what)
+	Total int64   // 0 when unknown
 	Rate  float64 // bytes per second; 0 lets the TUI compute it
 }
 
