@@ -25,6 +25,9 @@ const (
 	ChipESP32P4  Chip = 0x0012
 	ChipESP32C61 Chip = 0x0014
 	ChipESP32C5  Chip = 0x0017
+	ChipESP32H21 Chip = 0x0019
+	ChipESP32H4  Chip = 0x001C
+	ChipESP32S31 Chip = 0x0020
 	ChipESP8266  Chip = 0x10000 // no chip ID on the wire or in images
 	ChipUnknown  Chip = -1
 )
@@ -57,6 +60,10 @@ var chipTable = [...]ChipInfo{
 	{ChipESP32P4, "ESP32-P4", "esp32p4", 0x2000, nil},
 	{ChipESP32C61, "ESP32-C61", "esp32c61", 0x0, []uint32{0x7211606F}},
 	{ChipESP32C5, "ESP32-C5", "esp32c5", 0x2000, []uint32{0x1101406F, 0x63E1406F, 0x5FD1406F}},
+	// Newer parts: known from their image chip IDs; no usable ROM magic.
+	{ChipESP32H21, "ESP32-H21", "esp32h21", 0x0, nil},
+	{ChipESP32H4, "ESP32-H4", "esp32h4", 0x2000, nil},
+	{ChipESP32S31, "ESP32-S31", "esp32s31", 0x2000, nil},
 }
 
 // Chips returns the known chip families.

@@ -1,0 +1,437 @@
+package firmware
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/binary"
+	"encoding/pem"
+	"fmt"
+	"hash/crc32"
+	"math/big"
+)
+
+// Secure Boot V2 signature sector layout (flash-formats.md §6).
+const (
+	sigBlockMagic   = 0xE7
+	sigBlockSize    = 1216
+	sigBlocksMax    = 3
+	sigCRCOffset    = 1196
+	sigVersionRSA   = 0x02
+	sigVersionECDSA = 0x03
+)
+
+// SignatureScheme is the algorithm of a Secure Boot V2 signature block.
+type SignatureScheme int
+
+// Schemes espsecure produces.
+const (
+	SchemeRSA3072 SignatureScheme = iota + 1
+	SchemeECDSAP192
+	SchemeECDSAP256
+	SchemeECDSAP384
+)
+
+func (s SignatureScheme) String() string {
+	switch s {
+	case SchemeRSA3072:
+		return "RSA-3072 PSS"
+	case SchemeECDSAP192:
+		return "ECDSA P-192"
+	case SchemeECDSAP256:
+		return "ECDSA P-256"
+	case SchemeECDSAP384:
+		return "ECDSA P-384"
+	}
+	return "unknown scheme"
+}
+
+// SignatureBlock is one valid signature block of a signature sector.
+type SignatureBlock struct {
+	Index     int // 0, 1 or 2: the key slot
+	Scheme    SignatureScheme
+	Digest    []byte // image digest the block signs (32 or 48 bytes)
+	PublicKey crypto.PublicKey
+	// KeyDigest is SHA-256 over the key fields as stored, the value the
+	// eFuse SECURE_BOOT_DIGESTx blocks hold.
+	KeyDigest [32]byte
+	sig       []byte   // RSA: big-endian signature
+	r, s      *big.Int // ECDSA
+}
+
+// SignatureSector is the 4 KB sector after a signed image.
+type SignatureSector struct {
+	Offset int // file offset of the sector = length of the signed data
+	Blocks []SignatureBlock
+}
+
+// ParseSignatureSector decodes the valid signature blocks of a 4 KB
+// signature sector. Blocks with a wrong magic, version or CRC are skipped,
+// as the ROM skips them. An error means no valid block was found.
+func ParseSignatureSector(sector []byte) (*SignatureSector, error) {
+	if len(sector) < sigBlocksMax*sigBlockSize {
+		return nil, fmt.Errorf("%w: a signature sector is %d bytes, got %d", ErrUnsigned, SectorSize, len(sector))
+	}
+	ss := &SignatureSector{}
+	for i := 0; i < sigBlocksMax; i++ {
+		b := sector[i*sigBlockSize : (i+1)*sigBlockSize]
+		if blk, ok := parseSigBlock(b); ok {
+			blk.Index = i
+			ss.Blocks = append(ss.Blocks, blk)
+		}
+	}
+	if len(ss.Blocks) == 0 {
+		return nil, fmt.Errorf("%w: no valid signature block (magic E7 with a matching CRC)", ErrUnsigned)
+	}
+	return ss, nil
+}
+
+func parseSigBlock(b []byte) (SignatureBlock, bool) {
+	var blk SignatureBlock
+	if b[0] != sigBlockMagic || crc32.ChecksumIEEE(b[:sigCRCOffset]) != binary.LittleEndian.Uint32(b[sigCRCOffset:]) {
+		return blk, false
+	}
+	switch b[1] {
+	case sigVersionRSA:
+		blk.Scheme = SchemeRSA3072
+		blk.Digest = append([]byte(nil), b[4:36]...)
+		n := new(big.Int).SetBytes(reversed(b[36:420]))
+		e := binary.LittleEndian.Uint32(b[420:424])
+		if n.Sign() == 0 || e < 3 || e > 1<<31-1 {
+			return blk, false
+		}
+		blk.PublicKey = &rsa.PublicKey{N: n, E: int(e)}
+		blk.sig = reversed(b[812:1196])
+		blk.KeyDigest = sha256.Sum256(b[36:812])
+	case sigVersionECDSA:
+		if b[2] == 1 { // SHA-384, P-384
+			if b[52] != 3 {
+				return blk, false
+			}
+			blk.Scheme = SchemeECDSAP384
+			blk.Digest = append([]byte(nil), b[4:52]...)
+			x, y := leInt(b[53:101]), leInt(b[101:149])
+			blk.PublicKey = &ecdsa.PublicKey{Curve: elliptic.P384(), X: x, Y: y}
+			blk.r, blk.s = leInt(b[149:197]), leInt(b[197:245])
+			blk.KeyDigest = sha256.Sum256(b[52:149])
+			break
+		}
+		blk.Digest = append([]byte(nil), b[4:36]...)
+		var curve elliptic.Curve
+		klen := 0
+		switch b[36] {
+		case 1:
+			blk.Scheme, curve, klen = SchemeECDSAP192, p192(), 24
+		case 2:
+			blk.Scheme, curve, klen = SchemeECDSAP256, elliptic.P256(), 32
+		default:
+			return blk, false
+		}
+		x, y := leInt(b[37:37+klen]), leInt(b[37+klen:37+2*klen])
+		blk.PublicKey = &ecdsa.PublicKey{Curve: curve, X: x, Y: y}
+		blk.r, blk.s = leInt(b[101:101+klen]), leInt(b[101+klen:101+2*klen])
+		blk.KeyDigest = sha256.Sum256(b[36:101])
+	default:
+		return blk, false
+	}
+	return blk, true
+}
+
+// findSignatureSector looks for a signature sector right after the image
+// rounded up to a whole sector (where espsecure puts it).
+func findSignatureSector(data []byte, imageLen int) (*SignatureSector, error) {
+	off := (imageLen + SectorSize - 1) / SectorSize * SectorSize
+	if len(data) < off+SectorSize {
+		return nil, ErrUnsigned
+	}
+	ss, err := ParseSignatureSector(data[off : off+SectorSize])
+	if err != nil {
+		return nil, err
+	}
+	ss.Offset = off
+	return ss, nil
+}
+
+// SignatureResult says which block verified with which key.
+type SignatureResult struct {
+	Block     int // key slot (0–2) of the block that verified
+	KeyIndex  int // index into the keys passed to VerifySignature
+	Scheme    SignatureScheme
+	KeyDigest [32]byte
+}
+
+// LocateSignature finds the signature sector of a signed image: after the
+// parsed image rounded up to a sector, or else (as espsecure does) in the
+// last 4 KB of data when its length is a multiple of 4 KB.
+func LocateSignature(data []byte) (*SignatureSector, error) {
+	if im, err := ParseImage(data); err == nil && im.Signature != nil {
+		return im.Signature, nil
+	}
+	if len(data) >= 2*SectorSize && len(data)%SectorSize == 0 {
+		ss, err := ParseSignatureSector(data[len(data)-SectorSize:])
+		if err != nil {
+			return nil, err
+		}
+		ss.Offset = len(data) - SectorSize
+		return ss, nil
+	}
+	return nil, fmt.Errorf("%w: no signature sector after the image", ErrUnsigned)
+}
+
+// VerifySignature checks data (a signed image, as flashed) against the
+// given public keys, the way espsecure verify_signature --version 2 does:
+// every valid block must sign the digest of the data before the signature
+// sector, and the image verifies if any block verifies with any key. It
+// returns a *SignatureError (ErrUnsigned or ErrSignature) otherwise.
+func VerifySignature(data []byte, keys []crypto.PublicKey) (SignatureResult, error) {
+	ss, err := LocateSignature(data)
+	if err != nil {
+		return SignatureResult{}, &SignatureError{Reason: "no Secure Boot V2 signature block found after the image", Err: ErrUnsigned}
+	}
+	signed := data[:ss.Offset]
+	sha256Digest := sha256.Sum256(signed)
+	var sha384Digest []byte
+	digests := make([][32]byte, 0, len(ss.Blocks))
+	for _, blk := range ss.Blocks {
+		digests = append(digests, blk.KeyDigest)
+	}
+	for _, blk := range ss.Blocks {
+		want := sha256Digest[:]
+		if blk.Scheme == SchemeECDSAP384 {
+			if sha384Digest == nil {
+				d := sha512.Sum384(signed)
+				sha384Digest = d[:]
+			}
+			want = sha384Digest
+		}
+		if string(want) != string(blk.Digest) {
+			return SignatureResult{}, &SignatureError{Blocks: len(ss.Blocks), KeyDigests: digests, Err: ErrSignature,
+				Reason: fmt.Sprintf("signature block %d signs digest %x but the image before the signature hashes to %x (the image was changed after signing)", blk.Index, blk.Digest, want)}
+		}
+	}
+	if len(keys) == 0 {
+		return SignatureResult{}, &SignatureError{Blocks: len(ss.Blocks), KeyDigests: digests, Err: ErrSignature, Reason: "no public key given to verify with"}
+	}
+	for _, blk := range ss.Blocks {
+		for ki, k := range keys {
+			if blk.verify(k) {
+				return SignatureResult{Block: blk.Index, KeyIndex: ki, Scheme: blk.Scheme, KeyDigest: blk.KeyDigest}, nil
+			}
+		}
+	}
+	return SignatureResult{}, &SignatureError{Blocks: len(ss.Blocks), KeyDigests: digests, Err: ErrSignature,
+		Reason: fmt.Sprintf("none of the %d signature block(s) verifies with the given key(s): the image is signed by another key", len(ss.Blocks))}
+}
+
+func (blk *SignatureBlock) verify(key crypto.PublicKey) bool {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		if blk.Scheme != SchemeRSA3072 {
+			return false
+		}
+		return rsa.VerifyPSS(k, crypto.SHA256, blk.Digest, blk.sig, &rsa.PSSOptions{SaltLength: 32, Hash: crypto.SHA256}) == nil
+	case *ecdsa.PublicKey:
+		if blk.r == nil || k.Curve == nil || k.Curve.Params().Name != blk.PublicKey.(*ecdsa.PublicKey).Curve.Params().Name {
+			return false
+		}
+		return ecdsa.Verify(k, blk.Digest, blk.r, blk.s)
+	}
+	return false
+}
+
+// PublicKeyDigest computes the Secure Boot V2 key digest of pub (what
+// espsecure digest_sbv2_public_key prints and the eFuse holds).
+func PublicKeyDigest(pub crypto.PublicKey) ([32]byte, error) {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if k.N.BitLen() != 3072 {
+			return [32]byte{}, fmt.Errorf("%w: Secure Boot V2 RSA keys are 3072 bits, this one has %d", ErrKey, k.N.BitLen())
+		}
+		buf := make([]byte, 0, 776)
+		buf = append(buf, leBytes(k.N, 384)...)
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(k.E))
+		rinv := new(big.Int).Exp(big.NewInt(2), big.NewInt(2*3072), k.N)
+		buf = append(buf, leBytes(rinv, 384)...)
+		m32 := new(big.Int).Lsh(big.NewInt(1), 32)
+		inv := new(big.Int).ModInverse(new(big.Int).Mod(k.N, m32), m32)
+		mprime := new(big.Int).Sub(m32, inv)
+		mprime.Mod(mprime, m32)
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(mprime.Uint64()))
+		return sha256.Sum256(buf), nil
+	case *ecdsa.PublicKey:
+		switch k.Curve.Params().Name {
+		case "P-192", "P-256":
+			klen, id := 32, byte(2)
+			if k.Curve.Params().Name == "P-192" {
+				klen, id = 24, 1
+			}
+			buf := make([]byte, 65)
+			buf[0] = id
+			copy(buf[1:], leBytes(k.X, klen))
+			copy(buf[1+klen:], leBytes(k.Y, klen)) // P-192: 16 zero bytes follow
+			return sha256.Sum256(buf), nil
+		case "P-384":
+			buf := make([]byte, 97)
+			buf[0] = 3
+			copy(buf[1:], leBytes(k.X, 48))
+			copy(buf[49:], leBytes(k.Y, 48))
+			return sha256.Sum256(buf), nil
+		}
+	}
+	return [32]byte{}, fmt.Errorf("%w: %T is not a Secure Boot V2 key type", ErrKey, pub)
+}
+
+// ParsePublicKeyPEM reads a Secure Boot V2 verification key from PEM: a
+// public key (PKIX "PUBLIC KEY" or PKCS#1 "RSA PUBLIC KEY") or a private
+// key, whose public half is used. RSA-3072 and ECDSA P-192/P-256/P-384
+// keys are accepted.
+func ParsePublicKeyPEM(data []byte) (crypto.PublicKey, error) {
+	for {
+		var blk *pem.Block
+		blk, data = pem.Decode(data)
+		if blk == nil {
+			return nil, fmt.Errorf("%w: no PEM public or private key found (expected -----BEGIN PUBLIC KEY-----, e.g. from espsecure.py extract_public_key --version 2)", ErrKey)
+		}
+		var pub crypto.PublicKey
+		var err error
+		switch blk.Type {
+		case "PUBLIC KEY":
+			pub, err = x509.ParsePKIXPublicKey(blk.Bytes)
+			if err != nil {
+				if p, ok := parseP192SPKI(blk.Bytes); ok {
+					pub, err = p, nil
+				}
+			}
+		case "RSA PUBLIC KEY":
+			pub, err = x509.ParsePKCS1PublicKey(blk.Bytes)
+		case "RSA PRIVATE KEY":
+			var k *rsa.PrivateKey
+			if k, err = x509.ParsePKCS1PrivateKey(blk.Bytes); err == nil {
+				pub = &k.PublicKey
+			}
+		case "EC PRIVATE KEY":
+			var k *ecdsa.PrivateKey
+			if k, err = x509.ParseECPrivateKey(blk.Bytes); err == nil {
+				pub = &k.PublicKey
+			} else if p, ok := parseP192ECPrivate(blk.Bytes); ok {
+				pub, err = p, nil
+			}
+		case "PRIVATE KEY":
+			var k any
+			if k, err = x509.ParsePKCS8PrivateKey(blk.Bytes); err == nil {
+				if s, ok := k.(crypto.Signer); ok {
+					pub = s.Public()
+				}
+			}
+		default:
+			continue // e.g. "EC PARAMETERS" before an EC key
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrKey, blk.Type, err)
+		}
+		switch k := pub.(type) {
+		case *rsa.PublicKey:
+			if k.N.BitLen() != 3072 {
+				return nil, fmt.Errorf("%w: Secure Boot V2 uses RSA-3072, this key has %d bits", ErrKey, k.N.BitLen())
+			}
+		case *ecdsa.PublicKey:
+		default:
+			return nil, fmt.Errorf("%w: %T keys are not used by Secure Boot V2 (RSA-3072 or ECDSA)", ErrKey, pub)
+		}
+		return pub, nil
+	}
+}
+
+// OIDs for id-ecPublicKey and secp192r1 (functions: no mutable globals).
+func oidECPublicKey() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1} }
+func oidP192() asn1.ObjectIdentifier        { return asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 1} }
+
+// parseP192SPKI handles the one curve crypto/x509 refuses: secp192r1,
+// which ESP32-C2 Secure Boot V2 uses.
+func parseP192SPKI(der []byte) (*ecdsa.PublicKey, bool) {
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if rest, err := asn1.Unmarshal(der, &spki); err != nil || len(rest) != 0 {
+		return nil, false
+	}
+	if !spki.Algorithm.Algorithm.Equal(oidECPublicKey()) {
+		return nil, false
+	}
+	var curve asn1.ObjectIdentifier
+	if _, err := asn1.Unmarshal(spki.Algorithm.Parameters.FullBytes, &curve); err != nil || !curve.Equal(oidP192()) {
+		return nil, false
+	}
+	return p192Point(spki.PublicKey.RightAlign())
+}
+
+func parseP192ECPrivate(der []byte) (*ecdsa.PublicKey, bool) {
+	var key struct {
+		Version    int
+		PrivateKey []byte
+		Curve      asn1.ObjectIdentifier `asn1:"optional,explicit,tag:0"`
+		PublicKey  asn1.BitString        `asn1:"optional,explicit,tag:1"`
+	}
+	if _, err := asn1.Unmarshal(der, &key); err != nil || !key.Curve.Equal(oidP192()) {
+		return nil, false
+	}
+	if len(key.PublicKey.Bytes) > 0 {
+		return p192Point(key.PublicKey.RightAlign())
+	}
+	c := p192()
+	x, y := c.ScalarBaseMult(key.PrivateKey)
+	return &ecdsa.PublicKey{Curve: c, X: x, Y: y}, true
+}
+
+func p192Point(pt []byte) (*ecdsa.PublicKey, bool) {
+	if len(pt) != 49 || pt[0] != 4 {
+		return nil, false
+	}
+	c := p192()
+	x, y := new(big.Int).SetBytes(pt[1:25]), new(big.Int).SetBytes(pt[25:49])
+	if !c.IsOnCurve(x, y) {
+		return nil, false
+	}
+	return &ecdsa.PublicKey{Curve: c, X: x, Y: y}, true
+}
+
+// p192 returns the NIST P-192 (secp192r1) curve, which the standard library
+// does not ship; its generic implementation is fine for verification. A new
+// value each call keeps the package free of mutable globals.
+func p192() *elliptic.CurveParams {
+	hex := func(s string) *big.Int {
+		v, _ := new(big.Int).SetString(s, 16)
+		return v
+	}
+	return &elliptic.CurveParams{
+		Name:    "P-192",
+		BitSize: 192,
+		P:       hex("fffffffffffffffffffffffffffffffeffffffffffffffff"),
+		N:       hex("ffffffffffffffffffffffff99def836146bc9b1b4d22831"),
+		B:       hex("64210519e59c80e70fa7e9ab72243049feb8deecc146b9b1"),
+		Gx:      hex("188da80eb03090f67cbf20eb43a18800f4ff0afd82ff1012"),
+		Gy:      hex("07192b95ffc8da78631011ed6b24cdd573f977a11e794811"),
+	}
+}
+
+func reversed(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		out[len(b)-1-i] = c
+	}
+	return out
+}
+
+func leInt(b []byte) *big.Int { return new(big.Int).SetBytes(reversed(b)) }
+
+func leBytes(v *big.Int, n int) []byte {
+	be := v.FillBytes(make([]byte, n))
+	return reversed(be)
+}
