@@ -1,0 +1,84 @@
+package espota
+
+import "strings"
+
+// maxDeviceText bounds how much of a device's error message is kept.
+const maxDeviceText = 512
+
+// replyStream parses what the device sends on the TCP connection during the
+// data phase: decimal byte counts run together without separators (one per
+// device read, not cumulative, so "14601460" cannot be split reliably),
+// then "OK" on success — possibly glued to the last count ("952OK") — or,
+// on failure, a line of text such as "MD5 Check Failed\r\n" (ESP32) or
+// "ERROR[7]: MD5 verification failed: …\n" (ESP8266).
+//
+// Counts are used only as a sign of life; success is the text OK and
+// nothing else. Any other text is a device error, kept verbatim.
+type replyStream struct {
+	digits  int64 // count digits seen (liveness only)
+	pendO   bool  // saw 'O', waiting to see whether 'K' follows
+	ok      bool  // "OK" seen
+	text    []byte
+	inText  bool // a non-count, non-OK byte arrived: the rest is a message
+	textEnd bool // the message line ended ('\n')
+}
+
+// feed consumes bytes in arrival order, split anywhere.
+func (r *replyStream) feed(b []byte) {
+	for _, c := range b {
+		switch {
+		case r.ok || r.textEnd:
+			return
+		case r.inText:
+			if c == '\n' {
+				r.textEnd = true
+				return
+			}
+			if len(r.text) < maxDeviceText {
+				r.text = append(r.text, c)
+			}
+		case r.pendO:
+			r.pendO = false
+			if c == 'K' {
+				r.ok = true
+				return
+			}
+			r.startText('O')
+			r.feed([]byte{c})
+		case c >= '0' && c <= '9':
+			r.digits++
+		case c == 'O':
+			r.pendO = true
+		case c == ' ' || c == '\r' || c == '\n' || c == '\t':
+			// Not sent by known firmware between counts; harmless.
+		default:
+			r.startText(c)
+		}
+	}
+}
+
+func (r *replyStream) startText(c byte) {
+	r.inText = true
+	r.text = append(r.text, c)
+}
+
+// success reports whether the device said OK (and nothing else before it).
+func (r *replyStream) success() bool { return r.ok }
+
+// failed reports whether the device sent an error message; complete says
+// whether the message line has ended (otherwise more may follow).
+func (r *replyStream) failed() (msg string, complete bool) {
+	if !r.inText {
+		return "", false
+	}
+	return r.message(), r.textEnd
+}
+
+// message returns the device's text without the line ending.
+func (r *replyStream) message() string {
+	s := strings.TrimRight(string(r.text), "\r\n \t")
+	if r.pendO && !r.inText {
+		return "O"
+	}
+	return s
+}
