@@ -1,0 +1,552 @@
+package tui
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+)
+
+// row is one line of the device list: the sightings of one board. A board
+// seen on the network and on a serial port is one row once its MAC ties
+// the two together.
+type row struct {
+	key  string
+	name string
+	net  *Device // the freshest network sighting, if any
+	ser  *Device // the serial sighting, if any
+}
+
+// primary is the sighting the row is named after: network first.
+func (r *row) primary() Device {
+	if r.net != nil {
+		return *r.net
+	}
+	return *r.ser
+}
+
+func (r *row) lastSeen() time.Time {
+	var t time.Time
+	if r.net != nil {
+		t = r.net.LastSeen
+	}
+	if r.ser != nil && r.ser.LastSeen.After(t) {
+		t = r.ser.LastSeen
+	}
+	return t
+}
+
+func rowKey(d Device) string {
+	if d.MAC != "" {
+		return "mac:" + strings.ToLower(d.MAC)
+	}
+	return d.ID
+}
+
+// applyDeviceEvents updates the sightings and rebuilds the rows, keeping
+// the cursor on the same board.
+func (m *Model) applyDeviceEvents(evs []DeviceEvent) {
+	for _, ev := range evs {
+		switch ev.Kind {
+		case DeviceRemoved:
+			if d, ok := m.sightings[ev.Device.ID]; ok {
+				m.logf(slog.LevelInfo, "%s gone (%s)", d.Name, where(d))
+			}
+			delete(m.sightings, ev.Device.ID)
+		default:
+			if _, ok := m.sightings[ev.Device.ID]; !ok {
+				m.logf(slog.LevelInfo, "found %s (%s, %s)", ev.Device.Name, ev.Device.Kind, where(ev.Device))
+			}
+			m.sightings[ev.Device.ID] = ev.Device
+		}
+	}
+	m.rebuildRows()
+}
+
+func where(d Device) string {
+	if d.Kind == KindSerial {
+		return d.Port
+	}
+	return d.Address
+}
+
+func (m *Model) rebuildRows() {
+	keep := ""
+	if r := m.cursorRow(); r != nil {
+		keep = r.key
+	}
+	byKey := map[string]*row{}
+	for _, id := range sortedKeys(m.sightings) {
+		d := m.sightings[id]
+		k := rowKey(d)
+		r := byKey[k]
+		if r == nil {
+			r = &row{key: k}
+			byKey[k] = r
+		}
+		if d.Kind == KindSerial {
+			if r.ser == nil || d.LastSeen.After(r.ser.LastSeen) {
+				r.ser = &d
+			}
+		} else if r.net == nil || d.LastSeen.After(r.net.LastSeen) {
+			r.net = &d
+		}
+	}
+	m.rows = m.rows[:0]
+	for _, r := range byKey {
+		r.name = r.primary().Name
+		if r.name == "" {
+			r.name = where(r.primary())
+		}
+		m.rows = append(m.rows, r)
+	}
+	sort.Slice(m.rows, func(i, j int) bool {
+		a, b := m.rows[i], m.rows[j]
+		if a.name != b.name {
+			return a.name < b.name
+		}
+		return a.key < b.key
+	})
+	for k := range m.marked {
+		if byKey[k] == nil {
+			delete(m.marked, k)
+		}
+	}
+	m.applyFilterKeeping(keep)
+}
+
+// applyFilter recomputes the visible rows for the filter text.
+func (m *Model) applyFilter() {
+	keep := ""
+	if r := m.cursorRow(); r != nil {
+		keep = r.key
+	}
+	m.filterText = strings.TrimSpace(m.filter.Value())
+	m.applyFilterKeeping(keep)
+}
+
+func (m *Model) applyFilterKeeping(keep string) {
+	m.visible = m.visible[:0]
+	q := strings.ToLower(m.filterText)
+	for _, r := range m.rows {
+		if q == "" || strings.Contains(r.haystack(), q) {
+			m.visible = append(m.visible, r)
+		}
+	}
+	m.cursor = 0
+	for i, r := range m.visible {
+		if r.key == keep {
+			m.cursor = i
+		}
+	}
+}
+
+func (r *row) haystack() string {
+	var b strings.Builder
+	b.WriteString(strings.ToLower(r.name))
+	for _, d := range []*Device{r.net, r.ser} {
+		if d != nil {
+			fmt.Fprintf(&b, " %s %s %s %s %s %s", strings.ToLower(d.Address), strings.ToLower(d.Port),
+				strings.ToLower(d.Board), strings.ToLower(d.Chip), strings.ToLower(d.Kind.String()), d.MAC)
+		}
+	}
+	return b.String()
+}
+
+func (m Model) cursorRow() *row {
+	if m.cursor >= 0 && m.cursor < len(m.visible) {
+		return m.visible[m.cursor]
+	}
+	return nil
+}
+
+func (m Model) rowByKey(k string) *row {
+	for _, r := range m.rows {
+		if r.key == k {
+			return r
+		}
+	}
+	return nil
+}
+
+func (m Model) rowName(k string) string {
+	if r := m.rowByKey(k); r != nil {
+		return r.name
+	}
+	return k
+}
+
+// ---------------------------------------------------------------- keys
+
+func (m *Model) listKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	switch {
+	case key.Matches(msg, k.Quit):
+		return m.requestQuit()
+	case key.Matches(msg, k.Up):
+		m.moveCursor(-1)
+	case key.Matches(msg, k.Down):
+		m.moveCursor(1)
+	case key.Matches(msg, k.PageDown):
+		m.moveCursor(10)
+	case key.Matches(msg, k.Top):
+		m.cursor = 0
+	case key.Matches(msg, k.Bottom):
+		m.cursor = max(len(m.visible)-1, 0)
+	case key.Matches(msg, k.Enter):
+		if r := m.cursorRow(); r != nil {
+			return m.openDetail(r)
+		}
+	case key.Matches(msg, k.Mark):
+		if r := m.cursorRow(); r != nil {
+			if m.marked[r.key] {
+				delete(m.marked, r.key)
+			} else {
+				m.marked[r.key] = true
+			}
+			m.moveCursor(1)
+		}
+	case key.Matches(msg, k.MarkAll):
+		if len(m.marked) > 0 {
+			clear(m.marked)
+		} else {
+			for _, r := range m.visible {
+				m.marked[r.key] = true
+			}
+		}
+	case key.Matches(msg, k.Flash):
+		return m.startFlowForList()
+	case key.Matches(msg, k.AddHost):
+		m.prompt = newInputPrompt("Add a network device", []string{"Host name or address, with :port when it is not 3232."}, "host[:port]", false,
+			func(m *Model, v string) tea.Cmd {
+				v = strings.TrimSpace(v)
+				if v == "" {
+					return nil
+				}
+				return addHost(m.ctx, m.be.Devices, v)
+			})
+		return m.prompt.input.Focus()
+	case key.Matches(msg, k.Filter):
+		m.filtering = true
+		m.filter.SetValue(m.filterText)
+		m.filter.CursorEnd()
+		return m.filter.Focus()
+	case key.Matches(msg, k.Back):
+		if m.filterText != "" {
+			m.filter.SetValue("")
+			m.applyFilter()
+		} else if len(m.marked) > 0 {
+			clear(m.marked)
+		}
+	case key.Matches(msg, k.Retry):
+		return m.retry(m.cursorRow())
+	case key.Matches(msg, k.Cancel):
+		m.cancelJob(m.jobFor(m.cursorRow()))
+	case key.Matches(msg, k.Refresh):
+		if m.be.Devices != nil {
+			src := m.be.Devices
+			ctx := m.ctx
+			m.logf(slog.LevelInfo, "discovery: new round asked")
+			return func() tea.Msg {
+				if err := src.Refresh(ctx); err != nil {
+					return hostAddedMsg{addr: "(refresh)", err: err}
+				}
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+func (m *Model) moveCursor(d int) {
+	m.cursor = max(0, min(len(m.visible)-1, m.cursor+d))
+}
+
+func (m *Model) filterKey(msg tea.KeyPressMsg) tea.Cmd {
+	switch {
+	case key.Matches(msg, m.keys.Enter):
+		m.filtering = false
+		m.filter.Blur()
+		return nil
+	case key.Matches(msg, m.keys.Back):
+		m.filtering = false
+		m.filter.Blur()
+		m.filter.SetValue("")
+		m.applyFilter()
+		return nil
+	case msg.String() == "up": // not k: it is a letter of the filter
+		m.moveCursor(-1)
+		return nil
+	case msg.String() == "down":
+		m.moveCursor(1)
+		return nil
+	}
+	var cmd tea.Cmd
+	m.filter, cmd = m.filter.Update(msg)
+	m.applyFilter()
+	return cmd
+}
+
+// ---------------------------------------------------------------- view
+
+// column is one column of the device table. Columns with a drop rank leave
+// (lowest rank first) when the terminal is too narrow, before names are cut.
+type column struct {
+	title string
+	width int
+	drop  int // 0: never dropped
+	cell  func(r *row) string
+}
+
+func (m Model) devicesBox(h int) []string {
+	title := "Devices"
+	if n := len(m.marked); n > 0 {
+		title = fmt.Sprintf("Devices · %d marked", n)
+	}
+	inner := m.width - 4
+	if len(m.rows) == 0 {
+		lines := []string{"", m.st.Faint.Render("No devices yet."), ""}
+		lines = append(lines, m.st.Faint.Render("Looking for boards on the network (mDNS) and on USB serial ports."))
+		lines = append(lines, m.st.Faint.Render("A board without mDNS: press a to add it by address."))
+		lines = append(lines, m.st.Faint.Render("A board on USB that does not show: check the cable carries data."))
+		return m.box(title, lines, m.width, h)
+	}
+	cols := m.deviceColumns(inner)
+	var hdr strings.Builder
+	hdr.WriteString("   ")
+	for i, c := range cols {
+		if i > 0 {
+			hdr.WriteString(" ")
+		}
+		hdr.WriteString(pad(c.title, c.width))
+	}
+	lines := []string{m.st.Faint.Render(hdr.String())}
+	n := h - 3 // borders and header
+	if n < 1 {
+		n = 1
+	}
+	off := scrollOffset(m.cursor, len(m.visible), n)
+	for i := off; i < len(m.visible) && i < off+n; i++ {
+		lines = append(lines, m.deviceLine(m.visible[i], cols, i == m.cursor, inner))
+	}
+	if len(m.visible) == 0 {
+		lines = append(lines, m.st.Faint.Render(fmt.Sprintf("No device matches %q. esc clears the filter.", m.filterText)))
+	}
+	if len(m.visible) > n {
+		title += fmt.Sprintf(" · %d–%d of %d", off+1, min(off+n, len(m.visible)), len(m.visible))
+	}
+	return m.box(title, lines, m.width, h)
+}
+
+// scrollOffset keeps the cursor inside a window of n rows, centred-ish.
+func scrollOffset(cursor, total, n int) int {
+	if total <= n {
+		return 0
+	}
+	off := cursor - n/2
+	return max(0, min(off, total-n))
+}
+
+func (m Model) deviceLine(r *row, cols []column, isCursor bool, inner int) string {
+	var b strings.Builder
+	g := m.glyphs
+	c0, c1 := " ", " "
+	if isCursor {
+		c0 = g.cursor
+	}
+	if m.marked[r.key] {
+		c1 = g.mark
+	}
+	b.WriteString(c0 + c1 + " ")
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		cell := c.cell(r)
+		if c.title == "STATUS" {
+			cell = m.statusStyled(pad(cell, c.width), cell)
+		} else {
+			cell = pad(cell, c.width)
+		}
+		b.WriteString(cell)
+	}
+	line := b.String()
+	if isCursor {
+		return m.st.Cursor.Render(pad(line, inner))
+	}
+	return line
+}
+
+// statusStyled colours a padded status cell by its word.
+func (m Model) statusStyled(padded, word string) string {
+	w, _, _ := strings.Cut(word, " ")
+	switch w {
+	case "online", "done", "app":
+		return m.st.Success.Render(padded)
+	case "flashing", "queued", "stale", "download":
+		return m.st.Warning.Render(padded)
+	case "failed":
+		return m.st.Error.Render(padded)
+	case "offline", "idle":
+		return m.st.Faint.Render(padded)
+	}
+	return padded
+}
+
+// deviceColumns chooses the columns and widths for an inner width.
+func (m Model) deviceColumns(inner int) []column {
+	now := m.cfg.Now()
+	maxName := 4
+	maxAddr := 7
+	for _, r := range m.visible {
+		maxName = max(maxName, len([]rune(r.name)))
+		maxAddr = max(maxAddr, len([]rune(rowAddress(r))))
+	}
+	cols := []column{
+		{title: "NAME", width: min(maxName, 24), cell: func(r *row) string { return r.name }},
+		{title: "ADDRESS", width: min(maxAddr, 30), drop: 5, cell: rowAddress},
+		{title: "KIND", width: 10, drop: 3, cell: rowKind},
+		{title: "BOARD", width: 10, drop: 2, cell: rowBoard},
+		{title: "AUTH", width: 4, drop: 4, cell: func(r *row) string {
+			if r.net != nil && r.net.AuthRequired {
+				return m.glyphs.lock
+			}
+			return ""
+		}},
+		{title: "STATUS", width: 12, cell: m.rowStatus},
+		{title: "SEEN", width: 8, drop: 1, cell: func(r *row) string {
+			t := r.lastSeen()
+			if t.IsZero() {
+				return ""
+			}
+			return age(now.Sub(t)) + " ago"
+		}},
+	}
+	total := func(cs []column) int {
+		w := 3 + len(cs) - 1
+		for _, c := range cs {
+			w += c.width
+		}
+		return w
+	}
+	for rank := 1; total(cols) > inner && rank <= 5; rank++ {
+		kept := cols[:0:0]
+		for _, c := range cols {
+			if c.drop != rank {
+				kept = append(kept, c)
+			}
+		}
+		// The address is worth keeping cut down rather than dropped.
+		if rank == 5 {
+			break
+		}
+		cols = kept
+	}
+	if over := total(cols) - inner; over > 0 {
+		for i := range cols {
+			if cols[i].title == "ADDRESS" {
+				cut := min(over, cols[i].width-8)
+				cols[i].width -= max(cut, 0)
+				over -= max(cut, 0)
+			}
+		}
+		if over > 0 {
+			cols[0].width = max(cols[0].width-over, 6)
+		}
+	}
+	return cols
+}
+
+func rowAddress(r *row) string {
+	switch {
+	case r.net != nil && r.ser != nil:
+		return r.net.Address + " + " + filepath.Base(r.ser.Port)
+	case r.net != nil:
+		return r.net.Address
+	default:
+		return r.ser.Port
+	}
+}
+
+func rowKind(r *row) string {
+	switch {
+	case r.net != nil && r.ser != nil:
+		return "OTA+serial"
+	case r.net != nil:
+		return r.net.Kind.String()
+	default:
+		return "serial"
+	}
+}
+
+func rowBoard(r *row) string {
+	for _, d := range []*Device{r.net, r.ser} {
+		if d != nil && d.Board != "" {
+			return d.Board
+		}
+	}
+	for _, d := range []*Device{r.ser, r.net} {
+		if d != nil && d.Chip != "" {
+			return d.Chip
+		}
+	}
+	return "(unknown)"
+}
+
+// rowStatus is the status word: a job's state wins over presence.
+func (m Model) rowStatus(r *row) string {
+	if j := m.jobFor(r); j != nil {
+		switch j.state {
+		case jobRunning:
+			if j.total > 0 {
+				return fmt.Sprintf("flashing %d%%", int(j.percent()*100))
+			}
+			return "flashing"
+		case jobQueued:
+			return "queued"
+		case jobFailed:
+			return "failed"
+		case jobDone:
+			return "done"
+		}
+	}
+	if r.net != nil {
+		switch r.net.Presence {
+		case PresenceStale:
+			return "stale"
+		case PresenceOffline:
+			if r.ser == nil {
+				return "offline"
+			}
+		default:
+			return "online"
+		}
+	}
+	switch r.ser.SerialMode {
+	case SerialDownload:
+		return "download"
+	case SerialApp:
+		return "app"
+	}
+	return "idle"
+}
+
+// age is a short duration: 2s, 5m, 3h, 2d.
+func age(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}

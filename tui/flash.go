@@ -1,0 +1,393 @@
+package tui
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+)
+
+type flowStep int
+
+const (
+	flowFile   flowStep = iota // choosing the file
+	flowReview                 // facts and verdicts shown, waiting for enter or F
+)
+
+// flashFlow is the flash dialog: file, facts, verdict, force, password.
+type flashFlow struct {
+	targets     []string // row keys
+	step        flowStep
+	input       textinput.Model
+	recentIdx   int // -1: none chosen from the recent list
+	completions []string
+	seq         int
+	inspecting  bool
+	path        string
+	facts       *ImageFacts
+	verdicts    map[string]Verdict
+	err         string
+	forced      bool
+}
+
+func (f *flashFlow) allOK() bool {
+	for _, v := range f.verdicts {
+		if v.Kind != VerdictOK {
+			return false
+		}
+	}
+	return len(f.verdicts) > 0
+}
+
+// forceable: something failed, and nothing failed that may not be forced.
+func (f *flashFlow) forceable() bool {
+	if f.facts == nil || f.allOK() || f.forced {
+		return false
+	}
+	for _, v := range f.verdicts {
+		if v.Kind == VerdictRefused {
+			return false
+		}
+	}
+	return true
+}
+
+// route picks how to reach a row: the network while it answers, else serial.
+func route(r *row) (Device, Route) {
+	if r.net != nil && (r.net.Presence != PresenceOffline || r.ser == nil) {
+		return *r.net, RouteNetwork
+	}
+	return *r.ser, RouteSerial
+}
+
+func (m *Model) startFlowForList() tea.Cmd {
+	var targets []string
+	for _, r := range m.rows {
+		if m.marked[r.key] {
+			targets = append(targets, r.key)
+		}
+	}
+	if len(targets) == 0 {
+		r := m.cursorRow()
+		if r == nil {
+			return nil
+		}
+		targets = []string{r.key}
+	}
+	return m.startFlow(targets)
+}
+
+func (m *Model) startFlow(targets []string) tea.Cmd {
+	for _, t := range targets {
+		if j := m.jobFor(m.rowByKey(t)); j != nil && j.running() {
+			m.fail(fmt.Sprintf("%s is being flashed already; wait for it or press c to cancel it", j.name))
+			return nil
+		}
+	}
+	in := textinput.New()
+	in.Prompt = "file: "
+	in.Placeholder = "path to a .bin image (tab completes)"
+	in.SetWidth(max(m.width-14, 20))
+	if len(m.recent()) > 0 {
+		in.SetValue(m.recent()[0])
+		in.CursorEnd()
+	}
+	m.flow = &flashFlow{targets: targets, input: in, recentIdx: -1}
+	return m.flow.input.Focus()
+}
+
+// recent is the recent files, newest first.
+func (m Model) recent() []string { return m.cfg.RecentFiles }
+
+func (m *Model) rememberFile(p string) {
+	out := []string{p}
+	for _, r := range m.cfg.RecentFiles {
+		if r != p && len(out) < 8 {
+			out = append(out, r)
+		}
+	}
+	m.cfg.RecentFiles = out
+}
+
+// targetDevice is the device an inspection and a job are for, with the
+// chip learned from the ROM when the discovery sighting lacks it.
+func (m Model) targetDevice(rk string) (Device, Route) {
+	r := m.rowByKey(rk)
+	d, rt := route(r)
+	if d.Chip == "" {
+		if c, ok := m.chips[rk]; ok && c.err == nil && c.info.Chip != "" {
+			d.Chip = c.info.Chip
+		} else if r.ser != nil && r.ser.Chip != "" {
+			d.Chip = r.ser.Chip
+		} else if r.net != nil && r.net.Chip != "" {
+			d.Chip = r.net.Chip
+		}
+	}
+	return d, rt
+}
+
+func (m *Model) flowKey(msg tea.KeyPressMsg) tea.Cmd {
+	f := m.flow
+	k := m.keys
+	if f.step == flowReview {
+		switch {
+		case key.Matches(msg, k.Back):
+			f.step, f.facts, f.verdicts, f.forced = flowFile, nil, nil, false
+			return f.input.Focus()
+		case key.Matches(msg, k.Enter):
+			if f.allOK() || f.forced {
+				return m.proceedFlow()
+			}
+		case key.Matches(msg, k.Force):
+			if f.forceable() {
+				reason := ""
+				for _, rk := range f.targets {
+					if v := f.verdicts[rk]; v.Kind != VerdictOK {
+						reason = v.Reason
+						break
+					}
+				}
+				m.prompt = newConfirm("Force the flash?", []string{
+					"The pre-flight check failed: " + reason + ".",
+					"Sending anyway can leave the board unable to boot this image; it keeps its other slot (OTA) or needs a serial re-flash.",
+					"Send it anyway?",
+				}, func(m *Model) tea.Cmd {
+					m.flow.forced = true
+					m.logf(slog.LevelWarn, "forced past pre-flight: %s", reason)
+					return m.proceedFlow()
+				})
+			}
+		case key.Matches(msg, k.Quit):
+			m.flow = nil
+		}
+		return nil
+	}
+	switch {
+	case key.Matches(msg, k.Back):
+		m.flow = nil
+		return nil
+	case key.Matches(msg, k.Enter):
+		p := strings.TrimSpace(f.input.Value())
+		if p == "" {
+			f.err = "type a path, or pick a recent file with ↑/↓"
+			return nil
+		}
+		f.path, f.err, f.inspecting, f.completions = p, "", true, nil
+		f.seq++
+		targets := map[string]Device{}
+		for _, rk := range f.targets {
+			targets[rk], _ = m.targetDevice(rk)
+		}
+		return inspect(m.ctx, m.be.Images, f.seq, p, targets)
+	case key.Matches(msg, k.Complete):
+		return complete(f.input.Value())
+	case msg.String() == "up" || msg.String() == "down":
+		rec := m.recent()
+		if len(rec) == 0 {
+			return nil
+		}
+		if msg.String() == "up" {
+			if f.recentIdx <= 0 {
+				f.recentIdx = len(rec) - 1
+			} else {
+				f.recentIdx--
+			}
+		} else {
+			f.recentIdx = (f.recentIdx + 1) % len(rec)
+		}
+		f.input.SetValue(rec[f.recentIdx])
+		f.input.CursorEnd()
+		return nil
+	}
+	var cmd tea.Cmd
+	f.input, cmd = f.input.Update(msg)
+	f.completions = nil
+	return cmd
+}
+
+func (m *Model) applyCompletions(msg completionsMsg) {
+	f := m.flow
+	if f == nil || f.step != flowFile || f.input.Value() != msg.input {
+		return
+	}
+	f.completions = msg.paths
+	if len(msg.paths) == 0 {
+		f.err = "nothing matches " + msg.input
+		return
+	}
+	f.err = ""
+	lcp := msg.paths[0]
+	for _, p := range msg.paths[1:] {
+		for !strings.HasPrefix(p, lcp) {
+			lcp = lcp[:len(lcp)-1]
+		}
+	}
+	if len(lcp) > len(msg.input) {
+		f.input.SetValue(lcp)
+		f.input.CursorEnd()
+	}
+	if len(msg.paths) == 1 {
+		f.completions = nil
+	}
+}
+
+func (m *Model) applyInspected(msg inspectedMsg) {
+	f := m.flow
+	if f == nil || msg.seq != f.seq {
+		return
+	}
+	f.inspecting = false
+	if msg.err != nil {
+		f.err = msg.err.Error()
+		m.logf(slog.LevelWarn, "image %s: %v", msg.path, msg.err)
+		return
+	}
+	facts := msg.facts
+	f.facts, f.verdicts, f.step = &facts, msg.verdicts, flowReview
+	f.input.Blur()
+	for _, rk := range f.targets {
+		if v := f.verdicts[rk]; v.Kind != VerdictOK {
+			m.logf(slog.LevelWarn, "pre-flight %s for %s: %s", msg.path, m.rowName(rk), v.Reason)
+		}
+	}
+}
+
+// proceedFlow asks for the passwords still missing, then starts the jobs.
+func (m *Model) proceedFlow() tea.Cmd {
+	f := m.flow
+	if f == nil {
+		return nil
+	}
+	reqs := map[string]FlashRequest{}
+	for _, rk := range f.targets {
+		d, rt := m.targetDevice(rk)
+		if rt == RouteNetwork && d.AuthRequired {
+			pw, ok := m.passwords[rk]
+			if !ok {
+				return m.askPassword(rk, "", func(m *Model, s Secret) tea.Cmd { return m.proceedFlow() })
+			}
+			reqs[rk] = FlashRequest{Device: d, Route: rt, File: f.path, Password: pw, Force: f.forced}
+			continue
+		}
+		reqs[rk] = FlashRequest{Device: d, Route: rt, File: f.path, Force: f.forced}
+	}
+	m.rememberFile(f.path)
+	m.flow = nil
+	m.errMsg = ""
+	m.notice = ""
+	return m.enqueue(f.path, reqs)
+}
+
+// ---------------------------------------------------------------- view
+
+func (m Model) flowBox() []string {
+	f := m.flow
+	g := m.glyphs
+	title := "Flash " + m.rowName(f.targets[0])
+	if len(f.targets) > 1 {
+		title = fmt.Sprintf("Flash %d devices (%d at a time)", len(f.targets), m.cfg.Concurrency)
+	}
+	var lines []string
+	if f.step == flowFile {
+		lines = append(lines, f.input.View())
+		if len(f.completions) > 0 {
+			lines = append(lines, m.st.Faint.Render(strings.Join(shorten(f.completions, 6), "  ")))
+		}
+		if rec := m.recent(); len(rec) > 0 {
+			lines = append(lines, m.st.Faint.Render("recent (↑/↓):"))
+			for i, r := range rec {
+				if i >= 4 {
+					break
+				}
+				mark := "  "
+				if i == f.recentIdx {
+					mark = g.cursor + " "
+				}
+				lines = append(lines, m.st.Faint.Render(mark+r))
+			}
+		}
+	} else {
+		lines = append(lines, "file: "+f.path)
+	}
+	if f.inspecting {
+		lines = append(lines, m.st.Faint.Render("checking the image…"))
+	}
+	if f.err != "" {
+		lines = append(lines, m.st.Error.Render(g.fail+" "+f.err))
+	}
+	if f.facts != nil {
+		lines = append(lines, m.st.Bold.Render(factsLine(*f.facts, g)))
+		for _, rk := range f.targets {
+			lines = append(lines, m.verdictLine(rk, f.verdicts[rk], len(f.targets) > 1))
+		}
+		switch {
+		case f.allOK() || f.forced:
+			lines = append(lines, m.st.Faint.Render("enter sends it · esc picks another file"))
+		case f.forceable():
+			lines = append(lines, m.st.Faint.Render("enter is off: the check failed · F forces (asks again) · esc picks another file"))
+		default:
+			lines = append(lines, m.st.Faint.Render("this cannot be forced · esc picks another file"))
+		}
+	}
+	return m.box(title, lines, m.width, 0)
+}
+
+func shorten(s []string, n int) []string {
+	if len(s) <= n {
+		return s
+	}
+	return append(append([]string{}, s[:n]...), fmt.Sprintf("(+%d more)", len(s)-n))
+}
+
+func factsLine(f ImageFacts, g glyphs) string {
+	if f.Summary != "" {
+		return f.Summary
+	}
+	parts := []string{f.Path}
+	if f.Chip != "" {
+		parts = append(parts, f.Chip+" "+f.Kind)
+	} else if f.Kind != "" {
+		parts = append(parts, f.Kind)
+	}
+	if f.Version != "" {
+		parts = append(parts, f.Version)
+	}
+	parts = append(parts, size(f.Size))
+	if f.SHAKnown {
+		if f.SHAOK {
+			parts = append(parts, "SHA-256 ok")
+		} else {
+			parts = append(parts, "SHA-256 MISMATCH")
+		}
+	}
+	return strings.Join(parts, " "+g.dot+" ")
+}
+
+func (m Model) verdictLine(rk string, v Verdict, named bool) string {
+	g := m.glyphs
+	prefix := ""
+	if named {
+		prefix = m.rowName(rk) + ": "
+	}
+	d, rt := m.targetDevice(rk)
+	via := d.Address
+	if rt == RouteSerial {
+		via = "serial " + d.Port
+	}
+	var s string
+	switch v.Kind {
+	case VerdictOK:
+		s = m.st.Success.Render(g.ok+" "+prefix+"pre-flight ok") + m.st.Faint.Render(" · via "+via)
+	case VerdictForceable:
+		s = m.st.Error.Render(g.fail + " " + prefix + v.Reason)
+	default:
+		s = m.st.Error.Render(g.fail + " " + prefix + v.Reason + " (refused)")
+	}
+	for _, w := range v.Warnings {
+		s += m.st.Warning.Render(" · " + w)
+	}
+	return s
+}

@@ -1,0 +1,396 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/progress"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+)
+
+type jobState int
+
+const (
+	jobQueued jobState = iota
+	jobRunning
+	jobDone
+	jobFailed
+	jobCanceled
+)
+
+// job is one flash of one image to one board.
+type job struct {
+	id     int
+	group  int
+	row    string
+	name   string
+	req    FlashRequest
+	state  jobState
+	cancel context.CancelFunc
+
+	stage, note string
+	stages      []string // stages seen, in order
+	done, total int64
+	rate        float64 // bytes/s, smoothed
+	lastAt      time.Time
+	lastDone    int64
+	started     time.Time
+	result      FlashResult
+}
+
+func (j *job) running() bool { return j.state == jobRunning || j.state == jobQueued }
+
+func (j *job) percent() float64 {
+	if j.total <= 0 {
+		return 0
+	}
+	return min(float64(j.done)/float64(j.total), 1)
+}
+
+// group is several jobs started together with the same image.
+type group struct {
+	id                    int
+	file                  string
+	total                 int
+	done, failed, stopped int
+}
+
+func (m Model) activeJobs() int {
+	n := 0
+	for _, j := range m.jobs {
+		if j.running() {
+			n++
+		}
+	}
+	return n
+}
+
+// jobFor is the newest job of a row (nil when none).
+func (m Model) jobFor(r *row) *job {
+	if r == nil {
+		return nil
+	}
+	for i := len(m.jobs) - 1; i >= 0; i-- {
+		if m.jobs[i].row == r.key {
+			return m.jobs[i]
+		}
+	}
+	return nil
+}
+
+func (m Model) jobByID(id int) *job {
+	for _, j := range m.jobs {
+		if j.id == id {
+			return j
+		}
+	}
+	return nil
+}
+
+// enqueue adds jobs for the requests as one group and starts what the
+// concurrency limit allows. A row keeps one job line: its newest.
+func (m *Model) enqueue(file string, reqs map[string]FlashRequest) tea.Cmd {
+	m.nextGroup++
+	g := &group{id: m.nextGroup, file: file, total: len(reqs)}
+	m.groups[g.id] = g
+	for _, rk := range sortedKeys(reqs) {
+		m.removeJobsOf(rk)
+		m.nextJob++
+		m.jobs = append(m.jobs, &job{id: m.nextJob, group: g.id, row: rk, name: m.rowName(rk), req: reqs[rk], state: jobQueued})
+	}
+	if len(reqs) > 1 {
+		m.logf(slog.LevelInfo, "group flash of %s to %d devices, %d at a time", file, len(reqs), m.cfg.Concurrency)
+	}
+	return m.schedule()
+}
+
+func (m *Model) removeJobsOf(rowKey string) {
+	kept := m.jobs[:0]
+	for _, j := range m.jobs {
+		if j.row != rowKey || j.running() {
+			kept = append(kept, j)
+		}
+	}
+	m.jobs = kept
+}
+
+// schedule starts queued jobs while fewer than Concurrency run.
+func (m *Model) schedule() tea.Cmd {
+	if m.quitting {
+		return nil
+	}
+	running := 0
+	for _, j := range m.jobs {
+		if j.state == jobRunning {
+			running++
+		}
+	}
+	var cmds []tea.Cmd
+	for _, j := range m.jobs {
+		if running >= m.cfg.Concurrency {
+			break
+		}
+		if j.state != jobQueued {
+			continue
+		}
+		running++
+		cmds = append(cmds, m.startJob(j))
+	}
+	return tea.Batch(cmds...)
+}
+
+func (m *Model) startJob(j *job) tea.Cmd {
+	ctx, cancel := context.WithCancel(m.ctx)
+	j.cancel = cancel
+	j.state = jobRunning
+	j.started = m.cfg.Now()
+	j.stage, j.note, j.stages = "", "", nil
+	j.done, j.total, j.rate = 0, 0, 0
+	j.result = FlashResult{}
+	route := "network"
+	if j.req.Route == RouteSerial {
+		route = "serial " + j.req.Device.Port
+	}
+	m.logf(slog.LevelInfo, "flash %s: %s over %s", j.name, j.req.File, route)
+	sink := progressSink(j.id, m.progCh, m.cfg.ProgressInterval, m.cfg.Now)
+	return runFlash(ctx, m.be.Flasher, j.id, j.req, sink)
+}
+
+// applyProgress folds progress reports into their jobs.
+func (m *Model) applyProgress(us []progressUpdate) {
+	for _, u := range us {
+		j := m.jobByID(u.job)
+		if j == nil || j.state != jobRunning {
+			continue
+		}
+		p := u.p
+		if p.Stage != j.stage {
+			j.stage = p.Stage
+			j.stages = append(j.stages, p.Stage)
+			j.lastAt, j.lastDone, j.rate = u.at, 0, 0
+		}
+		j.note = p.Note
+		switch {
+		case p.Rate > 0:
+			j.rate = p.Rate
+		case !j.lastAt.IsZero() && u.at.After(j.lastAt) && p.Done > j.lastDone:
+			r := float64(p.Done-j.lastDone) / u.at.Sub(j.lastAt).Seconds()
+			if j.rate == 0 {
+				j.rate = r
+			} else {
+				j.rate = 0.7*j.rate + 0.3*r
+			}
+		}
+		if p.Done != j.lastDone || j.lastAt.IsZero() {
+			j.lastAt, j.lastDone = u.at, p.Done
+		}
+		j.done, j.total = p.Done, p.Total
+	}
+}
+
+// finishJob records a job's end, asks for the password again after an
+// auth failure, starts the next queued job and closes a finished group.
+func (m *Model) finishJob(msg jobFinishedMsg) tea.Cmd {
+	j := m.jobByID(msg.job)
+	if j == nil {
+		return nil
+	}
+	if j.cancel != nil {
+		j.cancel()
+	}
+	res := msg.result
+	j.result = res
+	g := m.groups[j.group]
+	switch {
+	case res.Canceled:
+		j.state = jobCanceled
+		m.logf(slog.LevelWarn, "flash %s cancelled", j.name)
+		if g != nil {
+			g.stopped++
+		}
+	case res.OK():
+		j.state = jobDone
+		m.logf(slog.LevelInfo, "flash %s done: %s", j.name, doneSummary(res))
+		if g != nil {
+			g.done++
+		}
+	default:
+		j.state = jobFailed
+		m.logf(slog.LevelError, "flash %s failed: %s", j.name, res.Error)
+		if res.Hint != "" {
+			m.logf(slog.LevelInfo, "hint for %s: %s", j.name, res.Hint)
+		}
+		if g != nil {
+			g.failed++
+		}
+	}
+	var cmds []tea.Cmd
+	if m.quitting {
+		if m.activeJobs() == 0 {
+			return tea.Quit
+		}
+		return nil
+	}
+	if j.state == jobFailed && res.AuthFailed {
+		delete(m.passwords, j.row)
+		if m.prompt == nil {
+			cmds = append(cmds, m.askPassword(j.row, "The password was not accepted. Try again:", func(m *Model, s Secret) tea.Cmd {
+				return m.retry(m.rowByKey(j.row))
+			}))
+		}
+	}
+	if g != nil && g.total > 1 && g.done+g.failed+g.stopped == g.total {
+		m.notice = fmt.Sprintf("group flash of %s: %d done, %d failed, %d cancelled", g.file, g.done, g.failed, g.stopped)
+		m.logf(slog.LevelInfo, "%s", m.notice)
+	}
+	cmds = append(cmds, m.schedule())
+	return tea.Batch(cmds...)
+}
+
+// retry runs the row's last failed or cancelled job again.
+func (m *Model) retry(r *row) tea.Cmd {
+	j := m.jobFor(r)
+	if j == nil || j.running() || j.state == jobDone {
+		return nil
+	}
+	req := j.req
+	if r.net != nil && req.Route == RouteNetwork {
+		req.Device = *r.net
+	}
+	if pw, ok := m.passwords[r.key]; ok {
+		req.Password = pw
+	}
+	if req.Route == RouteNetwork && req.Device.AuthRequired && req.Password == "" {
+		return m.askPassword(r.key, "", func(m *Model, s Secret) tea.Cmd { return m.retry(r) })
+	}
+	m.errMsg = ""
+	return m.enqueue(req.File, map[string]FlashRequest{r.key: req})
+}
+
+func (m *Model) cancelJob(j *job) {
+	if j == nil || !j.running() {
+		return
+	}
+	if j.state == jobQueued {
+		j.state = jobCanceled
+		j.result = FlashResult{Canceled: true}
+		if g := m.groups[j.group]; g != nil {
+			g.stopped++
+		}
+		return
+	}
+	m.logf(slog.LevelWarn, "cancelling flash of %s", j.name)
+	j.cancel()
+}
+
+func doneSummary(r FlashResult) string {
+	var parts []string
+	if r.Version != "" {
+		parts = append(parts, r.Version)
+	}
+	s := fmt.Sprintf("in %.1f s", r.Duration.Seconds())
+	if r.Bytes > 0 && r.Duration > 0 {
+		s += fmt.Sprintf(" (%s)", rate(float64(r.Bytes)/r.Duration.Seconds()))
+	}
+	return strings.Join(append(parts, s), " ")
+}
+
+// rate formats bytes per second.
+func rate(bps float64) string {
+	switch {
+	case bps >= 1<<20:
+		return fmt.Sprintf("%.1f MiB/s", bps/(1<<20))
+	case bps >= 1<<10:
+		return fmt.Sprintf("%.0f KiB/s", bps/(1<<10))
+	}
+	return fmt.Sprintf("%.0f B/s", bps)
+}
+
+// size formats a byte count.
+func size(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// ---------------------------------------------------------------- view
+
+// jobsBox lists one line per job (two for a failure: the error and the hint).
+func (m Model) jobsBox() []string {
+	if len(m.jobs) == 0 {
+		return nil
+	}
+	inner := m.width - 4
+	var lines []string
+	nameW := 4
+	for _, j := range m.jobs {
+		nameW = max(nameW, len([]rune(j.name)))
+	}
+	nameW = min(nameW, 18)
+	g := m.glyphs
+	for _, j := range m.jobs {
+		name := pad(j.name, nameW)
+		switch j.state {
+		case jobQueued:
+			lines = append(lines, "  "+name+"  "+m.st.Faint.Render("queued"))
+		case jobRunning:
+			lines = append(lines, "  "+name+"  "+m.progressLine(j, inner-nameW-4))
+		case jobDone:
+			lines = append(lines, m.st.Success.Render(g.ok)+" "+name+"  "+m.st.Success.Render("done")+"  "+doneSummary(j.result))
+		case jobCanceled:
+			lines = append(lines, m.st.Warning.Render("-")+" "+name+"  "+m.st.Warning.Render("cancelled"))
+		case jobFailed:
+			lines = append(lines, m.st.Error.Render(g.fail)+" "+name+"  "+m.st.Error.Render("failed")+"  "+j.result.Error)
+			hint := j.result.Hint
+			if hint == "" {
+				hint = "r retries"
+			} else {
+				hint += " · r retries"
+			}
+			lines = append(lines, "  "+strings.Repeat(" ", nameW)+"  "+m.st.Warning.Render("hint: ")+hint)
+		}
+	}
+	title := "Jobs"
+	if a := m.activeJobs(); a > 0 {
+		title = fmt.Sprintf("Jobs · %d running", a)
+	}
+	// Show the newest lines when there are more than fit a small box.
+	if len(lines) > 8 {
+		lines = lines[len(lines)-8:]
+	}
+	return m.box(title, lines, m.width, 0)
+}
+
+// progressLine is "transfer ████░░░  61%  412 KiB/s  eta 3s" in w cells.
+func (m Model) progressLine(j *job, w int) string {
+	stage := j.stage
+	if stage == "" {
+		stage = "starting"
+	}
+	stage = pad(stage, 9)
+	var tail string
+	if j.rate > 0 {
+		tail = "  " + rate(j.rate)
+		if j.total > j.done {
+			eta := time.Duration(float64(j.total-j.done) / j.rate * float64(time.Second))
+			tail += "  eta " + age(eta.Round(time.Second))
+		}
+	}
+	barW := w - 9 - 1 - lipgloss.Width(tail)
+	barW = max(min(barW, 40), 10)
+	bar := progress.New(progress.WithColors(m.st.BarFull), progress.WithFillCharacters('█', '░'))
+	bar.EmptyColor = m.st.BarEmpty
+	bar.SetWidth(barW)
+	if j.total <= 0 {
+		return stage + " " + m.st.Faint.Render(pad(j.note, barW)) + tail
+	}
+	return stage + " " + bar.ViewAs(j.percent()) + tail
+}

@@ -1,0 +1,676 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
+)
+
+// Config is how cmd/espdeck (or a test) sets the TUI up. The zero value works.
+type Config struct {
+	// Demo puts "DEMO · password: <DemoPassword>" in the header so nobody
+	// mistakes the simulated fleet for real boards.
+	Demo         bool
+	DemoPassword string // default "demo"
+
+	// Concurrency is how many jobs of a group flash run at once (default 3).
+	Concurrency int
+	// RecentFiles are offered in the file chooser, newest first.
+	RecentFiles []string
+
+	// Logger receives what the log pane shows (nil: discard). It must not
+	// write to the terminal the TUI draws on.
+	Logger *slog.Logger
+	// Now is the clock for ages and rates (default time.Now). Tests fix it.
+	Now func() time.Time
+	// ProgressInterval is the least time between two progress reports of a
+	// job (default 100 ms, about 10 repaints a second).
+	ProgressInterval time.Duration
+	// ASCII uses "pw", "*", ">" and "x" instead of glyphs some fonts lack.
+	ASCII bool
+	// Theme overrides the colours.
+	Theme *Theme
+}
+
+type screen int
+
+const (
+	screenList screen = iota
+	screenDetail
+	screenPartitions
+	screenMonitor
+)
+
+// logEntry is one line of the log pane.
+type logEntry struct {
+	at    time.Time
+	level slog.Level
+	text  string
+}
+
+// Model is the root model. Build it with New; it implements tea.Model.
+type Model struct {
+	cfg    Config
+	be     Backend
+	keys   KeyMap
+	st     Styles
+	glyphs glyphs
+	help   help.Model
+	width  int
+	height int
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	devCh  <-chan DeviceEvent
+	progCh chan progressUpdate
+
+	sightings  map[string]Device
+	rows       []*row // all rows, sorted
+	visible    []*row // rows passing the filter
+	cursor     int
+	offset     int
+	marked     map[string]bool
+	filter     textinput.Model
+	filtering  bool
+	filterText string
+	devsClosed bool
+
+	screen  screen
+	current string // row key shown by detail, partitions and monitor
+
+	jobs      []*job
+	nextJob   int
+	groups    map[int]*group
+	nextGroup int
+	passwords map[string]Secret // by row key; this run only
+
+	flow   *flashFlow
+	prompt *prompt
+
+	chips      map[string]chipState
+	parts      map[string]*partsState
+	partCursor int
+
+	mon        *monitorState
+	monSession int
+
+	logs     []logEntry
+	showLog  bool
+	errMsg   string
+	notice   string
+	showHelp bool
+	quitting bool
+}
+
+// glyphs are the symbols that have an ASCII fallback.
+type glyphs struct {
+	cursor, mark, lock, ok, fail, dot, arrow string
+}
+
+func newGlyphs(ascii bool) glyphs {
+	if ascii {
+		return glyphs{cursor: ">", mark: "*", lock: "pw", ok: "ok", fail: "x", dot: "-", arrow: "<-"}
+	}
+	return glyphs{cursor: "▸", mark: "✓", lock: "🔒", ok: "✓", fail: "✗", dot: "·", arrow: "←"}
+}
+
+// New builds the root model. Nothing starts until the program calls Init.
+func New(cfg Config, backend Backend) Model {
+	if cfg.DemoPassword == "" {
+		cfg.DemoPassword = "demo"
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 3
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = 100 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	theme := DefaultTheme()
+	if cfg.Theme != nil {
+		theme = *cfg.Theme
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	st := NewStyles(theme)
+	h := help.New()
+	h.Styles = st.Help
+	f := textinput.New()
+	f.Prompt = "/"
+	f.Placeholder = "type to filter"
+	m := Model{
+		cfg:       cfg,
+		be:        backend,
+		keys:      DefaultKeyMap(),
+		st:        st,
+		glyphs:    newGlyphs(cfg.ASCII),
+		help:      h,
+		width:     80,
+		height:    24,
+		ctx:       ctx,
+		cancel:    cancel,
+		progCh:    make(chan progressUpdate, 256),
+		sightings: map[string]Device{},
+		marked:    map[string]bool{},
+		filter:    f,
+		groups:    map[int]*group{},
+		passwords: map[string]Secret{},
+		chips:     map[string]chipState{},
+		parts:     map[string]*partsState{},
+	}
+	return m
+}
+
+// Init starts discovery, the progress drain and the clock.
+func (m Model) Init() tea.Cmd {
+	return tea.Batch(
+		func() tea.Msg { return startedMsg{ch: watchDevices(m.ctx, m.be.Devices)} },
+		waitProgress(m.ctx, m.progCh),
+		tick(),
+	)
+}
+
+// startedMsg hands the discovery channel to the model.
+type startedMsg struct{ ch <-chan DeviceEvent }
+
+// Update handles one message.
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	cmd := m.update(msg)
+	return m, cmd
+}
+
+func (m *Model) update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = max(msg.Width, 20), max(msg.Height, 8)
+		m.help.SetWidth(m.width)
+		m.resizeMonitor()
+		return nil
+	case startedMsg:
+		m.devCh = msg.ch
+		return waitDevices(m.ctx, m.devCh)
+	case deviceEventsMsg:
+		m.applyDeviceEvents(msg.events)
+		if msg.closed {
+			m.devsClosed = true
+			return nil
+		}
+		return waitDevices(m.ctx, m.devCh)
+	case jobProgressMsg:
+		m.applyProgress(msg.updates)
+		return waitProgress(m.ctx, m.progCh)
+	case jobFinishedMsg:
+		return m.finishJob(msg)
+	case inspectedMsg:
+		m.applyInspected(msg)
+		return nil
+	case completionsMsg:
+		m.applyCompletions(msg)
+		return nil
+	case chipInfoMsg:
+		m.chips[msg.row] = chipState{info: msg.info, err: msg.err, loaded: true}
+		if msg.err != nil {
+			m.logf(slog.LevelWarn, "chip info for %s: %v", m.rowName(msg.row), msg.err)
+		}
+		return nil
+	case partitionsMsg:
+		m.applyPartitions(msg)
+		return nil
+	case hostAddedMsg:
+		if msg.err != nil {
+			m.fail(fmt.Sprintf("add host %s: %v", msg.addr, msg.err))
+		} else {
+			m.logf(slog.LevelInfo, "added host %s", msg.addr)
+		}
+		return nil
+	case monitorOpenedMsg, monitorLinesMsg, resetDoneMsg:
+		return m.updateMonitorMsg(msg)
+	case tickMsg:
+		return tick()
+	case tea.KeyPressMsg:
+		return m.handleKey(msg)
+	case tea.PasteMsg:
+		return m.handlePaste(msg)
+	}
+	return m.forwardToInputs(msg)
+}
+
+// forwardToInputs gives cursor blinks and the like to the focused input.
+func (m *Model) forwardToInputs(msg tea.Msg) tea.Cmd {
+	var cmd tea.Cmd
+	switch {
+	case m.prompt != nil && m.prompt.hasInput:
+		m.prompt.input, cmd = m.prompt.input.Update(msg)
+	case m.flow != nil && m.flow.step == flowFile:
+		m.flow.input, cmd = m.flow.input.Update(msg)
+	case m.filtering:
+		m.filter, cmd = m.filter.Update(msg)
+	}
+	return cmd
+}
+
+func (m *Model) handlePaste(msg tea.PasteMsg) tea.Cmd {
+	if m.prompt == nil && m.flow == nil && !m.filtering {
+		return nil
+	}
+	cmd := m.forwardToInputs(msg)
+	if m.flow != nil && m.flow.step == flowFile {
+		return tea.Batch(cmd, complete(m.flow.input.Value()))
+	}
+	if m.filtering {
+		m.applyFilter()
+	}
+	return cmd
+}
+
+func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	if key.Matches(msg, k.ForceQuit) {
+		return m.requestQuit()
+	}
+	if m.prompt != nil {
+		return m.promptKey(msg)
+	}
+	if m.flow != nil {
+		return m.flowKey(msg)
+	}
+	if m.filtering {
+		return m.filterKey(msg)
+	}
+	if m.showHelp {
+		if key.Matches(msg, k.Help, k.Back, k.Quit) {
+			m.showHelp = false
+			return nil
+		}
+	}
+	switch {
+	case key.Matches(msg, k.Help):
+		m.showHelp = true
+		return nil
+	case key.Matches(msg, k.Log):
+		m.showLog = !m.showLog
+		m.resizeMonitor()
+		return nil
+	case key.Matches(msg, k.Dismiss) && m.errMsg != "":
+		m.errMsg = ""
+		return nil
+	}
+	switch m.screen {
+	case screenDetail:
+		return m.detailKey(msg)
+	case screenPartitions:
+		return m.partitionsKey(msg)
+	case screenMonitor:
+		return m.monitorKey(msg)
+	}
+	return m.listKey(msg)
+}
+
+// requestQuit quits, asking first when a flash is running. Quitting cancels
+// every job through the root context and waits for them to end.
+func (m *Model) requestQuit() tea.Cmd {
+	n := m.activeJobs()
+	if n == 0 {
+		return m.quitNow()
+	}
+	if m.quitting { // asked already: a second ctrl+c leaves at once
+		m.cancel()
+		return tea.Quit
+	}
+	m.prompt = newConfirm("Quit espdeck?",
+		[]string{fmt.Sprintf("%d flash job%s still running. Quitting cancels %s; a board may be left without a bootable image in that slot.", n, plural(n), them(n))},
+		func(m *Model) tea.Cmd {
+			m.quitting = true
+			m.notice = "cancelling jobs…"
+			m.logf(slog.LevelWarn, "quit: cancelling %d running job%s", n, plural(n))
+			m.cancel()
+			for _, j := range m.jobs {
+				if j.state == jobQueued {
+					j.state = jobCanceled
+					j.result = FlashResult{Canceled: true}
+				}
+			}
+			if m.activeJobs() == 0 {
+				return tea.Quit
+			}
+			return nil
+		})
+	return nil
+}
+
+func (m *Model) quitNow() tea.Cmd {
+	m.quitting = true
+	m.cancel()
+	return tea.Quit
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func them(n int) string {
+	if n == 1 {
+		return "it"
+	}
+	return "them"
+}
+
+// logf records an event in the log pane and the logger.
+func (m *Model) logf(level slog.Level, format string, args ...any) {
+	text := fmt.Sprintf(format, args...)
+	m.logs = append(m.logs, logEntry{at: m.cfg.Now(), level: level, text: text})
+	if len(m.logs) > 500 {
+		m.logs = append(m.logs[:0:0], m.logs[len(m.logs)-400:]...)
+	}
+	m.cfg.Logger.Log(context.Background(), level, text)
+}
+
+// fail shows an error until dismissed and logs it.
+func (m *Model) fail(text string) {
+	m.errMsg = text
+	m.logf(slog.LevelError, "%s", text)
+}
+
+// ---------------------------------------------------------------- view
+
+// View renders the whole screen.
+func (m Model) View() tea.View {
+	v := tea.NewView(m.render())
+	v.AltScreen = true
+	v.WindowTitle = "espdeck"
+	return v
+}
+
+// render builds the screen as a string of exactly height lines.
+func (m Model) render() string {
+	header := m.headerView()
+	footer := m.footerLines()
+	bodyH := m.height - 1 - len(footer)
+	if bodyH < 3 {
+		bodyH = 3
+	}
+	var body []string
+	if m.showHelp {
+		body = m.fullHelpLines(bodyH)
+	} else {
+		body = m.bodyLines(bodyH)
+	}
+	lines := make([]string, 0, m.height)
+	lines = append(lines, header)
+	lines = append(lines, fit(body, bodyH)...)
+	lines = append(lines, footer...)
+	for i, l := range lines {
+		lines[i] = clip(l, m.width)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// bodyLines stacks the screen, the jobs box, the active panel and the log pane.
+func (m Model) bodyLines(h int) []string {
+	var bottom []string
+	if m.screen != screenMonitor || m.prompt != nil {
+		bottom = append(bottom, m.jobsBox()...)
+	}
+	if m.prompt != nil {
+		bottom = append(bottom, m.promptBox()...)
+	} else if m.flow != nil {
+		bottom = append(bottom, m.flowBox()...)
+	}
+	if m.showLog {
+		bottom = append(bottom, m.logBox(8)...)
+	}
+	// The screen keeps at least 5 lines; the bottom gives up its oldest first.
+	if len(bottom) > h-5 {
+		bottom = bottom[len(bottom)-max(h-5, 0):]
+	}
+	top := h - len(bottom)
+	var main []string
+	switch m.screen {
+	case screenDetail:
+		main = m.detailLines(top)
+	case screenPartitions:
+		main = m.partitionsLines(top)
+	case screenMonitor:
+		main = m.monitorLines(top)
+	default:
+		main = m.devicesBox(top)
+	}
+	return append(fit(main, top), bottom...)
+}
+
+func (m Model) headerView() string {
+	g := m.glyphs
+	left := " " + m.st.Header.Render("espdeck")
+	n := len(m.rows)
+	left += fmt.Sprintf("  %s  %d device%s", g.dot, n, plural(n))
+	if a := m.activeJobs(); a > 0 {
+		left += fmt.Sprintf("  %s  %d job%s", g.dot, a, plural(a))
+	}
+	if m.cfg.Demo {
+		left += "  " + m.st.Demo.Render(fmt.Sprintf("DEMO %s password: %s", g.dot, m.cfg.DemoPassword))
+	}
+	right := m.st.Key.Render("?") + m.st.Faint.Render(" help  ") + m.st.Key.Render("q") + m.st.Faint.Render(" quit ")
+	gap := m.width - lipgloss.Width(left) - lipgloss.Width(right)
+	if gap < 1 {
+		return left
+	}
+	return left + strings.Repeat(" ", gap) + right
+}
+
+// footerLines are the status line (errors stay until dismissed) and the help bar.
+func (m Model) footerLines() []string {
+	var out []string
+	switch {
+	case m.errMsg != "":
+		out = append(out, " "+m.st.Error.Render(m.glyphs.fail+" "+m.errMsg)+m.st.Faint.Render("  (x dismiss, l log)"))
+	case m.notice != "":
+		out = append(out, " "+m.st.Faint.Render(m.notice))
+	case m.filterText != "" && !m.filtering:
+		out = append(out, " "+m.st.Faint.Render(fmt.Sprintf("filter %q: %d of %d  (/ to change)", m.filterText, len(m.visible), len(m.rows))))
+	}
+	if m.filtering {
+		out = append(out, " "+m.filter.View())
+	}
+	out = append(out, " "+m.help.ShortHelpView(m.activeKeys().short))
+	return out
+}
+
+func (m Model) fullHelpLines(h int) []string {
+	hk := m.activeKeys()
+	lines := []string{"", " " + m.st.Title.Render("Keys"), ""}
+	for _, l := range strings.Split(m.help.FullHelpView(hk.full), "\n") {
+		lines = append(lines, " "+l)
+	}
+	lines = append(lines, "", " "+m.st.Faint.Render("Status words: online, stale, offline, flashing, queued, failed, done, download (ROM bootloader), app, idle."))
+	lines = append(lines, " "+m.st.Faint.Render("Press ? or esc to close."))
+	return lines
+}
+
+// activeKeys is the help for the screen and state in front of the user.
+func (m Model) activeKeys() helpKeys {
+	k := m.keys
+	on := func(b key.Binding, cond bool) key.Binding { b.SetEnabled(cond); return b }
+	with := func(b key.Binding, desc string) key.Binding { b.SetHelp(b.Help().Key, desc); return b }
+	view := []key.Binding{k.Filter, k.Log, k.Help}
+	quit := []key.Binding{k.Quit, k.ForceQuit}
+	if m.prompt != nil {
+		if m.prompt.hasInput {
+			return helpKeys{short: []key.Binding{with(k.Enter, "ok"), with(k.Back, "cancel")}}
+		}
+		return helpKeys{short: []key.Binding{k.Yes, with(k.No, "no")}}
+	}
+	if m.flow != nil {
+		f := m.flow
+		if f.step == flowFile {
+			return helpKeys{short: []key.Binding{with(k.Enter, "check file"), k.Complete, with(k.Up, "recent"), with(k.Back, "cancel")}}
+		}
+		send := f.facts != nil && f.allOK()
+		return helpKeys{short: []key.Binding{on(with(k.Enter, "send"), send), on(k.Force, f.forceable()), with(k.Back, "other file")}}
+	}
+	if m.filtering {
+		return helpKeys{short: []key.Binding{with(k.Enter, "keep filter"), with(k.Back, "clear")}}
+	}
+	cur := m.cursorRow()
+	var nav, act []key.Binding
+	switch m.screen {
+	case screenList:
+		hasRow := cur != nil
+		nav = []key.Binding{k.Up, k.Down, on(k.Enter, hasRow)}
+		j := m.jobFor(cur)
+		act = []key.Binding{on(k.Flash, hasRow), on(k.Mark, hasRow), k.AddHost,
+			on(k.Retry, j != nil && j.state == jobFailed), on(k.Cancel, j != nil && j.running()), on(k.Dismiss, m.errMsg != ""), k.Refresh}
+	case screenDetail:
+		r := m.rowByKey(m.current)
+		ser := r != nil && r.ser != nil
+		j := m.jobFor(r)
+		nav = []key.Binding{k.Back}
+		act = []key.Binding{on(k.Flash, r != nil), on(k.Partitions, ser && m.be.Partitions != nil), on(k.Monitor, ser && m.be.Monitor != nil),
+			on(k.Retry, j != nil && j.state == jobFailed), on(k.Cancel, j != nil && j.running())}
+		view = []key.Binding{k.Log, k.Help}
+	case screenPartitions:
+		ps := m.parts[m.current]
+		ok := ps != nil && ps.err == nil && ps.loaded && !ps.busy
+		nav = []key.Binding{k.Up, k.Down, k.Back}
+		act = []key.Binding{on(k.Switch, ok), on(k.EraseOTA, ok), on(k.MarkInvalid, ok), on(k.Refresh, ps != nil && !ps.busy)}
+		view = []key.Binding{k.Log, k.Help}
+	case screenMonitor:
+		paused := m.mon != nil && m.mon.paused
+		p := k.Pause
+		if paused {
+			p = with(p, "resume")
+		}
+		nav = []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Bottom, k.Back}
+		act = []key.Binding{p, k.ResetApp}
+		view = []key.Binding{k.Log, k.Help}
+	}
+	var short []key.Binding
+	if m.screen == screenList {
+		short = append(short, nav[2:]...) // arrows go without saying
+	} else {
+		short = append(short, nav[len(nav)-1]) // esc back
+	}
+	short = append(short, act...)
+	short = append(short, view...)
+	return helpKeys{short: short, full: [][]key.Binding{nav, act, view, quit}}
+}
+
+// ---------------------------------------------------------------- layout helpers
+
+// fit pads or cuts lines to exactly h.
+func fit(lines []string, h int) []string {
+	if len(lines) > h {
+		return lines[:h]
+	}
+	for len(lines) < h {
+		lines = append(lines, "")
+	}
+	return lines
+}
+
+// clip cuts a rendered line to w cells.
+func clip(s string, w int) string {
+	if lipgloss.Width(s) <= w {
+		return s
+	}
+	return ansi.Truncate(s, w, "…")
+}
+
+// pad makes s exactly w cells wide (cut with an ellipsis when longer).
+func pad(s string, w int) string {
+	n := lipgloss.Width(s)
+	if n > w {
+		return ansi.Truncate(s, w, "…")
+	}
+	return s + strings.Repeat(" ", w-n)
+}
+
+// box draws a titled frame of width w around lines; h is the total height
+// including borders (0: as tall as the lines).
+func (m Model) box(title string, lines []string, w, h int) []string {
+	if w < 6 {
+		w = 6
+	}
+	inner := w - 4
+	if h <= 0 {
+		h = len(lines) + 2
+	}
+	b := m.st.Border
+	top := "┌ " + m.st.Title.Render(title) + " "
+	fill := w - 1 - lipgloss.Width(top)
+	if fill < 0 {
+		top = "┌"
+		fill = w - 2
+	}
+	out := make([]string, 0, h)
+	out = append(out, b.Render("┌")+top[len("┌"):]+b.Render(strings.Repeat("─", max(fill, 0))+"┐"))
+	side := b.Render("│")
+	for i := 0; i < h-2; i++ {
+		l := ""
+		if i < len(lines) {
+			l = lines[i]
+		}
+		out = append(out, side+" "+pad(l, inner)+" "+side)
+	}
+	out = append(out, b.Render("└"+strings.Repeat("─", w-2)+"┘"))
+	return out
+}
+
+func (m Model) logBox(h int) []string {
+	n := h - 2
+	start := max(len(m.logs)-n, 0)
+	var lines []string
+	for _, e := range m.logs[start:] {
+		lvl := m.st.Faint.Render(levelWord(e.level))
+		switch {
+		case e.level >= slog.LevelError:
+			lvl = m.st.Error.Render(levelWord(e.level))
+		case e.level >= slog.LevelWarn:
+			lvl = m.st.Warning.Render(levelWord(e.level))
+		}
+		lines = append(lines, m.st.Faint.Render(e.at.Format("15:04:05"))+" "+lvl+" "+e.text)
+	}
+	if len(lines) == 0 {
+		lines = []string{m.st.Faint.Render("nothing yet")}
+	}
+	return m.box("Log", lines, m.width, h)
+}
+
+func levelWord(l slog.Level) string {
+	switch {
+	case l >= slog.LevelError:
+		return "error"
+	case l >= slog.LevelWarn:
+		return "warn "
+	case l >= slog.LevelInfo:
+		return "info "
+	}
+	return "debug"
+}
+
+// sortedKeys returns a map's keys in order.
+func sortedKeys[V any](mp map[string]V) []string {
+	out := make([]string, 0, len(mp))
+	for k := range mp {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,252 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/viewport"
+	tea "charm.land/bubbletea/v2"
+)
+
+// maxMonitorLines bounds the scrollback.
+const maxMonitorLines = 5000
+
+// monitorState is one monitor session on a serial board.
+type monitorState struct {
+	session int
+	row     string
+	name    string
+	cancel  context.CancelFunc
+	lines   []LogLine
+	vp      viewport.Model
+	paused  bool // the view is frozen; lines keep arriving
+	follow  bool // the view sticks to the tail
+	held    int  // lines that arrived while paused
+	closed  bool
+	err     string
+	ch      <-chan LogLine
+}
+
+func (m *Model) openMonitor(r *row) tea.Cmd {
+	m.closeMonitor()
+	m.monSession++
+	ctx, cancel := context.WithCancel(m.ctx)
+	vp := viewport.New()
+	vp.SoftWrap = false
+	m.mon = &monitorState{session: m.monSession, row: r.key, name: r.name, cancel: cancel, vp: vp, follow: true}
+	m.screen = screenMonitor
+	m.current = r.key
+	m.resizeMonitor()
+	m.logf(slog.LevelInfo, "monitor %s on %s", r.name, r.ser.Port)
+	return openMonitor(ctx, m.be.Monitor, m.monSession, *r.ser)
+}
+
+// closeMonitor ends the session and releases the port.
+func (m *Model) closeMonitor() {
+	if m.mon != nil {
+		m.mon.cancel()
+		m.mon = nil
+	}
+}
+
+func (m *Model) resizeMonitor() {
+	if m.mon == nil {
+		return
+	}
+	h := m.height - 5 // header, title, status line, help bar, margin
+	if m.showLog {
+		h -= 8
+	}
+	m.mon.vp.SetWidth(m.width)
+	m.mon.vp.SetHeight(max(h, 3))
+	m.refreshMonitor()
+}
+
+func (m *Model) refreshMonitor() {
+	mon := m.mon
+	if mon == nil || mon.paused {
+		return
+	}
+	out := make([]string, 0, len(mon.lines))
+	for _, l := range mon.lines {
+		out = append(out, m.renderLogLine(l)...)
+	}
+	mon.vp.SetContentLines(out)
+	if mon.follow {
+		mon.vp.GotoBottom()
+	}
+}
+
+func (m *Model) updateMonitorMsg(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case monitorOpenedMsg:
+		if m.mon == nil || msg.session != m.mon.session {
+			return nil
+		}
+		if msg.err != nil {
+			m.mon.err = msg.err.Error()
+			m.mon.closed = true
+			m.fail(fmt.Sprintf("monitor %s: %v", m.mon.name, msg.err))
+			return nil
+		}
+		m.mon.ch = msg.lines
+		return waitMonitor(m.ctx, msg.session, msg.lines)
+	case monitorLinesMsg:
+		if m.mon == nil || msg.session != m.mon.session {
+			return nil
+		}
+		mon := m.mon
+		mon.lines = append(mon.lines, msg.lines...)
+		if over := len(mon.lines) - maxMonitorLines; over > 0 {
+			mon.lines = append(mon.lines[:0:0], mon.lines[over:]...)
+		}
+		if mon.paused {
+			mon.held += len(msg.lines)
+		}
+		m.refreshMonitor()
+		if msg.closed {
+			mon.closed = true
+			m.logf(slog.LevelInfo, "monitor %s: port closed", mon.name)
+			return nil
+		}
+		return m.rearmMonitor(msg.session)
+	case resetDoneMsg:
+		if msg.err != nil {
+			m.fail("reset into app: " + msg.err.Error())
+		} else {
+			m.logf(slog.LevelInfo, "reset into app")
+		}
+	}
+	return nil
+}
+
+// rearmMonitor keeps draining the session's channel.
+func (m *Model) rearmMonitor(session int) tea.Cmd {
+	return waitMonitor(m.ctx, session, m.mon.ch)
+}
+
+func (m *Model) monitorKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	mon := m.mon
+	switch {
+	case key.Matches(msg, k.Back):
+		m.closeMonitor()
+		m.screen = screenDetail
+		return nil
+	case key.Matches(msg, k.Quit):
+		return m.requestQuit()
+	case mon == nil:
+		return nil
+	case key.Matches(msg, k.Pause):
+		mon.paused = !mon.paused
+		if !mon.paused {
+			mon.held = 0
+			m.refreshMonitor()
+		}
+		return nil
+	case key.Matches(msg, k.ResetApp):
+		r := m.rowByKey(mon.row)
+		if r == nil || r.ser == nil {
+			return nil
+		}
+		src, ctx, d := m.be.Monitor, m.ctx, *r.ser
+		return func() tea.Msg { return resetDoneMsg{err: src.ResetIntoApp(ctx, d)} }
+	case key.Matches(msg, k.Bottom):
+		mon.follow = true
+		mon.vp.GotoBottom()
+		return nil
+	case key.Matches(msg, k.Top):
+		mon.follow = false
+		mon.vp.GotoTop()
+		return nil
+	case key.Matches(msg, k.Up):
+		mon.vp.ScrollUp(1)
+	case key.Matches(msg, k.Down):
+		mon.vp.ScrollDown(1)
+	case key.Matches(msg, k.PageUp):
+		mon.vp.PageUp()
+	case key.Matches(msg, k.PageDown):
+		mon.vp.PageDown()
+	}
+	mon.follow = mon.vp.AtBottom()
+	return nil
+}
+
+// renderLogLine colours the level and bolds the tag; a backtrace gets its
+// decoded frames below it.
+func (m Model) renderLogLine(l LogLine) []string {
+	st := m.st
+	var lvl string
+	switch l.Level {
+	case 'E':
+		lvl = st.Error.Render("E")
+	case 'W':
+		lvl = st.Warning.Render("W")
+	case 'I':
+		lvl = st.Success.Render("I")
+	case 'D', 'V':
+		lvl = st.Faint.Render(string(rune(l.Level)))
+	}
+	var line string
+	if l.Level == 0 {
+		line = l.Text
+	} else {
+		ts := ""
+		if !l.Time.IsZero() {
+			ts = st.Faint.Render(l.Time.Format("15:04:05.000")) + " "
+		}
+		line = ts + lvl + " " + st.Bold.Render(l.Tag) + ": " + l.Text
+		if l.Level == 'D' || l.Level == 'V' {
+			line = ts + lvl + " " + st.Bold.Render(l.Tag) + ": " + st.Faint.Render(l.Text)
+		}
+	}
+	out := []string{line}
+	if len(l.Backtrace) > 0 {
+		out = append(out, st.Border.Render("  ┌ decoded backtrace"))
+		for _, f := range l.Backtrace {
+			fn := f.Function
+			if fn == "" {
+				fn = "??"
+			}
+			loc := ""
+			if f.File != "" {
+				loc = fmt.Sprintf(" at %s:%d", f.File, f.Line)
+			}
+			out = append(out, st.Border.Render("  │ ")+fmt.Sprintf("0x%08x %s%s", f.PC, st.Bold.Render(fn), loc))
+		}
+		out = append(out, st.Border.Render("  └"))
+	}
+	return out
+}
+
+func (m Model) monitorLines(h int) []string {
+	mon := m.mon
+	if mon == nil {
+		return []string{"", " " + m.st.Faint.Render("The monitor is closed. esc goes back.")}
+	}
+	state := "following"
+	switch {
+	case mon.closed && mon.err != "":
+		state = m.st.Error.Render("closed: " + mon.err)
+	case mon.closed:
+		state = m.st.Warning.Render("port closed")
+	case mon.paused:
+		state = m.st.Warning.Render(fmt.Sprintf("paused, %d new line%s held", mon.held, plural(mon.held)))
+	case !mon.follow:
+		state = m.st.Warning.Render("scrolled back · G follows the tail")
+	}
+	r := m.rowByKey(mon.row)
+	port := ""
+	if r != nil && r.ser != nil {
+		port = r.ser.Port
+	}
+	title := fmt.Sprintf(" %s  %s  monitor %s  %s  %d lines  %s  %s", m.st.Title.Render(mon.name), m.glyphs.dot, port, m.glyphs.dot, len(mon.lines), m.glyphs.dot, state)
+	body := strings.Split(mon.vp.View(), "\n")
+	if len(mon.lines) == 0 {
+		body = []string{m.st.Faint.Render(" waiting for output… (ctrl+r resets the board into its app)")}
+	}
+	return append([]string{title}, body...)
+}

@@ -1,0 +1,157 @@
+package tui
+
+import (
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+)
+
+// prompt is a modal question: a line of input (a host, a password) or a
+// yes/no confirmation that says in words what will happen.
+type prompt struct {
+	title    string
+	lines    []string
+	hasInput bool
+	input    textinput.Model
+	onInput  func(m *Model, v string) tea.Cmd
+	onYes    func(m *Model) tea.Cmd
+	onNo     func(m *Model) tea.Cmd
+}
+
+func newInputPrompt(title string, lines []string, placeholder string, secret bool, on func(m *Model, v string) tea.Cmd) *prompt {
+	in := textinput.New()
+	in.Prompt = "> "
+	in.Placeholder = placeholder
+	if secret {
+		// No echo at all would leave people unsure their typing arrives;
+		// a dot per character shows that without showing the password.
+		in.EchoMode = textinput.EchoPassword
+		in.EchoCharacter = '•'
+	}
+	in.SetWidth(40)
+	return &prompt{title: title, lines: lines, hasInput: true, input: in, onInput: on}
+}
+
+func newConfirm(title string, lines []string, onYes func(m *Model) tea.Cmd) *prompt {
+	return &prompt{title: title, lines: lines, onYes: onYes}
+}
+
+func (m *Model) promptKey(msg tea.KeyPressMsg) tea.Cmd {
+	p := m.prompt
+	k := m.keys
+	if p.hasInput {
+		switch {
+		case key.Matches(msg, k.Back):
+			m.prompt = nil
+			if p.onNo != nil {
+				return p.onNo(m)
+			}
+			return nil
+		case key.Matches(msg, k.Enter):
+			m.prompt = nil
+			return p.onInput(m, p.input.Value())
+		}
+		var cmd tea.Cmd
+		p.input, cmd = p.input.Update(msg)
+		return cmd
+	}
+	switch {
+	case key.Matches(msg, k.Yes):
+		m.prompt = nil
+		return p.onYes(m)
+	case key.Matches(msg, k.No), key.Matches(msg, k.Quit), key.Matches(msg, k.Enter):
+		// enter means "no": the default answer of every confirmation.
+		m.prompt = nil
+		if p.onNo != nil {
+			return p.onNo(m)
+		}
+	}
+	return nil
+}
+
+// askPassword asks for a row's password; the answer is kept for this run.
+func (m *Model) askPassword(rowKey, why string, then func(m *Model, s Secret) tea.Cmd) tea.Cmd {
+	name := m.rowName(rowKey)
+	lines := []string{"The password is not shown and is kept only until espdeck exits."}
+	if why != "" {
+		lines = append([]string{why}, lines...)
+	}
+	if m.cfg.Demo {
+		lines = append(lines, "Demo boards take the password "+m.cfg.DemoPassword+".")
+	}
+	m.prompt = newInputPrompt("Password for "+name, lines, "password", true, func(m *Model, v string) tea.Cmd {
+		if v == "" {
+			m.notice = "no password given; nothing sent to " + name
+			return nil
+		}
+		m.passwords[rowKey] = Secret(v)
+		return then(m, Secret(v))
+	})
+	m.prompt.onNo = func(m *Model) tea.Cmd {
+		m.notice = "flash of " + name + " not started: no password"
+		if m.flow != nil {
+			m.flow = nil
+		}
+		return nil
+	}
+	return m.prompt.input.Focus()
+}
+
+func (m Model) promptBox() []string {
+	p := m.prompt
+	var lines []string
+	for _, l := range p.lines {
+		lines = append(lines, wrap(l, m.width-4)...)
+	}
+	if p.hasInput {
+		lines = append(lines, "", p.input.View())
+	} else {
+		lines = append(lines, "", m.st.Bold.Render("[y/N]"))
+	}
+	return m.box(p.title, lines, m.width, 0)
+}
+
+// wrap breaks text at spaces into lines of at most w cells.
+func wrap(s string, w int) []string {
+	if w < 10 {
+		w = 10
+	}
+	var out []string
+	line := ""
+	for _, word := range splitWords(s) {
+		switch {
+		case line == "":
+			line = word
+		case len([]rune(line))+1+len([]rune(word)) <= w:
+			line += " " + word
+		default:
+			out = append(out, line)
+			line = word
+		}
+	}
+	if line != "" || len(out) == 0 {
+		out = append(out, line)
+	}
+	return out
+}
+
+func splitWords(s string) []string {
+	var words []string
+	start := -1
+	for i, r := range s {
+		if r == ' ' {
+			if start >= 0 {
+				words = append(words, s[start:i])
+				start = -1
+			}
+			continue
+		}
+		if start < 0 {
+			start = i
+		}
+	}
+	if start >= 0 {
+		words = append(words, s[start:])
+	}
+	return words
+}
