@@ -580,3 +580,14 @@ func describeContent(data []byte) string {
 	}
 	return "not an ESP image"
 }
+
+// CheckFits returns a *TooLargeError when the image file (everything that
+// will be written, including any signature sector) is larger than avail
+// bytes. slotName names the destination for the message ("ota_0"). avail
+// <= 0 means unknown and passes.
+func (im *Image) CheckFits(avail int64, slotName string) error {
+	if avail <= 0 || int64(im.FileSize) <= avail {
+		return nil
+	}
+	return &TooLargeError{Image: int64(im.FileSize), Slot: avail, SlotName: slotName}
+}

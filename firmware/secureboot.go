@@ -253,16 +253,7 @@ func PublicKeyDigest(pub crypto.PublicKey) ([32]byte, error) {
 		if k.N.BitLen() != 3072 {
 			return [32]byte{}, fmt.Errorf("%w: Secure Boot V2 RSA keys are 3072 bits, this one has %d", ErrKey, k.N.BitLen())
 		}
-		buf := make([]byte, 0, 776)
-		buf = append(buf, leBytes(k.N, 384)...)
-		buf = binary.LittleEndian.AppendUint32(buf, uint32(k.E))
-		rinv := new(big.Int).Exp(big.NewInt(2), big.NewInt(2*3072), k.N)
-		buf = append(buf, leBytes(rinv, 384)...)
-		m32 := new(big.Int).Lsh(big.NewInt(1), 32)
-		inv := new(big.Int).ModInverse(new(big.Int).Mod(k.N, m32), m32)
-		mprime := new(big.Int).Sub(m32, inv)
-		mprime.Mod(mprime, m32)
-		buf = binary.LittleEndian.AppendUint32(buf, uint32(mprime.Uint64()))
+		buf := rsaKeyFields(k)
 		return sha256.Sum256(buf), nil
 	case *ecdsa.PublicKey:
 		switch k.Curve.Params().Name {
@@ -285,6 +276,21 @@ func PublicKeyDigest(pub crypto.PublicKey) ([32]byte, error) {
 		}
 	}
 	return [32]byte{}, fmt.Errorf("%w: %T is not a Secure Boot V2 key type", ErrKey, pub)
+}
+
+// rsaKeyFields encodes an RSA key as a signature block stores it: n, e,
+// rinv = 2^6144 mod n and M' = -n^-1 mod 2^32, little-endian (776 bytes).
+func rsaKeyFields(k *rsa.PublicKey) []byte {
+	buf := make([]byte, 0, 776)
+	buf = append(buf, leBytes(k.N, 384)...)
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(k.E))
+	rinv := new(big.Int).Exp(big.NewInt(2), big.NewInt(2*3072), k.N)
+	buf = append(buf, leBytes(rinv, 384)...)
+	m32 := new(big.Int).Lsh(big.NewInt(1), 32)
+	inv := new(big.Int).ModInverse(new(big.Int).Mod(k.N, m32), m32)
+	mprime := new(big.Int).Sub(m32, inv)
+	mprime.Mod(mprime, m32)
+	return binary.LittleEndian.AppendUint32(buf, uint32(mprime.Uint64()))
 }
 
 // ParsePublicKeyPEM reads a Secure Boot V2 verification key from PEM: a

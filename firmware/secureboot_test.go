@@ -1,0 +1,212 @@
+package firmware
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"testing"
+)
+
+func fixtureKey(t *testing.T, name string) crypto.PublicKey {
+	t.Helper()
+	k, err := ParsePublicKeyPEM(fixture(t, "secure/"+name))
+	if err != nil {
+		t.Fatalf("ParsePublicKeyPEM(%s): %v", name, err)
+	}
+	return k
+}
+
+func TestSignedFixtures(t *testing.T) {
+	rsaKey := fixtureKey(t, "rsa_secure_boot_signing_pubkey.pem")
+	ecKey := fixtureKey(t, "ecdsa256_secure_boot_signing_pubkey.pem")
+	cases := []struct {
+		file, keyDigest string
+		scheme          SignatureScheme
+		own, other      crypto.PublicKey
+	}{
+		{"bootloader_signed_v2_rsa.bin", "cb2791a371b0c0322bf7370478ba0962224cab1cf2287879e429673e7da84463", SchemeRSA3072, rsaKey, ecKey},
+		{"bootloader_signed_v2_ecdsa256.bin", "f35cc5dbdde67f94a7bbcb5723371ba91822193582308f84cb95b4531219056d", SchemeECDSAP256, ecKey, rsaKey},
+	}
+	for _, tc := range cases {
+		t.Run(tc.file, func(t *testing.T) {
+			data := fixture(t, "secure/"+tc.file)
+			im := mustParse(t, data)
+			if im.Signature == nil || im.Signature.Offset != 32768 || len(im.Signature.Blocks) != 1 {
+				t.Fatalf("signature sector %+v", im.Signature)
+			}
+			blk := im.Signature.Blocks[0]
+			if blk.Scheme != tc.scheme || hex.EncodeToString(blk.KeyDigest[:]) != tc.keyDigest {
+				t.Errorf("block: %v digest %x", blk.Scheme, blk.KeyDigest)
+			}
+			if hex.EncodeToString(blk.Digest) != "41e8df85bcf9632d97f97d3716e09e403c4acece1ccc25749241be2b6ddd21de" {
+				t.Errorf("signed digest %x", blk.Digest)
+			}
+			res, err := VerifySignature(data, []crypto.PublicKey{tc.other, tc.own})
+			if err != nil || res.Block != 0 || res.KeyIndex != 1 || res.Scheme != tc.scheme {
+				t.Errorf("own key: %+v, %v", res, err)
+			}
+			_, err = VerifySignature(data, []crypto.PublicKey{tc.other})
+			var se *SignatureError
+			if !errors.As(err, &se) || !errors.Is(err, ErrSignature) || se.Blocks != 1 {
+				t.Errorf("other key: %v", err)
+			}
+			// The digest of the supplied key equals the block's key digest.
+			d, err := PublicKeyDigest(tc.own)
+			if err != nil || hex.EncodeToString(d[:]) != tc.keyDigest {
+				t.Errorf("PublicKeyDigest = %x, %v", d, err)
+			}
+			// One flipped bit in the signed area: the digest no longer matches.
+			bad := append([]byte(nil), data...)
+			bad[100] ^= 1
+			if _, err := VerifySignature(bad, []crypto.PublicKey{tc.own}); !errors.Is(err, ErrSignature) {
+				t.Errorf("tampered image: %v", err)
+			}
+			// A flipped bit inside the block breaks its CRC: the block is skipped.
+			bad = append([]byte(nil), data...)
+			bad[32768+900] ^= 1
+			if _, err := VerifySignature(bad, []crypto.PublicKey{tc.own}); !errors.Is(err, ErrUnsigned) {
+				t.Errorf("broken block CRC: %v", err)
+			}
+		})
+	}
+	t.Run("crc field", func(t *testing.T) {
+		data := fixture(t, "secure/bootloader_signed_v2_rsa.bin")
+		if got := binary.LittleEndian.Uint32(data[32768+1196:]); got != 0x0E3F620C {
+			t.Errorf("CRC field 0x%08X", got)
+		}
+	})
+	t.Run("unsigned", func(t *testing.T) {
+		data := fixture(t, "secure/bootloader_unsigned_v2.bin")
+		_, err := VerifySignature(data, []crypto.PublicKey{rsaKey})
+		if !errors.Is(err, ErrUnsigned) {
+			t.Errorf("err = %v", err)
+		}
+	})
+}
+
+func TestSignAndVerifyGenerated(t *testing.T) {
+	app := BuildImage(ImageSpec{Chip: ChipESP32C2, AppDesc: &AppDesc{Version: "1.0", ProjectName: "p"}})
+	p192Key, err := ecdsa.GenerateKey(p192(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p256Key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		key    crypto.Signer
+		other  crypto.PublicKey
+		scheme SignatureScheme
+	}{
+		{"P-192", p192Key, p256Key.Public(), SchemeECDSAP192},
+		{"P-256", p256Key, p192Key.Public(), SchemeECDSAP256},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			signed, err := SignImage(app, tc.key, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(signed) != 2*SectorSize {
+				t.Fatalf("signed length %d", len(signed))
+			}
+			res, err := VerifySignature(signed, []crypto.PublicKey{tc.key.Public()})
+			if err != nil || res.Scheme != tc.scheme {
+				t.Fatalf("%+v %v", res, err)
+			}
+			if _, err := VerifySignature(signed, []crypto.PublicKey{tc.other}); !errors.Is(err, ErrSignature) {
+				t.Errorf("other key: %v", err)
+			}
+			d, _ := PublicKeyDigest(tc.key.Public())
+			if d != res.KeyDigest {
+				t.Errorf("key digest %x vs block %x", d, res.KeyDigest)
+			}
+			// The PEM round trip (P-192 needs our own SPKI decoding).
+			pk := tc.key.Public().(*ecdsa.PublicKey)
+			der := marshalSPKI(t, pk)
+			got, err := ParsePublicKeyPEM(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+			if err != nil {
+				t.Fatalf("PEM: %v", err)
+			}
+			if _, err := VerifySignature(signed, []crypto.PublicKey{got}); err != nil {
+				t.Errorf("verify with PEM key: %v", err)
+			}
+		})
+	}
+}
+
+func TestSignRSAGenerated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("RSA-3072 key generation is slow")
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 3072)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := BuildImage(ImageSpec{Chip: ChipESP32S3, AppDesc: &AppDesc{Version: "2.0"}})
+	signed, err := SignImage(app, key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := mustParse(t, signed)
+	if im.Signature == nil || im.Signature.Blocks[0].Scheme != SchemeRSA3072 {
+		t.Fatalf("signature %+v", im.Signature)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	pub, err := ParsePublicKeyPEM(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifySignature(signed, []crypto.PublicKey{pub}); err != nil {
+		t.Errorf("verify: %v", err)
+	}
+	d, _ := PublicKeyDigest(pub)
+	if d != im.Signature.Blocks[0].KeyDigest {
+		t.Error("rinv/M' encoding differs between signing and digest")
+	}
+}
+
+func TestParsePublicKeyPEMRejects(t *testing.T) {
+	for name, in := range map[string]string{
+		"empty":    "",
+		"garbage":  "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+		"cert-ish": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+	} {
+		if _, err := ParsePublicKeyPEM([]byte(in)); !errors.Is(err, ErrKey) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+	small, _ := rsa.GenerateKey(rand.Reader, 1024)
+	der, _ := x509.MarshalPKIXPublicKey(&small.PublicKey)
+	if _, err := ParsePublicKeyPEM(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})); !errors.Is(err, ErrKey) {
+		t.Errorf("RSA-1024 accepted: %v", err)
+	}
+}
+
+// marshalSPKI encodes an ECDSA key as SubjectPublicKeyInfo, by hand for
+// P-192 which crypto/x509 does not marshal.
+func marshalSPKI(t *testing.T, k *ecdsa.PublicKey) []byte {
+	t.Helper()
+	if k.Curve.Params().Name != "P-192" {
+		der, err := x509.MarshalPKIXPublicKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	// SEQUENCE { SEQUENCE { ecPublicKey, secp192r1 }, BIT STRING 04||X||Y }
+	pt := append([]byte{4}, k.X.FillBytes(make([]byte, 24))...)
+	pt = append(pt, k.Y.FillBytes(make([]byte, 24))...)
+	alg := []byte{0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x01}
+	bits := append([]byte{0x03, byte(len(pt) + 1), 0x00}, pt...)
+	body := append(alg, bits...)
+	return append([]byte{0x30, byte(len(body))}, body...)
+}
