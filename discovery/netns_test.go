@@ -1,0 +1,336 @@
+package discovery_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/mdns"
+	"github.com/stretchr/testify/require"
+
+	"github.com/espdeck/espdeck/discovery"
+	"github.com/espdeck/espdeck/discovery/internal/netns"
+)
+
+// simDevice is one simulated board answering mDNS with a hashicorp/mdns
+// server. TXT records follow what the firmware publishes (protocol doc §5).
+type simDevice struct {
+	instance, service string
+	port              int
+	txt               []string
+	ips               []net.IP
+	iface             *net.Interface
+}
+
+func arduinoESP32(name string, auth bool) simDevice {
+	a := "no"
+	if auth {
+		a = "yes"
+	}
+	return simDevice{instance: name, service: discovery.ServiceArduino, port: 3232,
+		txt: []string{"board=esp32s3", "tcp_check=no", "ssh_upload=no", "auth_upload=" + a}}
+}
+
+func arduinoESP8266(name string) simDevice {
+	return simDevice{instance: name, service: discovery.ServiceArduino, port: 8266,
+		txt: []string{"tcp_check=no", "ssh_upload=no", "board=d1_mini", "auth_upload=no"}}
+}
+
+func esphomeDevice(name, friendly, mac string) simDevice {
+	return simDevice{instance: name, service: discovery.ServiceESPHome, port: 6053,
+		txt: []string{"friendly_name=" + friendly, "version=2026.10.1", "mac=" + mac, "platform=ESP32",
+			"board=esp32dev", "network=wifi", "api_encryption=Noise_NNpsk0_25519_ChaChaPoly_SHA256"}}
+}
+
+// start runs the responder until the returned stop function is called.
+func (s simDevice) start(t testing.TB) (stop func()) {
+	t.Helper()
+	ips := s.ips
+	if ips == nil {
+		ips = []net.IP{net.IPv4(127, 0, 0, 1)}
+	}
+	zone, err := mdns.NewMDNSService(s.instance, s.service, "local.", s.instance+".local.", s.port, ips, s.txt)
+	require.NoError(t, err)
+	srv, err := mdns.NewServer(&mdns.Config{Zone: zone, Iface: s.iface, Logger: log.New(io.Discard, "", 0)})
+	require.NoError(t, err)
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			srv.Shutdown()
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// fastOptions are short rounds for tests inside a namespace.
+func fastOptions(ifaces ...string) discovery.Options {
+	return discovery.Options{
+		Interfaces:    ifaces,
+		Interval:      300 * time.Millisecond,
+		RoundTimeout:  400 * time.Millisecond,
+		ExpireAfter:   2,
+		DisableSerial: true,
+	}
+}
+
+// waitFor reads events until match returns true or the bound passes.
+func waitFor(t *testing.T, events <-chan discovery.Event, what string, match func(discovery.Event) bool) discovery.Event {
+	t.Helper()
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	for {
+		select {
+		case ev, ok := <-events:
+			require.True(t, ok, "event stream closed while waiting for %s", what)
+			if match(ev) {
+				return ev
+			}
+		case <-deadline.C:
+			t.Fatalf("no event %s within 30 s", what)
+		}
+	}
+}
+
+func TestNamespaceBrowseUpdateExpire(t *testing.T) {
+	if !netns.Run(t) {
+		return
+	}
+	ota := arduinoESP32("esp32-a1b2c3d4e5f6", false)
+	stopOTA := ota.start(t)
+	arduinoESP8266("esp8266-0a1b2c").start(t)
+	esphomeDevice("kitchen", "Kitchen Sensor", "a1b2c3d4e5f6").start(t)
+	stopLamp := esphomeDevice("porch-lamp", "Porch = Lamp", "0011223344ff").start(t)
+	// A foreign service in the same namespace must never show up.
+	(simDevice{instance: "printer", service: "_http._tcp", port: 80, txt: []string{"path=/"}}).start(t)
+
+	w := discovery.New(fastOptions("lo"))
+	ctx, cancel := context.WithCancel(t.Context())
+	events := w.Watch(ctx)
+	defer func() {
+		cancel()
+		for range events { // drain until the watcher has stopped
+		}
+	}()
+
+	want := map[string]bool{"arduino-ota/esp32-a1b2c3d4e5f6": true, "arduino-ota/esp8266-0a1b2c": true,
+		"esphome/kitchen": true, "esphome/porch-lamp": true}
+	got := map[string]discovery.Device{}
+	waitFor(t, events, "adding all four devices", func(ev discovery.Event) bool {
+		if ev.Kind == discovery.Added {
+			require.True(t, want[ev.Device.ID], "unexpected device %+v", ev.Device)
+			got[ev.Device.ID] = ev.Device
+		}
+		return len(got) == len(want)
+	})
+	esp32 := got["arduino-ota/esp32-a1b2c3d4e5f6"]
+	require.Equal(t, discovery.ProtocolArduinoOTA, esp32.Protocol)
+	require.Equal(t, "esp32s3", esp32.Board)
+	require.Equal(t, 3232, esp32.Port)
+	require.False(t, esp32.AuthUpload)
+	require.Equal(t, "esp32-a1b2c3d4e5f6.local", esp32.Host)
+	require.Equal(t, []netip.Addr{netip.MustParseAddr("127.0.0.1")}, esp32.Addrs)
+	require.Equal(t, "lo", esp32.Interface)
+	require.Equal(t, 8266, got["arduino-ota/esp8266-0a1b2c"].Port)
+	lamp := got["esphome/porch-lamp"]
+	require.Equal(t, discovery.ProtocolESPHome, lamp.Protocol)
+	require.Equal(t, "Porch = Lamp", lamp.FriendlyName, "TXT split on the first '=' only")
+	require.Equal(t, "2026.10.1", lamp.ESPHomeVersion)
+	require.Equal(t, "0011223344ff", lamp.MAC)
+	require.Equal(t, "ESP32", lamp.Platform)
+	require.Equal(t, 6053, lamp.Port)
+
+	// The board gets an OTA password: the same instance answers with new TXT.
+	stopOTA()
+	arduinoESP32("esp32-a1b2c3d4e5f6", true).start(t)
+	ev := waitFor(t, events, "an update of esp32-a1b2c3d4e5f6", func(ev discovery.Event) bool {
+		return ev.Kind == discovery.Updated && ev.Device.ID == esp32.ID
+	})
+	require.True(t, ev.Device.AuthUpload)
+	require.Equal(t, esp32.FirstSeen, ev.Device.FirstSeen, "an update keeps FirstSeen")
+
+	// A device that stops answering expires after ExpireAfter missed rounds.
+	stopLamp()
+	ev = waitFor(t, events, "removal of porch-lamp", func(ev discovery.Event) bool {
+		return ev.Kind == discovery.Removed
+	})
+	require.Equal(t, "esphome/porch-lamp", ev.Device.ID, "only the stopped device expires")
+	ids := []string{}
+	for _, d := range w.Snapshot() {
+		ids = append(ids, d.ID)
+	}
+	require.ElementsMatch(t, []string{"arduino-ota/esp32-a1b2c3d4e5f6", "arduino-ota/esp8266-0a1b2c", "esphome/kitchen"}, ids)
+	st := w.Status()
+	require.Equal(t, discovery.StateOK, st.MDNS, st.Message)
+	require.Equal(t, []string{"lo"}, st.Interfaces)
+}
+
+func TestNamespacePort5353Busy(t *testing.T) {
+	if !netns.Run(t) {
+		return
+	}
+	// Another stack binding 5353 without SO_REUSEADDR, on both families.
+	c4, err := net.ListenUDP("udp4", &net.UDPAddr{Port: 5353})
+	require.NoError(t, err)
+	defer c4.Close()
+	c6, err := net.ListenUDP("udp6", &net.UDPAddr{Port: 5353})
+	if err == nil {
+		defer c6.Close()
+	}
+	w := discovery.New(discovery.Options{Interfaces: []string{"lo"}, RoundTimeout: 300 * time.Millisecond, DisableSerial: true,
+		Static: []discovery.Device{{Host: "192.0.2.10", Port: 3232}}})
+	devs, st := w.Scan(t.Context())
+	require.Equal(t, discovery.StateUnavailable, st.MDNS)
+	require.Contains(t, st.Message, "5353")
+	require.Contains(t, st.Message, "hand-added")
+	require.Len(t, devs, 1, "hand-added devices are still listed")
+}
+
+func TestNamespaceIPv6OverVeth(t *testing.T) {
+	if !netns.Run(t) {
+		return
+	}
+	const peerAddr = "fd00:e5d::2"
+	if netns.Role() == "peer" {
+		// Second namespace: lo is set up; wait for our end of the veth pair.
+		fmt.Println("peer started")
+		var ifc *net.Interface
+		for i := 0; i < 200 && ifc == nil; i++ {
+			ifc, _ = net.InterfaceByName("veth1")
+			if ifc == nil {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		require.NotNil(t, ifc, "veth1 never arrived in the peer namespace")
+		require.NoError(t, os.WriteFile("/proc/sys/net/ipv6/conf/veth1/accept_dad", []byte("0"), 0o644))
+		netns.IP(t, "addr", "add", peerAddr+"/64", "dev", "veth1", "nodad")
+		netns.IP(t, "link", "set", "veth1", "up")
+		ifc, err := net.InterfaceByName("veth1")
+		require.NoError(t, err)
+		dev := arduinoESP32("esp32-v6only", true)
+		dev.ips, dev.iface = []net.IP{net.ParseIP(peerAddr)}, ifc
+		dev.start(t)
+		fmt.Println("peer ready")
+		netns.WaitStdinEOF()
+		return
+	}
+	out, err := exec.Command("ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1").CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot create a veth pair here (%v: %s); the IPv6 case needs root and iproute2", err, out)
+	}
+	peer := netns.StartPeer(t, t.Name(), "peer")
+	require.NoError(t, peer.WaitLine("peer started", 60*time.Second))
+	netns.IP(t, "link", "set", "veth1", "netns", fmt.Sprint(peer.Pid))
+	require.NoError(t, os.WriteFile("/proc/sys/net/ipv6/conf/veth0/accept_dad", []byte("0"), 0o644))
+	netns.IP(t, "addr", "add", "fd00:e5d::1/64", "dev", "veth0", "nodad")
+	netns.IP(t, "link", "set", "veth0", "up")
+	require.NoError(t, peer.WaitLine("peer ready", 60*time.Second))
+
+	ifs, err := net.Interfaces()
+	require.NoError(t, err)
+	var names []string
+	for _, i := range ifs {
+		names = append(names, i.Name)
+	}
+	require.ElementsMatch(t, []string{"lo", "veth0"}, names, "only the test's own interfaces exist here")
+
+	w := discovery.New(fastOptions("veth0"))
+	ctx, cancel := context.WithCancel(t.Context())
+	events := w.Watch(ctx)
+	defer func() {
+		cancel()
+		for range events {
+		}
+	}()
+	ev := waitFor(t, events, "the IPv6-only device", func(ev discovery.Event) bool { return ev.Kind == discovery.Added })
+	require.Equal(t, "arduino-ota/esp32-v6only", ev.Device.ID)
+	require.Equal(t, []netip.Addr{netip.MustParseAddr(peerAddr)}, ev.Device.Addrs)
+	require.True(t, ev.Device.AuthUpload)
+	require.Equal(t, "veth0", ev.Device.Interface)
+}
+
+// zeroconfScript advertises one ArduinoOTA-like service with python-zeroconf,
+// an mDNS stack we did not write, until stdin closes. The host gets an IPv6
+// address too: without one, python-zeroconf 0.47 adds an NSEC record whose
+// type bitmap miekg/dns refuses to unpack, and hashicorp/mdns then drops the
+// whole answer (see docs/discovery.md).
+const zeroconfScript = `
+import socket, sys
+from zeroconf import Zeroconf, ServiceInfo
+zc = Zeroconf(interfaces=["127.0.0.1"])
+info = ServiceInfo("_arduino._tcp.local.", "pyesp-0042._arduino._tcp.local.",
+    addresses=[socket.inet_aton("127.0.0.1"), socket.inet_pton(socket.AF_INET6, "::1")], port=3232, server="pyesp-0042.local.",
+    properties={"board": "esp32c3", "tcp_check": "no", "ssh_upload": "no", "auth_upload": "yes",
+                "note": "k=v=w", "empty": ""})
+zc.register_service(info)
+print("registered", flush=True)
+sys.stdin.read()
+zc.unregister_service(info)
+zc.close()
+`
+
+func zeroconfPython() (string, error) {
+	for _, py := range []string{"/usr/bin/python3", "python3"} {
+		if err := exec.Command(py, "-c", "import zeroconf").Run(); err == nil {
+			return py, nil
+		}
+	}
+	return "", fmt.Errorf("no python3 with the zeroconf module (Debian package python3-zeroconf)")
+}
+
+func TestNamespaceInteropZeroconf(t *testing.T) {
+	py, err := zeroconfPython()
+	if err != nil {
+		t.Skip(err.Error())
+	}
+	if !netns.Run(t) {
+		return
+	}
+	script := filepath.Join(t.TempDir(), "advertise.py")
+	require.NoError(t, os.WriteFile(script, []byte(zeroconfScript), 0o600))
+	cmd := exec.Command(py, script)
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	defer func() {
+		stdin.Close()
+		cmd.Wait()
+	}()
+	line := make([]byte, 64)
+	n, _ := io.ReadAtLeast(stdout, line, len("registered"))
+	require.True(t, strings.HasPrefix(string(line[:n]), "registered"), "zeroconf said %q", line[:n])
+
+	w := discovery.New(fastOptions("lo"))
+	ctx, cancel := context.WithCancel(t.Context())
+	events := w.Watch(ctx)
+	defer func() {
+		cancel()
+		for range events {
+		}
+	}()
+	ev := waitFor(t, events, "the zeroconf-advertised device", func(ev discovery.Event) bool { return ev.Kind == discovery.Added })
+	d := ev.Device
+	require.Equal(t, "arduino-ota/pyesp-0042", d.ID)
+	require.Equal(t, "pyesp-0042.local", d.Host)
+	require.Equal(t, 3232, d.Port)
+	require.Equal(t, "esp32c3", d.Board)
+	require.True(t, d.AuthUpload)
+	require.Equal(t, "k=v=w", d.TXT["note"])
+	v, ok := d.TXT["empty"]
+	require.True(t, ok)
+	require.Equal(t, "", v)
+	require.Contains(t, d.Addrs, netip.MustParseAddr("127.0.0.1"))
+}
