@@ -246,15 +246,29 @@ func (m Model) jobDetail(j *job, field func(string, string) string) []string {
 	case jobDone:
 		return []string{field("last flash", fmt.Sprintf("%s  %s  %s  %s", j.started.Format("15:04"), j.req.File, doneSummary(j.result), st.Success.Render(g.ok+" done")))}
 	case jobFailed:
-		out := []string{field("last flash", fmt.Sprintf("%s  %s  %s", j.started.Format("15:04"), j.req.File, st.Error.Render(g.fail+" failed: "+j.result.Error)))}
-		if j.result.Hint != "" {
-			out = append(out, field("", st.Warning.Render("hint: ")+j.result.Hint))
+		room := max(m.width-13, 20)
+		out := []string{field("last flash", fmt.Sprintf("%s  %s  %s", j.started.Format("15:04"), j.req.File, st.Error.Render(g.fail+" failed")))}
+		for _, l := range wrap(j.result.Error, room) {
+			out = append(out, field("", st.Error.Render(l)))
+		}
+		for i, l := range wrap(j.result.Hint, room-6) {
+			if j.result.Hint == "" {
+				break
+			}
+			if i == 0 {
+				out = append(out, field("", st.Warning.Render("hint: ")+l))
+			} else {
+				out = append(out, field("", "      "+l))
+			}
 		}
 		next := "r retries"
 		if r := m.rowByKey(j.row); r != nil && r.ser != nil && j.req.Route == RouteNetwork {
-			next += " · this board is also on " + r.ser.Port + ": serial recovery works without the network"
+			next += "; this board is also on " + r.ser.Port + ", where a serial flash works without the network"
 		}
-		return append(out, field("", st.Faint.Render(next)))
+		for _, l := range wrap(next, room) {
+			out = append(out, field("", st.Faint.Render(l)))
+		}
+		return out
 	case jobCanceled:
 		return []string{field("last flash", j.req.File+"  "+st.Warning.Render("cancelled")+st.Faint.Render("  r retries"))}
 	}

@@ -248,6 +248,7 @@ func (m *Model) applyInspected(msg inspectedMsg) {
 	facts := msg.facts
 	f.facts, f.verdicts, f.step = &facts, msg.verdicts, flowReview
 	f.input.Blur()
+	m.logf(slog.LevelInfo, "image %s", factsLine(facts, m.glyphs))
 	for _, rk := range f.targets {
 		if v := f.verdicts[rk]; v.Kind != VerdictOK {
 			m.logf(slog.LevelWarn, "pre-flight %s for %s: %s", msg.path, m.rowName(rk), v.Reason)

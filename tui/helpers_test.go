@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -102,3 +103,7 @@ func requireScreenContains(t testing.TB, m Model, parts ...string) {
 		require.True(t, strings.Contains(s, p), "screen lacks %q:\n%s", p, s)
 	}
 }
+
+func lipglossWidth(s string) int { return ansi.StringWidth(s) }
+
+func writeFile(path string) error { return os.WriteFile(path, make([]byte, 1024), 0o644) }

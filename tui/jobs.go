@@ -348,14 +348,28 @@ func (m Model) jobsBox() []string {
 		case jobCanceled:
 			lines = append(lines, m.st.Warning.Render("-")+" "+name+"  "+m.st.Warning.Render("cancelled"))
 		case jobFailed:
-			lines = append(lines, m.st.Error.Render(g.fail)+" "+name+"  "+m.st.Error.Render("failed")+"  "+j.result.Error)
+			indent := strings.Repeat(" ", nameW+4)
+			room := max(inner-nameW-4, 20)
+			for i, l := range wrap(j.result.Error, room-8) {
+				if i == 0 {
+					lines = append(lines, m.st.Error.Render(g.fail)+" "+name+"  "+m.st.Error.Render("failed")+"  "+l)
+				} else {
+					lines = append(lines, indent+"        "+l)
+				}
+			}
 			hint := j.result.Hint
 			if hint == "" {
 				hint = "r retries"
 			} else {
 				hint += " · r retries"
 			}
-			lines = append(lines, "  "+strings.Repeat(" ", nameW)+"  "+m.st.Warning.Render("hint: ")+hint)
+			for i, l := range wrap(hint, room-6) {
+				if i == 0 {
+					lines = append(lines, indent+m.st.Warning.Render("hint: ")+l)
+				} else {
+					lines = append(lines, indent+"      "+l)
+				}
+			}
 		}
 	}
 	title := "Jobs"

@@ -520,7 +520,9 @@ func (m Model) activeKeys() helpKeys {
 	if m.flow != nil {
 		f := m.flow
 		if f.step == flowFile {
-			return helpKeys{short: []key.Binding{with(k.Enter, "check file"), k.Complete, with(k.Up, "recent"), with(k.Back, "cancel")}}
+			recent := key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "recent"))
+			recent.SetEnabled(len(m.recent()) > 0)
+			return helpKeys{short: []key.Binding{with(k.Enter, "check file"), k.Complete, recent, with(k.Back, "cancel")}}
 		}
 		send := f.facts != nil && f.allOK()
 		return helpKeys{short: []key.Binding{on(with(k.Enter, "send"), send), on(k.Force, f.forceable()), with(k.Back, "other file")}}
@@ -536,7 +538,7 @@ func (m Model) activeKeys() helpKeys {
 		nav = []key.Binding{k.Up, k.Down, on(k.Enter, hasRow)}
 		j := m.jobFor(cur)
 		act = []key.Binding{on(k.Flash, hasRow), on(k.Mark, hasRow), k.AddHost,
-			on(k.Retry, j != nil && j.state == jobFailed), on(k.Cancel, j != nil && j.running()), on(k.Dismiss, m.errMsg != ""), k.Refresh}
+			on(k.Retry, j != nil && j.state == jobFailed), on(k.Cancel, j != nil && j.running()), on(k.Dismiss, m.errMsg != "")}
 	case screenDetail:
 		r := m.rowByKey(m.current)
 		ser := r != nil && r.ser != nil
@@ -569,6 +571,9 @@ func (m Model) activeKeys() helpKeys {
 	}
 	short = append(short, act...)
 	short = append(short, view...)
+	if m.screen == screenList {
+		act = append(act, k.MarkAll, k.Refresh)
+	}
 	return helpKeys{short: short, full: [][]key.Binding{nav, act, view, quit}}
 }
 

@@ -1,0 +1,533 @@
+package tui
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/stretchr/testify/require"
+)
+
+// runMsg runs a command that must finish (not a ticker or a channel wait)
+// and returns its message, unwrapping a batch of one.
+func runMsg(t *testing.T, cmd tea.Cmd) tea.Msg {
+	t.Helper()
+	require.NotNil(t, cmd)
+	done := make(chan tea.Msg, 1)
+	go func() { done <- cmd() }()
+	select {
+	case msg := <-done:
+		return msg
+	case <-time.After(10 * time.Second):
+		t.Fatal("command did not finish")
+		return nil
+	}
+}
+
+func cursorTo(t *testing.T, m Model, name string) Model {
+	t.Helper()
+	for i, r := range m.visible {
+		if r.name == name {
+			m.cursor = i
+			return m
+		}
+	}
+	t.Fatalf("no row %q", name)
+	return m
+}
+
+// chooseFile opens the flash dialog for the cursor row (or the marked rows),
+// types path and runs the inspection.
+func chooseFile(t *testing.T, m Model, path string) Model {
+	t.Helper()
+	m = press(t, m, "f")
+	require.NotNil(t, m.flow)
+	m.flow.input.SetValue("")
+	m = typeText(t, m, path)
+	m, cmd := sendCmd(t, m, keyMsg("enter"))
+	return send(t, m, runMsg(t, cmd))
+}
+
+func TestRowsMergeByMACAndKeepCursor(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{})
+	require.Len(t, m.sightings, 7)
+	require.Len(t, m.rows, 6, "the greenhouse board is on the network and on USB: one row")
+	r := m.rowByKey("mac:" + fakeGreenMAC)
+	require.NotNil(t, r)
+	require.NotNil(t, r.net)
+	require.NotNil(t, r.ser)
+	require.Equal(t, "greenhouse-ctl", r.name, "named after the network sighting")
+
+	m = cursorTo(t, m, "porch-light")
+	// A new device sorting before the cursor must not move the cursor off porch-light.
+	m = send(t, m, deviceEventsMsg{events: []DeviceEvent{{Kind: DeviceAdded, Device: Device{ID: "host:a", Name: "aaa-first", Kind: KindArduinoOTA, Address: "127.0.0.1:1"}}}})
+	require.Equal(t, "porch-light", m.cursorRow().name)
+	// Removing the cursor row leaves a valid cursor.
+	m = send(t, m, deviceEventsMsg{events: []DeviceEvent{{Kind: DeviceRemoved, Device: Device{ID: FakePorch}}}})
+	require.Len(t, m.rows, 6)
+	require.NotNil(t, m.cursorRow())
+	requireScreenContains(t, m, "aaa-first")
+}
+
+func TestFilterByTyping(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{})
+	m = press(t, m, "/")
+	require.True(t, m.filtering)
+	m = typeText(t, m, "attic") // letters like j and k type, not move
+	require.Len(t, m.visible, 1)
+	require.Equal(t, "sensor-attic", m.cursorRow().name)
+	m = press(t, m, "enter")
+	require.False(t, m.filtering)
+	requireScreenContains(t, m, `filter "attic": 1 of 6`)
+	m = press(t, m, "esc")
+	require.Len(t, m.visible, 6)
+}
+
+func TestAddHost(t *testing.T) {
+	m, fake := newTestModel(t, 80, 24, Config{})
+	m = press(t, m, "a")
+	require.NotNil(t, m.prompt)
+	m = typeText(t, m, "127.0.0.1:4000")
+	m, cmd := sendCmd(t, m, keyMsg("enter"))
+	require.Nil(t, m.prompt)
+	msg := runMsg(t, cmd)
+	require.NoError(t, msg.(hostAddedMsg).err)
+	m = send(t, m, msg)
+	// The host arrives through Watch like any device.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := fake.Watch(ctx)
+	var evs []DeviceEvent
+	for range 8 {
+		evs = append(evs, <-ch)
+	}
+	m = send(t, m, deviceEventsMsg{events: evs})
+	requireScreenContains(t, m, "127.0.0.1:4000")
+
+	m = press(t, m, "a")
+	m = typeText(t, m, "192.0.2.7")
+	m, cmd = sendCmd(t, m, keyMsg("enter"))
+	m = send(t, m, runMsg(t, cmd))
+	require.Contains(t, m.errMsg, "loopback", "the error says what to do")
+}
+
+func TestFlashAsksPasswordOnceAndSendsIt(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{Demo: true})
+	m = cursorTo(t, m, "greenhouse-ctl")
+	m = chooseFile(t, m, "greenhouse-v2.7.1.bin")
+	require.NotNil(t, m.flow.facts)
+	require.Equal(t, VerdictOK, m.flow.verdicts["mac:"+fakeGreenMAC].Kind)
+	requireScreenContains(t, m, "ESP32-S3 app", "v2.7.1", "pre-flight ok")
+
+	m = press(t, m, "enter")
+	require.NotNil(t, m.prompt, "a protected device asks for its password")
+	m = typeText(t, m, "demo")
+	require.NotContains(t, screenText(m), "demo\n", "the password is not echoed")
+	require.Contains(t, screenText(m), "••••")
+	m = press(t, m, "enter")
+	require.Len(t, m.jobs, 1)
+	j := m.jobs[0]
+	require.Equal(t, jobRunning, j.state)
+	require.Equal(t, Secret("demo"), j.req.Password)
+	require.Equal(t, RouteNetwork, j.req.Route)
+	require.Equal(t, "127.0.0.1:3232", j.req.Device.Address)
+	require.Equal(t, "[redacted]", j.req.Password.String())
+
+	m = send(t, m, jobFinishedMsg{job: j.id, result: FlashResult{Bytes: 1268736, Version: "v2.7.1", Duration: 9600 * time.Millisecond}})
+	require.Equal(t, jobDone, m.jobs[0].state)
+	requireScreenContains(t, m, "done", "v2.7.1 in 9.6 s")
+
+	// The second flash of the same board does not ask again.
+	m = chooseFile(t, m, "greenhouse-v2.7.1.bin")
+	m = press(t, m, "enter")
+	require.Nil(t, m.prompt)
+	require.Len(t, m.jobs, 1, "one job line per device: the newest")
+	require.Equal(t, jobRunning, m.jobs[0].state)
+	require.Equal(t, "greenhouse-v2.7.1.bin", m.cfg.RecentFiles[0])
+}
+
+func TestPreflightFailureNeedsForceAndSecondConfirmation(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{})
+	m = cursorTo(t, m, "greenhouse-ctl")
+	m = chooseFile(t, m, "porch-light-esp32c3.bin")
+	requireScreenContains(t, m, "built for ESP32-C3, this board is ESP32-S3", "F forces")
+	m = press(t, m, "enter")
+	require.Empty(t, m.jobs, "enter does not send a refused image")
+	require.Nil(t, m.prompt)
+	m = press(t, m, "F")
+	require.NotNil(t, m.prompt, "forcing asks a second time")
+	require.Contains(t, strings.Join(m.prompt.lines, " "), "built for ESP32-C3")
+	m = press(t, m, "n")
+	require.Empty(t, m.jobs)
+	m = press(t, m, "F", "y")
+	require.NotNil(t, m.prompt, "then the password")
+	m = typeText(t, m, "demo")
+	m = press(t, m, "enter")
+	require.Len(t, m.jobs, 1)
+	require.True(t, m.jobs[0].req.Force)
+}
+
+func TestRefusedImageCannotBeForced(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{})
+	m = cursorTo(t, m, "garage-door")
+	m = chooseFile(t, m, "unsigned-esp32.bin")
+	requireScreenContains(t, m, "not signed", "cannot be forced")
+	m = press(t, m, "F", "y", "enter")
+	require.Empty(t, m.jobs)
+	m = press(t, m, "esc")
+	require.Equal(t, flowFile, m.flow.step, "esc goes back to the file")
+	m = press(t, m, "esc")
+	require.Nil(t, m.flow)
+}
+
+func TestMissingFileSaysWhy(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{})
+	m = chooseFile(t, m, "no/such/file.bin")
+	require.Equal(t, flowFile, m.flow.step)
+	requireScreenContains(t, m, "cannot read no/such/file.bin")
+}
+
+func TestFileCompletion(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, writeFile(dir+"/greenhouse-a.bin"))
+	require.NoError(t, writeFile(dir+"/greenhouse-b.bin"))
+	m, _ := newTestModel(t, 80, 24, Config{})
+	m = press(t, m, "f")
+	m.flow.input.SetValue(dir + "/gr")
+	m, cmd := sendCmd(t, m, keyMsg("tab"))
+	m = send(t, m, runMsg(t, cmd))
+	require.Equal(t, dir+"/greenhouse-", m.flow.input.Value(), "completes the common prefix")
+	require.Len(t, m.flow.completions, 2)
+	m = typeText(t, m, "b")
+	m, cmd = sendCmd(t, m, keyMsg("tab"))
+	m = send(t, m, runMsg(t, cmd))
+	require.Equal(t, dir+"/greenhouse-b.bin", m.flow.input.Value())
+}
+
+func TestRecentFiles(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{RecentFiles: []string{"a.bin", "b.bin"}})
+	m = press(t, m, "f")
+	require.Equal(t, "a.bin", m.flow.input.Value(), "the newest is offered")
+	m = press(t, m, "down", "down")
+	require.Equal(t, "b.bin", m.flow.input.Value())
+	m = press(t, m, "up")
+	require.Equal(t, "a.bin", m.flow.input.Value())
+}
+
+func TestAuthFailureAsksAgainAndRetries(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{})
+	m = cursorTo(t, m, "porch-light")
+	m = chooseFile(t, m, "porch-light.bin")
+	m = press(t, m, "enter")
+	m = typeText(t, m, "wrong")
+	m = press(t, m, "enter")
+	id := m.jobs[0].id
+	m = send(t, m, jobFinishedMsg{job: id, result: FlashResult{Error: "the device rejected the password", AuthFailed: true}})
+	require.Equal(t, jobFailed, m.jobs[0].state)
+	require.NotNil(t, m.prompt, "asks for the password again")
+	require.NotContains(t, m.passwords, m.jobs[0].row, "the wrong password is forgotten")
+	m = typeText(t, m, "demo")
+	m = press(t, m, "enter")
+	require.Len(t, m.jobs, 1)
+	require.Equal(t, jobRunning, m.jobs[0].state)
+	require.Equal(t, Secret("demo"), m.jobs[0].req.Password)
+}
+
+func TestFailureShowsHintAndRetries(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{})
+	m = cursorTo(t, m, "garage-door")
+	m = chooseFile(t, m, "blink-esp32.bin")
+	m, cmd := sendCmd(t, m, keyMsg("enter"))
+	require.NotNil(t, cmd)
+	require.Len(t, m.jobs, 1)
+	// Run the real fake flash: it reports progress and then the firewall failure.
+	msg := runMsg(t, cmd)
+	fin, ok := msg.(jobFinishedMsg)
+	require.True(t, ok, "got %T", msg)
+	m = send(t, m, fin)
+	require.Equal(t, jobFailed, m.jobs[0].state)
+	requireScreenContains(t, m, "failed", "never connected back", "41234", "r retries")
+	require.Equal(t, "failed", m.rowStatus(m.cursorRow()))
+
+	m = press(t, m, "r")
+	require.Equal(t, jobRunning, m.jobs[0].state)
+	require.Equal(t, "blink-esp32.bin", m.jobs[0].req.File)
+}
+
+func TestGroupFlashHonoursConcurrencyAndSummarises(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{Concurrency: 2})
+	for _, n := range []string{"bench-3", "garage-door", "sensor-attic"} {
+		m = cursorTo(t, m, n)
+		m = press(t, m, "space")
+	}
+	require.Len(t, m.marked, 3)
+	m = chooseFile(t, m, "testdata/demo-app.bin")
+	require.Len(t, m.flow.verdicts, 3)
+	m = press(t, m, "enter")
+	require.Len(t, m.jobs, 3)
+	states := func() []jobState {
+		var s []jobState
+		for _, j := range m.jobs {
+			s = append(s, j.state)
+		}
+		return s
+	}
+	require.Equal(t, []jobState{jobRunning, jobRunning, jobQueued}, states())
+	require.Equal(t, RouteSerial, m.jobs[0].req.Route, "bench-3 is serial only")
+	m = send(t, m, jobFinishedMsg{job: m.jobs[0].id, result: FlashResult{Bytes: 10}})
+	require.Equal(t, []jobState{jobDone, jobRunning, jobRunning}, states(), "the queued job starts when one ends")
+	m = send(t, m, jobFinishedMsg{job: m.jobs[1].id, result: FlashResult{Error: "x", Hint: "y"}})
+	require.Empty(t, m.notice)
+	m = send(t, m, jobFinishedMsg{job: m.jobs[2].id, result: FlashResult{}})
+	require.Contains(t, m.notice, "2 done, 1 failed")
+	requireScreenContains(t, m, "2 done, 1 failed")
+}
+
+func TestFlashRefusedWhileRunning(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{})
+	m = cursorTo(t, m, "sensor-attic")
+	m = chooseFile(t, m, "sensor-attic.bin")
+	m = press(t, m, "enter")
+	m = press(t, m, "f")
+	require.Nil(t, m.flow)
+	require.Contains(t, m.errMsg, "being flashed already")
+	m = press(t, m, "x")
+	require.Empty(t, m.errMsg, "x dismisses the error")
+	require.Contains(t, screenText(press(t, m, "l")), "being flashed already", "it stays in the log")
+}
+
+func TestProgressUpdatesJobRow(t *testing.T) {
+	m, _ := newTestModel(t, 100, 30, Config{})
+	m = cursorTo(t, m, "sensor-attic")
+	m = chooseFile(t, m, "sensor-attic.bin")
+	m = press(t, m, "enter")
+	id := m.jobs[0].id
+	m = send(t, m, jobProgressMsg{updates: []progressUpdate{
+		{job: id, p: Progress{Stage: "invite"}, at: testNow},
+		{job: id, p: Progress{Stage: "transfer", Done: 0, Total: 400000}, at: testNow},
+		{job: id, p: Progress{Stage: "transfer", Done: 200000, Total: 400000}, at: testNow.Add(time.Second)},
+	}})
+	j := m.jobs[0]
+	require.Equal(t, "transfer", j.stage)
+	require.InDelta(t, 0.5, j.percent(), 0.001)
+	require.InDelta(t, 200000, j.rate, 1)
+	requireScreenContains(t, m, "transfer", "50%", "195 KiB/s", "eta 1s", "flashing 50%")
+	// Reports for unknown jobs are ignored.
+	m = send(t, m, jobProgressMsg{updates: []progressUpdate{{job: 999, p: Progress{Stage: "x"}}}})
+	require.Equal(t, "transfer", m.jobs[0].stage)
+}
+
+func TestProgressSinkThrottlesAndNeverBlocks(t *testing.T) {
+	now := testNow
+	clock := func() time.Time { return now }
+	ch := make(chan progressUpdate, 4)
+	sink := progressSink(7, ch, 100*time.Millisecond, clock)
+	for i := range 1000 {
+		sink(Progress{Stage: "transfer", Done: int64(i), Total: 10000})
+	}
+	require.Len(t, ch, 1, "a burst within the interval sends one report")
+	sink(Progress{Stage: "finalize"})
+	require.Len(t, ch, 2, "a stage change is sent at once")
+	now = now.Add(150 * time.Millisecond)
+	sink(Progress{Stage: "finalize", Done: 1})
+	require.Len(t, ch, 3)
+	now = now.Add(time.Second)
+	sink(Progress{Stage: "finalize", Done: 2})
+	now = now.Add(time.Second)
+	done := make(chan struct{})
+	go func() { // the channel is full: the sink must drop, not block
+		sink(Progress{Stage: "reset"})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("progress sink blocked the flash")
+	}
+	u := <-ch
+	require.Equal(t, 7, u.job)
+}
+
+func TestWaitProgressTakesAllQueued(t *testing.T) {
+	ch := make(chan progressUpdate, 8)
+	for i := range 5 {
+		ch <- progressUpdate{job: i}
+	}
+	msg := waitProgress(context.Background(), ch)().(jobProgressMsg)
+	require.Len(t, msg.updates, 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.Nil(t, waitProgress(ctx, ch)(), "a cancelled wait ends")
+}
+
+func TestWaitDevicesBatchesAndSeesClose(t *testing.T) {
+	ch := make(chan DeviceEvent, 4)
+	ch <- DeviceEvent{Device: Device{ID: "a"}}
+	ch <- DeviceEvent{Device: Device{ID: "b"}}
+	close(ch)
+	msg := waitDevices(context.Background(), ch)().(deviceEventsMsg)
+	require.Len(t, msg.events, 2)
+	require.True(t, msg.closed)
+}
+
+func TestQuitWithoutJobsQuits(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{})
+	m, cmd := sendCmd(t, m, keyMsg("q"))
+	require.IsType(t, tea.QuitMsg{}, runMsg(t, cmd))
+	require.Error(t, m.ctx.Err())
+}
+
+func TestQuitWhileFlashingAsksAndCancels(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{})
+	m = cursorTo(t, m, "sensor-attic")
+	m = chooseFile(t, m, "sensor-attic.bin")
+	m, flashCmd := sendCmd(t, m, keyMsg("enter"))
+	m, cmd := sendCmd(t, m, keyMsg("q"))
+	require.Nil(t, cmd)
+	require.NotNil(t, m.prompt)
+	requireScreenContains(t, m, "1 flash job still running")
+	m = press(t, m, "n")
+	require.NoError(t, m.ctx.Err(), "no: nothing is cancelled")
+	m = press(t, m, "q")
+	m, cmd = sendCmd(t, m, keyMsg("y"))
+	require.Nil(t, cmd, "waits for the job to end")
+	require.Error(t, m.ctx.Err())
+	// The running fake flash sees the cancellation and ends.
+	fin := runMsg(t, flashCmd).(jobFinishedMsg)
+	require.True(t, fin.result.Canceled)
+	m, cmd = sendCmd(t, m, fin)
+	require.Equal(t, jobCanceled, m.jobs[0].state)
+	require.IsType(t, tea.QuitMsg{}, runMsg(t, cmd))
+}
+
+func openBenchDetail(t *testing.T, m Model, fake *FakeBackend) Model {
+	t.Helper()
+	m = cursorTo(t, m, "bench-3")
+	m = press(t, m, "enter")
+	require.Equal(t, screenDetail, m.screen)
+	r := m.rowByKey(m.current)
+	info, err := fake.ChipInfo(context.Background(), *r.ser)
+	m = send(t, m, chipInfoMsg{row: r.key, info: info, err: err})
+	st, err := fake.ReadPartitions(context.Background(), *r.ser)
+	return send(t, m, partitionsMsg{row: r.key, state: st, err: err})
+}
+
+func TestDetailShowsChipAndPartitions(t *testing.T) {
+	m, fake := newTestModel(t, 100, 40, Config{})
+	m = openBenchDetail(t, m, fake)
+	requireScreenContains(t, m, "ESP32-D0WD-V3", "secure boot off", "ota_1", "boots next", "v2.7.0", "v2.6.3")
+	m = press(t, m, "esc")
+	require.Equal(t, screenList, m.screen)
+}
+
+func TestSwitchBootSlotConfirmsAndShowsNewState(t *testing.T) {
+	m, fake := newTestModel(t, 100, 40, Config{})
+	m = openBenchDetail(t, m, fake)
+	m = press(t, m, "p")
+	require.Equal(t, screenPartitions, m.screen)
+	ps := m.parts[m.current]
+	require.Equal(t, "ota_1", ps.state.BootsNext)
+	require.Equal(t, "ota_1", ps.state.Partitions[m.partCursor].Name, "the cursor starts on the slot that boots next")
+	m = press(t, m, "up")
+	m = press(t, m, "s")
+	require.NotNil(t, m.prompt)
+	require.Equal(t, "Boot ota_0 (greenhouse v2.6.3) next time? The app slots are not touched.", m.prompt.lines[0])
+	m, cmd := sendCmd(t, m, keyMsg("y"))
+	require.True(t, m.parts[m.current].busy)
+	m = send(t, m, runMsg(t, cmd))
+	require.Equal(t, "ota_0", m.parts[m.current].state.BootsNext)
+	requireScreenContains(t, m, "boot slot switched to ota_0", "ota_0 boots next")
+}
+
+func TestEraseAndMarkInvalidSayWhatBootsNext(t *testing.T) {
+	m, fake := newTestModel(t, 100, 40, Config{})
+	m = openBenchDetail(t, m, fake)
+	m = press(t, m, "p", "e")
+	require.Contains(t, m.prompt.lines[0], "Then ota_0 (greenhouse v2.6.3) boots next time")
+	m = press(t, m, "n")
+	m = press(t, m, "i")
+	require.Contains(t, m.prompt.lines[0], "Mark ota_1 (greenhouse v2.7.0) invalid")
+	require.Contains(t, m.prompt.lines[0], "Then ota_0 (greenhouse v2.6.3) boots next time")
+	m, cmd := sendCmd(t, m, keyMsg("y"))
+	m = send(t, m, runMsg(t, cmd))
+	st := m.parts[m.current].state
+	require.Equal(t, "ota_0", st.BootsNext)
+	p, _ := st.Slot("ota_1")
+	require.Equal(t, "invalid", p.State)
+}
+
+func TestMonitorFollowsPausesAndCloses(t *testing.T) {
+	m, fake := newTestModel(t, 100, 30, Config{})
+	m = openBenchDetail(t, m, fake)
+	m, cmd := sendCmd(t, m, keyMsg("m"))
+	require.Equal(t, screenMonitor, m.screen)
+	opened := runMsg(t, cmd).(monitorOpenedMsg)
+	require.NoError(t, opened.err)
+	m, cmd = sendCmd(t, m, opened)
+	lines := runMsg(t, cmd).(monitorLinesMsg)
+	m = send(t, m, lines)
+	require.NotEmpty(t, m.mon.lines)
+	m = send(t, m, monitorLinesMsg{session: m.mon.session, lines: []LogLine{{Level: 'E', Tag: "pump", Text: "dry run"}}})
+	requireScreenContains(t, m, "E pump: dry run")
+	m = press(t, m, "space")
+	require.True(t, m.mon.paused)
+	m = send(t, m, monitorLinesMsg{session: m.mon.session, lines: []LogLine{{Level: 'I', Tag: "x", Text: "held line"}}})
+	require.NotContains(t, screenText(m), "held line", "a paused view does not move")
+	requireScreenContains(t, m, "1 new line held")
+	m = press(t, m, "space")
+	requireScreenContains(t, m, "held line")
+	// Lines of an old session are ignored.
+	m = send(t, m, monitorLinesMsg{session: 99, lines: []LogLine{{Text: "stale"}}})
+	require.NotContains(t, screenText(m), "stale")
+	ctx := m.mon
+	m = press(t, m, "esc")
+	require.Nil(t, m.mon)
+	require.Equal(t, screenDetail, m.screen)
+	_ = ctx
+}
+
+func TestNarrowTerminalDropsColumnsBeforeNames(t *testing.T) {
+	for _, w := range []int{60, 80, 120} {
+		m, _ := newTestModel(t, w, 24, Config{})
+		s := screenText(m)
+		require.Contains(t, s, "greenhouse-ctl", "width %d", w)
+		require.Contains(t, s, "STATUS", "width %d", w)
+		if w < 100 {
+			require.NotContains(t, s, "SEEN", "width %d", w)
+		} else {
+			require.Contains(t, s, "SEEN")
+			require.Contains(t, s, "BOARD")
+		}
+		for _, l := range strings.Split(s, "\n") {
+			require.LessOrEqual(t, lipglossWidth(l), w, "line wider than the terminal: %q", l)
+		}
+		require.Len(t, strings.Split(s, "\n"), 24)
+	}
+}
+
+func TestHelpAndLogToggle(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{})
+	m = press(t, m, "?")
+	require.True(t, m.showHelp)
+	requireScreenContains(t, m, "mark all", "refresh", "ctrl+c")
+	m = press(t, m, "?")
+	require.False(t, m.showHelp)
+	m = press(t, m, "l")
+	requireScreenContains(t, m, "Log", "found bench-3")
+}
+
+func TestDemoHeader(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{Demo: true})
+	requireScreenContains(t, m, "DEMO · password: demo")
+	m, _ = newTestModel(t, 80, 24, Config{})
+	require.NotContains(t, screenText(m), "DEMO")
+}
+
+func TestSecretRedacts(t *testing.T) {
+	s := Secret("hunter2")
+	require.Equal(t, "[redacted]", s.String())
+	require.Equal(t, "[redacted]", s.LogValue().String())
+	require.Equal(t, "hunter2", s.Reveal())
+}
