@@ -230,7 +230,7 @@ func (m Model) jobDetail(j *job, field func(string, string) string) []string {
 				reached = true
 				cur := s
 				if j.total > 0 {
-					cur += fmt.Sprintf(" %d%%", int(j.percent()*100))
+					cur += fmt.Sprintf(" %.0f%%", j.percent()*100)
 				}
 				if j.note != "" {
 					cur += " (" + j.note + ")"
@@ -238,6 +238,8 @@ func (m Model) jobDetail(j *job, field func(string, string) string) []string {
 				parts = append(parts, st.Bold.Render(g.cursor+" "+cur))
 			case !reached && contains(j.stages, s):
 				parts = append(parts, s+" "+g.ok)
+			case !reached && j.stage != "":
+				// skipped (no password asked, say): not worth a mark
 			default:
 				parts = append(parts, st.Faint.Render(s))
 			}

@@ -340,7 +340,8 @@ func (m Model) devicesBox(h int) []string {
 	if len(m.visible) > n {
 		title += fmt.Sprintf(" · %d–%d of %d", off+1, min(off+n, len(m.visible)), len(m.visible))
 	}
-	return m.box(title, lines, m.width, h)
+	// The box is as tall as its rows, so the jobs sit right below them.
+	return m.box(title, lines, m.width, min(h, len(lines)+2))
 }
 
 // scrollOffset keeps the cursor inside a window of n rows, centred-ish.
@@ -504,7 +505,7 @@ func (m Model) rowStatus(r *row) string {
 		switch j.state {
 		case jobRunning:
 			if j.total > 0 {
-				return fmt.Sprintf("flashing %d%%", int(j.percent()*100))
+				return fmt.Sprintf("flashing %.0f%%", j.percent()*100)
 			}
 			return "flashing"
 		case jobQueued:

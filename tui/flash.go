@@ -326,11 +326,11 @@ func (m Model) flowBox() []string {
 		}
 		switch {
 		case f.allOK() || f.forced:
-			lines = append(lines, m.st.Faint.Render("enter sends it · esc picks another file"))
+			lines = append(lines, m.st.Faint.Render("enter sends it · esc: other file"))
 		case f.forceable():
-			lines = append(lines, m.st.Faint.Render("enter is off: the check failed · F forces (asks again) · esc picks another file"))
+			lines = append(lines, m.st.Faint.Render("enter is off: the check failed · F forces (asks again) · esc: other file"))
 		default:
-			lines = append(lines, m.st.Faint.Render("this cannot be forced · esc picks another file"))
+			lines = append(lines, m.st.Faint.Render("this cannot be forced · esc: other file"))
 		}
 	}
 	return m.box(title, lines, m.width, 0)

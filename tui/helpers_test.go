@@ -2,6 +2,7 @@ package tui
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,3 +108,7 @@ func requireScreenContains(t testing.TB, m Model, parts ...string) {
 func lipglossWidth(s string) int { return ansi.StringWidth(s) }
 
 func writeFile(path string) error { return os.WriteFile(path, make([]byte, 1024), 0o644) }
+
+func windowSize(w, h int) tea.WindowSizeMsg { return tea.WindowSizeMsg{Width: w, Height: h} }
+
+func fmtInt(n int) string { return strconv.Itoa(n) }

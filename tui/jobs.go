@@ -373,8 +373,20 @@ func (m Model) jobsBox() []string {
 		}
 	}
 	title := "Jobs"
-	if a := m.activeJobs(); a > 0 {
-		title = fmt.Sprintf("Jobs · %d running", a)
+	running, queued := 0, 0
+	for _, j := range m.jobs {
+		switch j.state {
+		case jobRunning:
+			running++
+		case jobQueued:
+			queued++
+		}
+	}
+	if running > 0 {
+		title = fmt.Sprintf("Jobs · %d running", running)
+	}
+	if queued > 0 {
+		title += fmt.Sprintf(", %d queued", queued)
 	}
 	// Show the newest lines when there are more than fit a small box.
 	if len(lines) > 8 {

@@ -453,7 +453,11 @@ func (m Model) bodyLines(h int) []string {
 	default:
 		main = m.devicesBox(top)
 	}
-	return append(fit(main, top), bottom...)
+	if len(main) > top {
+		main = main[:top]
+	}
+	// Screens shorter than the space keep the bottom boxes right below them.
+	return append(main, bottom...)
 }
 
 func (m Model) headerView() string {
@@ -499,7 +503,10 @@ func (m Model) fullHelpLines(h int) []string {
 	for _, l := range strings.Split(m.help.FullHelpView(hk.full), "\n") {
 		lines = append(lines, " "+l)
 	}
-	lines = append(lines, "", " "+m.st.Faint.Render("Status words: online, stale, offline, flashing, queued, failed, done, download (ROM bootloader), app, idle."))
+	lines = append(lines, "")
+	for _, l := range wrap("Status words: online, stale, offline, flashing, queued, failed, done, download (in the ROM bootloader), app (running its app), idle.", m.width-2) {
+		lines = append(lines, " "+m.st.Faint.Render(l))
+	}
 	lines = append(lines, " "+m.st.Faint.Render("Press ? or esc to close."))
 	return lines
 }

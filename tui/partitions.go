@@ -246,7 +246,7 @@ func (m Model) partitionTable(r *row, ps *partsState, cursor, h int) []string {
 	}
 	lines := []string{head}
 	wide := m.width >= 100
-	hdr := fmt.Sprintf("   %-9s %-4s %-8s %-9s %-6s %-24s %-14s", "NAME", "TYPE", "SUBTYPE", "OFFSET", "SIZE", "IMAGE", "STATE")
+	hdr := fmt.Sprintf("   %-9s %-4s %-8s %-9s %-6s %-30s %-8s", "NAME", "TYPE", "SUBTYPE", "OFFSET", "SIZE", "IMAGE", "STATE")
 	if !wide {
 		hdr = fmt.Sprintf("   %-8s %-7s %-8s %-5s %-20s %-8s", "NAME", "SUBTYPE", "OFFSET", "SIZE", "IMAGE", "STATE")
 	}
@@ -265,11 +265,12 @@ func (m Model) partitionTable(r *row, ps *partsState, cursor, h int) []string {
 			notes = append(notes, "runs")
 		}
 		if p.Name == s.BootsNext {
-			nx := "boots next"
-			if wide && s.BootsNextWhy != "" {
-				nx += " (" + s.BootsNextWhy + ")"
+			// The reason is on the summary line below the table.
+			if wide {
+				notes = append(notes, "boots next")
+			} else {
+				notes = append(notes, "next")
 			}
-			notes = append(notes, nx)
 		}
 		note := ""
 		if len(notes) > 0 {
@@ -281,7 +282,7 @@ func (m Model) partitionTable(r *row, ps *partsState, cursor, h int) []string {
 		}
 		var line string
 		if wide {
-			line = fmt.Sprintf(" %s%-9s %-4s %-8s 0x%-7x %-6s %-24s %-14s", cur, p.Name, p.Type, p.SubType, p.Offset, ksize(p.Size), clipText(img, 24), state)
+			line = fmt.Sprintf(" %s%-9s %-4s %-8s 0x%-7x %-6s %-30s %-8s", cur, p.Name, p.Type, p.SubType, p.Offset, ksize(p.Size), clipText(img, 30), state)
 		} else {
 			line = fmt.Sprintf(" %s%-8s %-7s 0x%-6x %-5s %-20s %-8s", cur, clipText(p.Name, 8), clipText(p.SubType, 7), p.Offset, ksize(p.Size), clipText(img, 20), clipText(state, 8))
 		}
