@@ -1,0 +1,174 @@
+package romsim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+)
+
+// StartPTY starts a simulated ROM for cfg.Chip on a fresh pseudo-terminal
+// and returns the path to open as a serial port (e.g. /dev/pts/7). The ROM
+// reads the rate the host sets on the port (TCGETS2 on the master) for
+// pacing and to garble bytes when the two sides disagree. A pty carries no
+// DTR/RTS: a test forwards them with rom.SetLines; demo code calls
+// rom.Reset. stop ends the simulator and closes the pty; it is idempotent.
+func StartPTY(ctx context.Context, cfg Config) (path string, rom *ROM, stop func(), err error) {
+	p, err := ProfileFor(cfg.Chip)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	master, slave, err := pty.Open()
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("romsim: open a pseudo-terminal: %w", err)
+	}
+	// Raw mode at 115200 before anyone opens the port, so the banner is
+	// not echoed back or line-edited.
+	if err := rawMode(slave); err != nil {
+		master.Close()
+		slave.Close()
+		return "", nil, nil, err
+	}
+	if cfg.HostBaud == nil {
+		cfg.HostBaud = func() int { return ptyBaud(master) }
+	}
+	rom = New(p, cfg)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rom.Serve(ctx, master)
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			master.Close()
+			wg.Wait()
+			slave.Close()
+		})
+	}
+	return slave.Name(), rom, stop, nil
+}
+
+func rawMode(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ierr error
+	err = rc.Control(func(fd uintptr) {
+		t, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
+		if err != nil {
+			ierr = err
+			return
+		}
+		t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+		t.Oflag &^= unix.OPOST
+		t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+		t.Cflag &^= unix.CSIZE | unix.PARENB | unix.CBAUD
+		t.Cflag |= unix.CS8 | unix.B115200
+		t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
+		ierr = unix.IoctlSetTermios(int(fd), unix.TCSETS, t)
+	})
+	if err == nil {
+		err = ierr
+	}
+	if err != nil {
+		return fmt.Errorf("romsim: raw mode on the pty: %w", err)
+	}
+	return nil
+}
+
+// ptyBaud reads the output speed the host configured on the pty (the master
+// sees the slave's termios); 0 when it cannot tell.
+func ptyBaud(master *os.File) int {
+	rc, err := master.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	baud := 0
+	rc.Control(func(fd uintptr) {
+		t, err := unix.IoctlGetTermios(int(fd), unix.TCGETS2)
+		if err == nil {
+			baud = int(t.Ospeed)
+		}
+	})
+	return baud
+}
+
+// StartTCP starts a simulated ROM for cfg.Chip behind a TCP listener on
+// addr (loopback only; "" = 127.0.0.1 on a free port), like a networked
+// serial server: connect with socket://ADDR. Connections are served one at
+// a time; the flash persists across them and each new connection sees the
+// chip reset into download mode. There is no host baud rate on TCP: the
+// ROM paces at the rate CHANGE_BAUDRATE set.
+func StartTCP(ctx context.Context, cfg Config, addr string) (listenAddr string, rom *ROM, stop func(), err error) {
+	p, err := ProfileFor(cfg.Chip)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("romsim: listen address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "", nil, nil, fmt.Errorf("romsim: refusing to listen on %s: the simulator serves loopback only (use 127.0.0.1)", host)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("romsim: listen on %s: %w", addr, err)
+	}
+	rom = New(p, cfg)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var cur net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			if ctx.Err() != nil {
+				mu.Unlock()
+				c.Close()
+				return
+			}
+			cur = c
+			mu.Unlock()
+			rom.Reset(!cfg.StartInApp)
+			err = rom.Serve(ctx, c)
+			c.Close()
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			ln.Close()
+			mu.Lock()
+			if cur != nil {
+				cur.Close()
+			}
+			mu.Unlock()
+			wg.Wait()
+		})
+	}
+	return ln.Addr().String(), rom, stop, nil
+}
