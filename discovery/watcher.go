@@ -326,6 +326,11 @@ func (w *Watcher) emit(ctx context.Context, evs []Event) {
 
 func (w *Watcher) mdnsLoop(ctx context.Context) {
 	for ctx.Err() == nil {
+		// A request that arrived before this round starts is served by it.
+		select {
+		case <-w.refresh:
+		default:
+		}
 		w.round(ctx)
 		t := time.NewTimer(jitter(w.opts.Interval))
 		select {
