@@ -2,6 +2,9 @@ package ops
 
 import (
 	"crypto"
+	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/espdeck/espdeck/firmware"
 )
@@ -17,6 +20,18 @@ const (
 	// RouteSerial is a write through the ROM bootloader at Target.Address.
 	RouteSerial
 )
+
+func (r Route) String() string {
+	switch r {
+	case RouteOTAApp:
+		return "OTA app upload"
+	case RouteOTAFilesystem:
+		return "OTA filesystem upload"
+	case RouteSerial:
+		return "serial write"
+	}
+	return fmt.Sprintf("route %d", int(r))
+}
 
 // Target is what is known about where an image is going. Zero values mean
 // "unknown"; a check that needs an unknown value is skipped, not failed.
@@ -39,17 +54,392 @@ type Policy struct {
 	SigningKeys []crypto.PublicKey
 }
 
+// CheckStatus is the outcome of one pre-flight check.
+type CheckStatus int
+
+const (
+	CheckPassed  CheckStatus = iota
+	CheckFailed              // the image must not be sent
+	CheckForced              // failed, but Policy.Force overrode it
+	CheckSkipped             // not applicable, or a needed fact is unknown
+)
+
+func (s CheckStatus) String() string {
+	switch s {
+	case CheckPassed:
+		return "pass"
+	case CheckFailed:
+		return "fail"
+	case CheckForced:
+		return "forced"
+	case CheckSkipped:
+		return "skipped"
+	}
+	return "unknown"
+}
+
+// Check is one line of the pre-flight report, for the CLI and the TUI.
+type Check struct {
+	Name   string // "content", "chip", "integrity", "revision", "fit", "placement", "signature", "partition table"
+	Status CheckStatus
+	// Detail says what was found: for a pass the fact checked ("ESP32-S3"),
+	// for a failure the reason (the error's message), for a skip why.
+	Detail string
+	// Err is the typed firmware error of a failed or forced check.
+	Err error
+	// Overridable is false for a failure that Force cannot override.
+	Overridable bool
+}
+
 // Verdict is the outcome of the pre-flight checks.
 type Verdict struct {
 	// Warnings are failed checks that Force overrode, and notes worth showing.
 	Warnings []string
+	// Content is what the data appears to be.
+	Content firmware.Content
+	// Image is the parsed image; nil when the data is not an image.
+	Image *firmware.Image
+	// Checks lists every check in the order run, with its status.
+	Checks []Check
+	// Signature is the verified signature when a key policy was applied and
+	// the image passed it.
+	Signature *firmware.SignatureResult
+}
+
+// Failed returns the checks that failed (not counting forced ones).
+func (v Verdict) Failed() []Check {
+	var out []Check
+	for _, c := range v.Checks {
+		if c.Status == CheckFailed {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// ErrRefused is what every pre-flight refusal matches with errors.Is.
+var ErrRefused = errors.New("pre-flight check refused the image")
+
+// RefusedError is Preflight's error: the checks that failed. errors.Is
+// and errors.As reach the firmware errors of each failed check (e.g.
+// firmware.ErrChipMismatch, *firmware.TooLargeError).
+type RefusedError struct {
+	Failed []Check
+	// Forceable is true when --force would let the image through (no
+	// failed check is a signature failure under a key policy).
+	Forceable bool
+}
+
+func (e *RefusedError) Error() string {
+	msgs := make([]string, 0, len(e.Failed))
+	for _, c := range e.Failed {
+		msgs = append(msgs, c.Detail)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Unwrap exposes ErrRefused and every failed check's error.
+func (e *RefusedError) Unwrap() []error {
+	out := []error{ErrRefused}
+	for _, c := range e.Failed {
+		if c.Err != nil {
+			out = append(out, c.Err)
+		}
+	}
+	return out
+}
+
+// Hint is the next step for a person.
+func (e *RefusedError) Hint() string {
+	if e.Forceable {
+		return "fix the image or the target; --force sends it anyway (at your own risk)"
+	}
+	return "the image must be signed with the configured signing key; --force cannot override a signature policy"
 }
 
 // Preflight checks image against target before any byte is sent. It returns
-// a non-nil error (wrapping firmware's typed errors) when the image must
-// not be sent.
-//
-// TODO(firmware): implemented together with the firmware parsers.
+// a non-nil error (a *RefusedError wrapping firmware's typed errors) when
+// the image must not be sent; the Verdict is filled in either way.
 func Preflight(image []byte, t Target, p Policy) (Verdict, error) {
-	return Verdict{}, nil
+	pf := &preflight{data: image, t: t, p: p}
+	switch t.Route {
+	case RouteOTAFilesystem:
+		pf.v.Content = firmware.Classify(image)
+		pf.skip("content", "filesystem images are not checked")
+	case RouteOTAApp:
+		pf.otaApp()
+	case RouteSerial:
+		pf.serial()
+	default:
+		return pf.v, fmt.Errorf("preflight: unknown route %d", int(t.Route))
+	}
+	return pf.finish()
+}
+
+type preflight struct {
+	data []byte
+	t    Target
+	p    Policy
+	v    Verdict
+}
+
+func (pf *preflight) pass(name, detail string) {
+	pf.v.Checks = append(pf.v.Checks, Check{Name: name, Status: CheckPassed, Detail: detail})
+}
+
+func (pf *preflight) skip(name, why string) {
+	pf.v.Checks = append(pf.v.Checks, Check{Name: name, Status: CheckSkipped, Detail: why})
+}
+
+func (pf *preflight) fail(name string, err error, overridable bool) {
+	c := Check{Name: name, Status: CheckFailed, Detail: err.Error(), Err: err, Overridable: overridable}
+	if overridable && pf.p.Force {
+		c.Status = CheckForced
+		pf.v.Warnings = append(pf.v.Warnings, "forced past a failed "+name+" check: "+c.Detail)
+	}
+	pf.v.Checks = append(pf.v.Checks, c)
+}
+
+// check records err as a failure of name, or a pass with detail.
+func (pf *preflight) check(name string, err error, detail string) {
+	if err != nil {
+		pf.fail(name, err, true)
+		return
+	}
+	pf.pass(name, detail)
+}
+
+func (pf *preflight) finish() (Verdict, error) {
+	failed := pf.v.Failed()
+	if len(failed) == 0 {
+		return pf.v, nil
+	}
+	forceable := true
+	for _, c := range failed {
+		forceable = forceable && c.Overridable
+	}
+	return pf.v, &RefusedError{Failed: failed, Forceable: forceable}
+}
+
+// otaApp: the data must be an app image for the target's chip, intact,
+// fitting the slot, and signed when a key policy is set.
+func (pf *preflight) otaApp() {
+	pf.v.Content = firmware.Classify(pf.data)
+	im, err := firmware.ParseImage(pf.data)
+	if err == nil {
+		pf.v.Image = im
+	}
+	switch pf.v.Content {
+	case firmware.ContentApp:
+		pf.pass("content", "application image")
+	case firmware.ContentESP8266V2:
+		pf.pass("content", "ESP8266 v2 image")
+		pf.v.Warnings = append(pf.v.Warnings, "ESP8266 v2 (EA) image: its checksum is not checked")
+	case firmware.ContentPartitionTable:
+		pf.fail("content", &firmware.NotAnAppError{Found: "a partition table (it starts with AA 50)",
+			Hint: "partition tables are written over serial at 0x8000 (espdeck serial write 0x8000 FILE); OTA takes the app .bin"}, true)
+	case firmware.ContentMerged:
+		pf.fail("content", &firmware.NotAnAppError{Found: "a merged image that starts with " + mergedWhat(pf.data),
+			Hint: "OTA takes the app .bin alone (e.g. build/PROJECT.bin, not *.merged.bin or *.factory.bin); write merged images over serial at 0x0"}, true)
+	case firmware.ContentBootloader:
+		pf.fail("content", &firmware.NotAnAppError{Found: "a " + im.Chip.String() + " bootloader or RAM-only image (nothing in it runs from flash)",
+			Hint: "OTA takes the app .bin; bootloaders are written over serial at the chip's bootloader offset"}, true)
+	default:
+		if err == nil {
+			err = &firmware.NotAnAppError{Found: "data that is not an ESP image"}
+		}
+		pf.fail("content", err, true)
+	}
+	if pf.v.Image == nil {
+		pf.signature(false)
+		return
+	}
+	pf.chip(im)
+	pf.integrity(im)
+	if pf.t.SlotSize > 0 {
+		pf.check("fit", im.CheckFits(int64(pf.t.SlotSize), "the OTA slot"), fmt.Sprintf("%d of %d bytes", im.FileSize, pf.t.SlotSize))
+	} else {
+		pf.skip("fit", "the OTA slot size is not known")
+	}
+	pf.signature(true)
+}
+
+// serial decides by write address: the bootloader offset, the partition
+// table, or anything else (an app image when it starts with E9).
+func (pf *preflight) serial() {
+	pf.v.Content = firmware.Classify(pf.data)
+	addr := pf.t.Address
+	bootOff, bootKnown := uint32(0), false
+	if ci, ok := pf.t.Chip.Info(); ok {
+		bootOff, bootKnown = ci.BootloaderOffset, true
+	}
+	im, imgErr := firmware.ParseImage(pf.data)
+	if imgErr == nil {
+		pf.v.Image = im
+		if !bootKnown {
+			if ci, ok := im.Chip.Info(); ok {
+				bootOff, bootKnown = ci.BootloaderOffset, true
+			}
+		}
+	}
+
+	switch {
+	case addr == 0x8000:
+		pf.partitionTable()
+	case pf.v.Content == firmware.ContentMerged:
+		pf.merged()
+	case bootKnown && addr == bootOff && imgErr == nil:
+		pf.imageAt(im, "bootloader")
+	case imgErr == nil:
+		pf.imageAt(im, "app")
+	case len(pf.data) > 0 && pf.data[0] == firmware.ImageMagic:
+		// Starts like an image but does not parse: a corrupt image.
+		pf.fail("integrity", imgErr, true)
+	default:
+		pf.skip("content", fmt.Sprintf("raw data (%s) at 0x%x is written as it is", pf.v.Content, addr))
+	}
+	pf.endOfFlash()
+}
+
+// imageAt runs the image checks for a serial write, where role is what the
+// address says the image should be.
+func (pf *preflight) imageAt(im *firmware.Image, role string) {
+	addr := pf.t.Address
+	isApp := im.IsApp() && pf.v.Content != firmware.ContentMerged
+	switch {
+	case role == "bootloader" && isApp && im.Format == firmware.FormatESP32:
+		pf.fail("placement", &firmware.NotAnAppError{Found: fmt.Sprintf("an app image at 0x%x, the bootloader offset", addr),
+			Hint: "apps go to their partition (usually 0x10000); write the bootloader .bin here"}, true)
+	case role == "bootloader":
+		pf.pass("placement", fmt.Sprintf("%s at the bootloader offset 0x%x", im.Kind(), addr))
+	case isApp && addr%0x10000 != 0 && im.Format == firmware.FormatESP32:
+		pf.fail("placement", fmt.Errorf("an app image at 0x%x, which is not 64 KB aligned: app partitions start on 64 KB boundaries (usually 0x10000)", addr), true)
+	case !isApp && im.Format == firmware.FormatESP32:
+		pf.fail("placement", fmt.Errorf("a bootloader image at 0x%x, but this chip's bootloader lives at 0x%x: write it there", addr, bootloaderOffset(im.Chip)), true)
+	default:
+		pf.pass("placement", fmt.Sprintf("%s at 0x%x", im.Kind(), addr))
+	}
+	pf.chip(im)
+	if pf.t.ChipRevision >= 0 && pf.t.Chip != firmware.ChipUnknown {
+		pf.check("revision", im.CheckRevision(pf.t.ChipRevision), fmt.Sprintf("chip v%d.%d", pf.t.ChipRevision/100, pf.t.ChipRevision%100))
+	} else {
+		pf.skip("revision", "the chip revision is not known")
+	}
+	pf.integrity(im)
+	pf.signature(true)
+}
+
+func (pf *preflight) merged() {
+	off := 0
+	for _, o := range []int{0x1000, 0x2000} {
+		if len(pf.data) > o && pf.data[o] == firmware.ImageMagic && pf.data[0] != firmware.ImageMagic {
+			off = o
+			break
+		}
+	}
+	boot, err := firmware.ParseImage(pf.data[off:])
+	if err != nil {
+		pf.fail("integrity", err, true)
+		return
+	}
+	// A merged file starts either at flash 0 (with padding before a
+	// bootloader at 0x1000/0x2000) or at the bootloader offset itself.
+	want := uint32(0)
+	if off == 0 {
+		want = bootloaderOffset(boot.Chip)
+	}
+	if pf.t.Address != want {
+		pf.fail("placement", fmt.Errorf("a merged image (bootloader, partition table and app in one file) at 0x%x: this one must be written at 0x%x", pf.t.Address, want), true)
+	} else {
+		pf.pass("placement", fmt.Sprintf("merged image at 0x%x", want))
+	}
+	pf.chip(boot)
+	pf.integrity(boot)
+}
+
+func (pf *preflight) partitionTable() {
+	if len(pf.data) > 0 && pf.data[0] == firmware.ImageMagic {
+		pf.fail("content", fmt.Errorf("an ESP image at 0x8000, where the partition table lives: write the partition table .bin (partition-table.bin) here"), true)
+		return
+	}
+	if _, err := firmware.ParsePartitionTable(pf.data); err != nil {
+		pf.fail("partition table", err, true)
+		return
+	}
+	pf.pass("partition table", "valid partition table")
+}
+
+func (pf *preflight) chip(im *firmware.Image) {
+	if pf.t.Chip == firmware.ChipUnknown {
+		pf.skip("chip", "the target chip is not known (image is for "+im.Chip.String()+")")
+		return
+	}
+	pf.check("chip", im.CheckChip(pf.t.Chip), im.Chip.String())
+}
+
+func (pf *preflight) integrity(im *firmware.Image) {
+	if im.Format == firmware.FormatESP8266V2 {
+		pf.skip("integrity", "ESP8266 v2 images carry no checksum espdeck reads")
+		return
+	}
+	detail := "checksum ok"
+	if im.HashAppended {
+		detail = "checksum and SHA-256 ok"
+	}
+	pf.check("integrity", im.Verify(), detail)
+}
+
+// signature applies the key policy; a failure here is never overridable.
+func (pf *preflight) signature(isImage bool) {
+	if len(pf.p.SigningKeys) == 0 {
+		if pf.v.Image != nil && pf.v.Image.Signature != nil {
+			pf.skip("signature", "the image is signed but no signing key is configured to check it")
+		} else {
+			pf.skip("signature", "no signing key configured")
+		}
+		return
+	}
+	if !isImage {
+		pf.fail("signature", &firmware.SignatureError{Reason: "the data is not a signed image", Err: firmware.ErrUnsigned}, false)
+		return
+	}
+	res, err := firmware.VerifySignature(pf.data, pf.p.SigningKeys)
+	if err != nil {
+		pf.fail("signature", err, false)
+		return
+	}
+	pf.v.Signature = &res
+	pf.pass("signature", fmt.Sprintf("%s, block %d, key digest %x", res.Scheme, res.Block, res.KeyDigest[:8]))
+}
+
+func (pf *preflight) endOfFlash() {
+	if pf.t.FlashSize == 0 {
+		pf.skip("fit", "the flash size is not known")
+		return
+	}
+	end := int64(pf.t.Address) + int64(len(pf.data))
+	if end > int64(pf.t.FlashSize) {
+		avail := max(int64(pf.t.FlashSize)-int64(pf.t.Address), 0)
+		pf.fail("fit", &firmware.TooLargeError{Image: int64(len(pf.data)), Slot: avail, SlotName: fmt.Sprintf("the flash from 0x%x to its end (%d MB)", pf.t.Address, pf.t.FlashSize>>20)}, true)
+		return
+	}
+	pf.pass("fit", fmt.Sprintf("ends at 0x%x of 0x%x", end, pf.t.FlashSize))
+}
+
+func mergedWhat(data []byte) string {
+	off := 0
+	for _, o := range []int{0x1000, 0x2000} {
+		if len(data) > o && data[0] != firmware.ImageMagic && data[o] == firmware.ImageMagic {
+			off = o
+		}
+	}
+	if im, err := firmware.ParseImage(data[off:]); err == nil {
+		return "the " + im.Chip.String() + " bootloader"
+	}
+	return "a bootloader"
+}
+
+func bootloaderOffset(c firmware.Chip) uint32 {
+	ci, _ := c.Info()
+	return ci.BootloaderOffset
 }
