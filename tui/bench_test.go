@@ -3,8 +3,8 @@ package tui
 import (
 	"fmt"
 	"os"
-	"strings"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
