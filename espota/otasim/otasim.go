@@ -163,6 +163,9 @@ const (
 	maxESP8266Stalls = 30
 )
 
+// deviceWindow is the receive buffer of the simulated device's socket.
+const deviceWindow = 8 << 10
+
 // maxSessions bounds the recorded history so a device can run for days.
 const maxSessions = 16
 
@@ -439,7 +442,10 @@ func (d *Device) runUpdate(ctx context.Context, p pending, host *net.UDPAddr) {
 	}
 	addr := net.JoinHostPort(host.IP.String(), strconv.Itoa(p.inv.port))
 	s.Host = addr
-	dialer := net.Dialer{Timeout: 3 * time.Second}
+	// A small receive buffer models the device's TCP window (lwIP: about
+	// four segments), so a host that overruns the device is held back by
+	// flow control as on a real board.
+	dialer := net.Dialer{Timeout: 3 * time.Second, Control: smallReceiveBuffer}
 	conn, err := dialer.DialContext(ctx, "tcp4", addr)
 	if err != nil {
 		s.State, s.Error = StateNoConnect, err.Error()
