@@ -158,6 +158,7 @@ type Watcher struct {
 	refresh  chan struct{}
 	refreshS chan struct{}
 
+	sendMu    sync.RWMutex // held for reading while sending on events
 	mu        sync.Mutex
 	devices   map[string]*cached
 	status    Status
@@ -284,10 +285,18 @@ func (w *Watcher) Watch(ctx context.Context) <-chan Event {
 			inner.Go(func() { w.serialLoop(ctx) })
 		}
 		inner.Wait()
+		// Keep the stream open until ctx ends even when nothing polls (the
+		// demo: static devices only), so hand-added devices can still arrive.
+		<-ctx.Done()
 	})
 	go func() {
 		wg.Wait()
+		w.sendMu.Lock() // no emit is sending now, and none will start
+		w.mu.Lock()
+		w.events = nil
+		w.mu.Unlock()
 		close(events)
+		w.sendMu.Unlock()
 	}()
 	return events
 }
@@ -309,6 +318,10 @@ func (w *Watcher) Scan(ctx context.Context) ([]Device, Status) {
 
 // emit sends events in order unless ctx ends first.
 func (w *Watcher) emit(ctx context.Context, evs []Event) {
+	// sendMu keeps the closer from closing the channel under a sender
+	// (AddStatic may emit from outside the worker goroutines).
+	w.sendMu.RLock()
+	defer w.sendMu.RUnlock()
 	w.mu.Lock()
 	ch := w.events
 	w.mu.Unlock()
