@@ -1,0 +1,186 @@
+package serialflash_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/serialflash"
+	"github.com/espdeck/espdeck/serialflash/romsim"
+)
+
+// Each fault knob must end in its own clear outcome within a bounded time.
+func TestFaultKnobs(t *testing.T) {
+	data := firmwareLike(8000, 9)
+	write := []serialflash.Region{{Addr: 0x10000, Data: data}}
+	for _, tc := range []struct {
+		name   string
+		faults romsim.Faults
+		check  func(t *testing.T, openErr, writeErr error, rom *romsim.ROM)
+	}{
+		{"dropped reply", romsim.Faults{DropReplyOp: 0x11, DropReplyNth: 3}, func(t *testing.T, _, err error, _ *romsim.ROM) {
+			require.ErrorIs(t, err, serialflash.ErrTimeout)
+			require.Contains(t, err.Error(), "write block 3")
+			require.NotEmpty(t, serialflash.Hint(err))
+		}},
+		{"stall", romsim.Faults{StallOp: 0x11, StallNth: 2}, func(t *testing.T, _, err error, _ *romsim.ROM) {
+			require.ErrorIs(t, err, serialflash.ErrTimeout)
+		}},
+		{"corrupt checksum is sent again", romsim.Faults{CorruptChecksumNth: 2}, func(t *testing.T, _, err error, rom *romsim.ROM) {
+			require.NoError(t, err)
+			var sevens int
+			for _, c := range rom.Commands() {
+				if c.Status == 7 {
+					sevens++
+				}
+			}
+			require.Equal(t, 1, sevens, "the ROM saw one bad checksum and the block was sent again")
+		}},
+		{"flash write error", romsim.Faults{FailFlashDataNth: 2}, func(t *testing.T, _, err error, _ *romsim.ROM) {
+			var ce *serialflash.CommandError
+			require.ErrorAs(t, err, &ce)
+			require.Equal(t, byte(0x08), ce.Code)
+			require.Contains(t, serialflash.Hint(err), "power")
+		}},
+		{"error status", romsim.Faults{ErrorOp: 0x0D, ErrorCode: 0x06}, func(t *testing.T, err, _ error, _ *romsim.ROM) {
+			var ce *serialflash.CommandError
+			require.ErrorAs(t, err, &ce)
+			require.Equal(t, serialflash.OpSPIAttach, ce.Op)
+			require.Equal(t, byte(0x06), ce.Code)
+		}},
+		{"wrong md5", romsim.Faults{WrongMD5: true}, func(t *testing.T, _, err error, _ *romsim.ROM) {
+			require.ErrorIs(t, err, serialflash.ErrVerify)
+			require.Contains(t, serialflash.Hint(err), "baud")
+		}},
+		{"never syncs", romsim.Faults{NeverSync: true}, func(t *testing.T, err, _ error, _ *romsim.ROM) {
+			require.ErrorIs(t, err, serialflash.ErrNoSync)
+			require.NotEmpty(t, serialflash.Hint(err))
+		}},
+		{"secure download mode", romsim.Faults{SecureDownloadMode: true}, func(t *testing.T, openErr, err error, rom *romsim.ROM) {
+			require.NoError(t, openErr)
+			require.NoError(t, err, "plain writes work in Secure Download Mode")
+			for _, c := range rom.Commands() {
+				require.NotEqual(t, byte(0x10), c.Op, "no compression in SDM")
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32S3, Faults: tc.faults})
+			opts := fastOpts()
+			opts.CommandTimeout = time.Second
+			opts.ConnectAttempts = 2
+			opts.SyncTries = 2
+			start := time.Now()
+			f, openErr := serialflash.Open(testCtx(t), env.path, opts)
+			var writeErr error
+			if openErr == nil {
+				writeErr = f.WriteFlash(testCtx(t), write)
+				f.Close()
+			}
+			tc.check(t, openErr, writeErr, env.rom)
+			require.Less(t, time.Since(start), 30*time.Second)
+		})
+	}
+}
+
+func TestCancelMidWriteLeavesPortUsable(t *testing.T) {
+	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32, Pace: true})
+	f := openPTY(t, env, fastOpts())
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	var cancelled time.Time
+	// Progress runs on the writing goroutine: cancel after the first block.
+	fired := false
+	f2opts := fastOpts()
+	_ = f2opts
+	data := firmwareLike(400_000, 11)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- f.WriteFlash(ctx, []serialflash.Region{{Addr: 0, Data: data}})
+	}()
+	// Cancel once the ROM has seen a few data blocks.
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, c := range env.rom.Commands() {
+			if c.Op == 0x11 {
+				n++
+			}
+		}
+		return n >= 3
+	}, 30*time.Second, 5*time.Millisecond)
+	cancel()
+	cancelled = time.Now()
+	err := <-errc
+	require.ErrorIs(t, err, context.Canceled)
+	require.Less(t, time.Since(cancelled), 5*time.Second, "cancellation is prompt")
+	_ = fired
+	require.NoError(t, f.Close())
+
+	// The port and the ROM are still usable.
+	g := openPTY(t, env, fastOpts())
+	require.NoError(t, g.WriteFlash(testCtx(t), []serialflash.Region{{Addr: 0x10000, Data: data[:5000]}}))
+}
+
+func TestDownloadModeButNoAnswer(t *testing.T) {
+	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32S3, Faults: romsim.Faults{NeverSync: true}})
+	port, err := serialflash.OpenPort(testCtx(t), env.path)
+	require.NoError(t, err)
+	defer port.Close()
+	env.rom.Reset(true) // the download banner arrives after opening
+	opts := fastOpts()
+	opts.ConnectAttempts = 1
+	opts.BootLogWait = 300 * time.Millisecond
+	_, err = serialflash.OpenWithPort(testCtx(t), port, opts)
+	require.ErrorIs(t, err, serialflash.ErrNoSync)
+	require.Contains(t, err.Error(), "download mode but does not answer")
+}
+
+func TestContextCancelledDuringSync(t *testing.T) {
+	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32, Faults: romsim.Faults{NeverSync: true}})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	opts := fastOpts()
+	opts.ConnectAttempts = 100
+	start := time.Now()
+	_, err := serialflash.Open(ctx, env.path, opts)
+	require.True(t, errors.Is(err, context.DeadlineExceeded), "got %v", err)
+	require.Less(t, time.Since(start), 5*time.Second)
+}
+
+// Real images from Espressif's test set go through the ROM and come back
+// byte for byte.
+func TestFixtureImagesRoundTrip(t *testing.T) {
+	dir := filepath.Join("..", "..", "shared", "fixtures", "images")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Skipf("fixtures not present (%v): real images not exercised", err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32})
+	f := openPTY(t, env, fastOpts())
+	var regions []serialflash.Region
+	addr := uint32(0x10000)
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		require.NoError(t, err)
+		regions = append(regions, serialflash.Region{Addr: addr, Data: b})
+		addr += (uint32(len(b)) + 0xFFFF) &^ 0xFFFF
+	}
+	require.NoError(t, f.WriteFlash(testCtx(t), regions))
+	for i, r := range regions {
+		back, err := f.ReadFlash(testCtx(t), r.Addr, uint32(len(r.Data)))
+		require.NoError(t, err)
+		require.Equal(t, r.Data, back, names[i])
+	}
+}
