@@ -242,7 +242,7 @@ func (pf *preflight) otaApp() {
 		pf.fail("content", &firmware.NotAnAppError{Found: "a merged image that starts with " + mergedWhat(pf.data),
 			Hint: "OTA takes the app .bin alone (e.g. build/PROJECT.bin, not *.merged.bin or *.factory.bin); write merged images over serial at 0x0"}, true)
 	case firmware.ContentBootloader:
-		pf.fail("content", &firmware.NotAnAppError{Found: "a " + im.Chip.String() + " bootloader or RAM-only image (nothing in it runs from flash)",
+		pf.fail("content", &firmware.NotAnAppError{Found: "an " + im.Chip.String() + " bootloader or RAM-only image (nothing in it runs from flash)",
 			Hint: "OTA takes the app .bin; bootloaders are written over serial at the chip's bootloader offset"}, true)
 	default:
 		if err == nil {
