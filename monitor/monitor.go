@@ -415,10 +415,10 @@ func (m *Monitor) feed(p []byte, now time.Time) {
 		case '\r':
 			m.cr = true
 		default:
-			m.buf = append(m.buf, c)
 			if len(m.buf) >= m.opts.MaxLineLength {
 				m.completeLine(now)
 			}
+			m.buf = append(m.buf, c)
 		}
 	}
 }

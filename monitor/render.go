@@ -142,4 +142,3 @@ func (r Renderer) body(l Line) string {
 func Plain(l Line, timestamps bool) []string {
 	return Renderer{Timestamps: timestamps}.Render(l)
 }
-
