@@ -491,3 +491,29 @@ func readSlotImage(ctx context.Context, io FlashIO, p firmware.Partition, chip f
 	img.Summary = strings.Join(parts, " · ")
 	return img, nil
 }
+
+// ErrReadOnly is returned by the FlashIO of a file.
+var ErrReadOnly = errors.New("read-only flash image")
+
+// FileFlash is a FlashIO over a flash dump or merged image held in memory
+// (`espdeck partitions show dump.bin`). Reads past the end return FF, as
+// erased flash would; writes fail with ErrReadOnly.
+type FileFlash []byte
+
+// ReadFlash returns size bytes at addr, FF beyond the data.
+func (f FileFlash) ReadFlash(ctx context.Context, addr, size uint32) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := bytes.Repeat([]byte{0xFF}, int(size))
+	if uint64(addr) < uint64(len(f)) {
+		copy(out, f[addr:])
+	}
+	return out, nil
+}
+
+// WriteFlash fails: a file is shown, never changed.
+func (f FileFlash) WriteFlash(context.Context, uint32, []byte) error { return ErrReadOnly }
+
+// EraseRegion fails: a file is shown, never changed.
+func (f FileFlash) EraseRegion(context.Context, uint32, uint32) error { return ErrReadOnly }
