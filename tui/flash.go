@@ -91,9 +91,9 @@ func (m *Model) startFlow(targets []string) tea.Cmd {
 	in.Prompt = "file: "
 	in.Placeholder = "path to a .bin image (tab completes)"
 	in.SetWidth(max(m.width-14, 20))
-	if len(m.recent()) > 0 {
-		in.SetValue(m.recent()[0])
-		in.CursorEnd()
+	if rec := m.recent(); len(rec) > 0 {
+		// Not prefilled: typing starts a new path; enter alone takes this one.
+		in.Placeholder = rec[0] + "  (enter takes it; tab completes)"
 	}
 	m.flow = &flashFlow{targets: targets, input: in, recentIdx: -1}
 	return m.flow.input.Focus()
@@ -171,6 +171,10 @@ func (m *Model) flowKey(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	case key.Matches(msg, k.Enter):
 		p := strings.TrimSpace(f.input.Value())
+		if p == "" && len(m.recent()) > 0 {
+			p = m.recent()[0]
+			f.input.SetValue(p)
+		}
 		if p == "" {
 			f.err = "type a path, or pick a recent file with ↑/↓"
 			return nil

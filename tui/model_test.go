@@ -209,11 +209,16 @@ func TestFileCompletion(t *testing.T) {
 func TestRecentFiles(t *testing.T) {
 	m, _ := newTestModel(t, 80, 24, Config{RecentFiles: []string{"a.bin", "b.bin"}})
 	m = press(t, m, "f")
-	require.Equal(t, "a.bin", m.flow.input.Value(), "the newest is offered")
+	require.Empty(t, m.flow.input.Value(), "typing starts a new path")
+	requireScreenContains(t, m, "a.bin  (enter takes it")
 	m = press(t, m, "down", "down")
 	require.Equal(t, "b.bin", m.flow.input.Value())
 	m = press(t, m, "up")
 	require.Equal(t, "a.bin", m.flow.input.Value())
+	m.flow.input.SetValue("")
+	m, cmd := sendCmd(t, m, keyMsg("enter"))
+	require.NotNil(t, cmd)
+	require.Equal(t, "a.bin", m.flow.path, "enter on an empty input takes the newest recent file")
 }
 
 func TestAuthFailureAsksAgainAndRetries(t *testing.T) {
