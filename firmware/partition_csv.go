@@ -381,11 +381,26 @@ func (t *PartitionTable) CSV() string {
 
 // Format renders the table for people: one aligned row per partition.
 func (t *PartitionTable) Format() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%-16s  %-15s  %-9s  %-10s  %-10s  %s\n", "Name", "Type", "SubType", "Offset", "Size", "Flags")
+	rows := [][]string{{"Name", "Type", "SubType", "Offset", "Size", "Flags"}}
 	for _, p := range t.Partitions {
-		fmt.Fprintf(&b, "%-16s  %-15s  %-9s  0x%08x  %-10s  %s\n", p.Name, typeName(p.Type), subtypeName(p.Type, p.SubType),
-			p.Offset, sizeText(p.Size), strings.Join(p.FlagNames(), ":"))
+		rows = append(rows, []string{p.Name, typeName(p.Type), subtypeName(p.Type, p.SubType),
+			fmt.Sprintf("0x%x", p.Offset), sizeText(p.Size), strings.Join(p.FlagNames(), ":")})
+	}
+	width := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	var b strings.Builder
+	for _, r := range rows {
+		var line strings.Builder
+		for i, c := range r {
+			line.WriteString(c)
+			line.WriteString(strings.Repeat(" ", width[i]-utf8.RuneCountInString(c)+2))
+		}
+		b.WriteString(strings.TrimRight(line.String(), " "))
+		b.WriteByte('\n')
 	}
 	return b.String()
 }
