@@ -216,7 +216,7 @@ func signatureFailure(path string, err error) *failure {
 	hint := "compare the key digests above with your key's (espsecure.py digest_sbv2_public_key); --key must be the public half of the signing key"
 	if errors.Is(err, firmware.ErrUnsigned) {
 		name = "unsigned"
-		hint = "sign it with espsecure.py sign_data --version 2 --keyfile PRIV.pem, or check you picked the signed .bin"
+		hint = "check that you picked the signed .bin (ESP-IDF writes one when CONFIG_SECURE_BOOT_BUILD_SIGNED_BINARIES is on)"
 	}
 	return &failure{code: exitRefused, name: name, message: fmt.Sprintf("%s: %v", path, err), hint: hint}
 }
