@@ -1,0 +1,153 @@
+// Package tuibackend adapts espdeck's real packages — discovery, espota,
+// serialflash, the firmware checks in internal/ops and the monitor — to the
+// small interfaces the TUI declares (tui.Backend). The TUI never opens a
+// socket or a port; everything it does goes through here.
+package tuibackend
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/espdeck/espdeck/discovery"
+	"github.com/espdeck/espdeck/internal/ops"
+	"github.com/espdeck/espdeck/monitor"
+	"github.com/espdeck/espdeck/serialflash"
+	"github.com/espdeck/espdeck/tui"
+)
+
+// Config is what the composition root decides for the backend.
+type Config struct {
+	// Watcher is the running discovery (its Watch is called by the TUI
+	// through DeviceSource). Required.
+	Watcher *discovery.Watcher
+	// Policy is the pre-flight policy (signing keys from the config file).
+	Policy ops.Policy
+	// HostIP and HostPort fix the OTA connect-back listener (0: automatic).
+	HostIP   string
+	HostPort int
+	// OTATimeouts shortens or lengthens the OTA phases (zero: espota's defaults).
+	InviteTimeout, ConnectTimeout time.Duration
+	// Serial tunes every ROM-loader connection (Baud; OnProgress and Logger
+	// are set per job).
+	Serial serialflash.Options
+	// ELF is the application ELF for backtrace decoding in the monitor ("" none).
+	ELF string
+	// MonitorBaud is the application's console rate (default 115200).
+	MonitorBaud int
+	// Logger receives what the backend does (nil: discard). It must not
+	// write to the terminal the TUI draws on.
+	Logger *slog.Logger
+}
+
+// Backend holds the state the adapters share: what was learned about each
+// device (the auth scheme after an upload, chip facts from the ROM) is fed
+// back into the device stream, and serial ports are used by one job at a time.
+type Backend struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	learned map[string]learnedFacts     // by tui.Device.ID
+	updates chan tui.Device             // facts learned by jobs, re-announced as updates
+	ports   map[string]*sync.Mutex      // serial port path -> exclusive use
+	latest  map[string]tui.Device       // last device sent to the TUI, by ID
+	mons    map[string]*monitor.Monitor // running monitors by port path
+}
+
+type learnedFacts struct {
+	authScheme string
+	chip       string
+	mac        string
+}
+
+// New returns a Backend for cfg.
+func New(cfg Config) *Backend {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MonitorBaud == 0 {
+		cfg.MonitorBaud = 115200
+	}
+	return &Backend{
+		cfg:     cfg,
+		log:     log,
+		learned: map[string]learnedFacts{},
+		updates: make(chan tui.Device, 16),
+		ports:   map[string]*sync.Mutex{},
+		latest:  map[string]tui.Device{},
+	}
+}
+
+// TUI returns the interfaces the TUI needs, all backed by b.
+func (b *Backend) TUI() tui.Backend {
+	return tui.Backend{
+		Devices:    devices{b},
+		Flasher:    flasher{b},
+		Images:     images{b},
+		Partitions: partitions{b},
+		Serial:     serialInfo{b},
+		Monitor:    monitors{b},
+	}
+}
+
+// lockPort takes exclusive use of a serial port until the returned func is
+// called, or fails when ctx ends first.
+func (b *Backend) lockPort(ctx context.Context, path string) (func(), error) {
+	b.mu.Lock()
+	m, ok := b.ports[path]
+	if !ok {
+		m = &sync.Mutex{}
+		b.ports[path] = m
+	}
+	b.mu.Unlock()
+	for {
+		if m.TryLock() {
+			return m.Unlock, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// learn records facts about a device and re-announces it with them.
+func (b *Backend) learn(id string, update func(*learnedFacts)) {
+	b.mu.Lock()
+	f := b.learned[id]
+	update(&f)
+	b.learned[id] = f
+	d, known := b.latest[id]
+	b.mu.Unlock()
+	if !known {
+		return
+	}
+	select {
+	case b.updates <- b.decorate(d):
+	default: // the TUI will see the facts with the next discovery update
+	}
+}
+
+// decorate adds learned facts to a device.
+func (b *Backend) decorate(d tui.Device) tui.Device {
+	b.mu.Lock()
+	f, ok := b.learned[d.ID]
+	b.mu.Unlock()
+	if !ok {
+		return d
+	}
+	if f.authScheme != "" {
+		d.AuthScheme = f.authScheme
+	}
+	if f.chip != "" {
+		d.Chip = f.chip
+	}
+	if f.mac != "" && d.MAC == "" {
+		d.MAC = f.mac
+	}
+	return d
+}
