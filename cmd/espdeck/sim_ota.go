@@ -1,3 +1,207 @@
 package main
 
-func runSimOTA(c *cli, args []string) int { return notYet(c, "sim ota") }
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/espdeck/espdeck/espota/otasim"
+	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/ops"
+)
+
+const simOTAUsage = `Usage:
+  espdeck sim ota                                   the demo fleet (five devices)
+  espdeck sim ota [--count N] [--password P] [--scheme md5|pbkdf2] [--flavour esp32|esp8266] [faults]
+
+Runs simulated ArduinoOTA devices on 127.0.0.1 and prints their addresses,
+so you can try 'espdeck ota upload' without a board. They run until Ctrl-C.
+Without device flags it starts the demo fleet: an ESP32 with a PBKDF2
+password, an ESP8266 with an MD5 password, an ESP32 without a password, one
+that never connects back (as behind a firewall) and a slow one.
+
+Examples:
+  espdeck sim ota --image /tmp/app.bin
+  espdeck sim ota --count 3 --flavour esp8266 --password secret
+  espdeck sim ota --never-connect`
+
+func runSimOTA(c *cli, args []string) int {
+	fs, cm := c.newFlags("sim ota", simOTAUsage)
+	count := fs.Int("count", 1, "number of devices")
+	password := fs.String("password", "", "OTA password set on the devices")
+	scheme := fs.String("scheme", "", "authentication scheme with a password: md5 or pbkdf2 (default: pbkdf2 on esp32, md5 on esp8266)")
+	flavour := fs.String("flavour", "esp32", "esp32 or esp8266")
+	fs.StringVar(flavour, "flavor", "esp32", "same as --flavour")
+	md5Secret := fs.Bool("md5-secret", false, "pbkdf2 devices store MD5(password), like setPasswordHash with an MD5 hash")
+	slot := fs.String("slot", "", "app slot `SIZE` (default 1280K)")
+	neverConnect := fs.Bool("never-connect", false, "fault: never connect back after OK")
+	slow := fs.Int("slow", 0, "fault: take data at most at `BPS` bytes per second")
+	delay := fs.Duration("delay", 0, "fault: delay every reply by `D` (models a round trip)")
+	md5Fail := fs.Bool("md5-failure", false, "fault: report an MD5 mismatch at the end")
+	ignore := fs.Int("ignore", 0, "fault: ignore the first `N` invitations")
+	imagePath := fs.String("image", "", "also write a small valid ESP32 test app image to `FILE`")
+	if _, err := parse(fs, args); err != nil {
+		return usageExit(err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	custom := false
+	for _, n := range []string{"count", "password", "scheme", "flavour", "flavor", "md5-secret", "slot", "never-connect", "slow", "delay", "md5-failure", "ignore"} {
+		custom = custom || set[n]
+	}
+
+	var cfgs []otasim.Config
+	if !custom {
+		cfgs = otasim.Demo()
+	} else {
+		cfg := otasim.Config{Password: *password}
+		switch strings.ToLower(*flavour) {
+		case "esp32":
+			cfg.Flavour = otasim.ESP32
+		case "esp8266":
+			cfg.Flavour = otasim.ESP8266
+		default:
+			fmt.Fprintf(c.stderr, "espdeck: --flavour %q: want esp32 or esp8266\n", *flavour)
+			return exitUsage
+		}
+		switch strings.ToLower(*scheme) {
+		case "":
+			if cfg.Flavour == otasim.ESP32 {
+				cfg.Scheme = otasim.SchemePBKDF2
+			}
+		case "md5":
+			cfg.Scheme = otasim.SchemeMD5
+		case "pbkdf2":
+			cfg.Scheme = otasim.SchemePBKDF2
+		default:
+			fmt.Fprintf(c.stderr, "espdeck: --scheme %q: want md5 or pbkdf2\n", *scheme)
+			return exitUsage
+		}
+		cfg.MD5Secret = *md5Secret
+		if *slot != "" {
+			n, err := parseUint(*slot)
+			if err != nil || n == 0 || n > 1<<30 {
+				fmt.Fprintf(c.stderr, "espdeck: --slot: %v\n", err)
+				return exitUsage
+			}
+			cfg.AppSlot = int64(n)
+		}
+		cfg.Faults = otasim.Faults{NeverConnect: *neverConnect, ReadRate: *slow, ReplyDelay: *delay,
+			MD5Failure: *md5Fail, IgnoreInvitations: *ignore}
+		if *count < 1 || *count > 64 {
+			fmt.Fprintln(c.stderr, "espdeck: --count must be between 1 and 64")
+			return exitUsage
+		}
+		for i := range *count {
+			cfg.Name = fmt.Sprintf("%s-%d", cfg.Flavour, i+1)
+			cfgs = append(cfgs, cfg)
+		}
+	}
+	log, closeLog, err := c.logger(cm)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "espdeck: %v\n", err)
+		return exitUsage
+	}
+	defer closeLog()
+
+	if *imagePath != "" {
+		if err := os.WriteFile(*imagePath, ops.DemoAppImage(firmware.ChipESP32, "espdeck-sim-demo", "1.0.0", 256<<10), 0o644); err != nil {
+			fmt.Fprintf(c.stderr, "espdeck: write --image: %v\n", err)
+			return exitUsage
+		}
+	}
+
+	r := c.reporter(cm, "")
+	var devs []*otasim.Device
+	defer func() {
+		for _, d := range devs {
+			d.Close()
+		}
+	}()
+	for _, cfg := range cfgs {
+		cfg.Logger = log
+		d, err := otasim.New(cfg)
+		if err == nil {
+			err = d.Start(c.ctx)
+		}
+		if err != nil {
+			fmt.Fprintf(c.stderr, "espdeck: start simulated device: %v\n", err)
+			return exitInternal
+		}
+		devs = append(devs, d)
+		desc := describeSim(cfg)
+		r.event("device", map[string]any{"name": cfg.Name, "addr": d.Addr().String(), "flavour": cfg.Flavour.String(), "description": desc})
+		if !cm.json {
+			fmt.Fprintf(c.stdout, "%-17s %-16s %s\n", cfg.Name, d.Addr(), desc)
+		}
+	}
+	if !cm.json {
+		file := *imagePath
+		if file == "" {
+			file = "app.bin"
+		}
+		fmt.Fprintf(c.stdout, "\nTry, in another terminal:\n")
+		first := devs[0]
+		pwPrefix := ""
+		if first.Config().Password != "" {
+			pwPrefix = "ESPDECK_PASSWORD=" + shellQuote(first.Config().Password) + " "
+		}
+		fmt.Fprintf(c.stdout, "  %sespdeck ota upload --host %s --file %s\n", pwPrefix, first.Addr(), file)
+		if *imagePath == "" {
+			fmt.Fprintf(c.stdout, "(use an ESP32 app .bin from your build, or let --image FILE write a small one)\n")
+		}
+		fmt.Fprintf(c.stdout, "Simulated devices listen on loopback only. Ctrl-C stops them.\n")
+	}
+	<-c.ctx.Done()
+	for _, d := range devs {
+		for _, s := range d.Sessions() {
+			r.event("session", map[string]any{"name": d.Config().Name, "state": string(s.State), "bytes": len(s.Received), "error": s.Error})
+		}
+	}
+	return exitOK
+}
+
+// describeSim says in a few words what a simulated device does.
+func describeSim(cfg otasim.Config) string {
+	var parts []string
+	port := "3232"
+	if cfg.Flavour == otasim.ESP8266 {
+		port = "8266"
+	}
+	parts = append(parts, fmt.Sprintf("%s (real port %s)", cfg.Flavour, port))
+	if cfg.Password == "" {
+		parts = append(parts, "no password")
+	} else {
+		s := "password " + shellQuote(cfg.Password) + ", " + cfg.Scheme.String()
+		if cfg.MD5Secret {
+			s += " with MD5 secret"
+		}
+		parts = append(parts, s)
+	}
+	f := cfg.Faults
+	if f.NeverConnect {
+		parts = append(parts, "never connects back")
+	}
+	if f.ReadRate > 0 {
+		parts = append(parts, fmt.Sprintf("slow: %s", formatRate(float64(f.ReadRate))))
+	}
+	if f.ReplyDelay > 0 {
+		parts = append(parts, fmt.Sprintf("replies delayed %s", f.ReplyDelay.Round(time.Millisecond)))
+	}
+	if f.MD5Failure {
+		parts = append(parts, "reports an MD5 failure")
+	}
+	if f.IgnoreInvitations > 0 {
+		parts = append(parts, fmt.Sprintf("ignores the first %d invitations", f.IgnoreInvitations))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
