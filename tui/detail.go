@@ -54,6 +54,8 @@ func (m *Model) detailKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.openMonitor(r)
 	case key.Matches(msg, k.Retry):
 		return m.retry(r)
+	case key.Matches(msg, k.SerialFlash) && r.ser != nil && r.net != nil:
+		return m.startSerialRecovery(r)
 	case key.Matches(msg, k.Cancel):
 		m.cancelJob(m.jobFor(r))
 	}
@@ -265,7 +267,7 @@ func (m Model) jobDetail(j *job, field func(string, string) string) []string {
 		}
 		next := "r retries"
 		if r := m.rowByKey(j.row); r != nil && r.ser != nil && j.req.Route == RouteNetwork {
-			next += "; this board is also on " + r.ser.Port + ", where a serial flash works without the network"
+			next += " · s flashes it over " + r.ser.Port + " instead (serial recovery works without the network)"
 		}
 		for _, l := range wrap(next, room) {
 			out = append(out, field("", st.Faint.Render(l)))

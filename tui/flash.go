@@ -31,6 +31,7 @@ type flashFlow struct {
 	verdicts    map[string]Verdict
 	err         string
 	forced      bool
+	viaSerial   bool // serial recovery: use the board's serial port even if the network answers
 }
 
 func (f *flashFlow) allOK() bool {
@@ -80,6 +81,23 @@ func (m *Model) startFlowForList() tea.Cmd {
 	return m.startFlow(targets)
 }
 
+// startSerialRecovery flashes a row over its serial port after a network
+// failure: the same board, reached without the network.
+func (m *Model) startSerialRecovery(r *row) tea.Cmd {
+	if r == nil || r.ser == nil {
+		return nil
+	}
+	cmd := m.startFlow([]string{r.key})
+	if m.flow != nil {
+		m.flow.viaSerial = true
+		if j := m.jobFor(r); j != nil {
+			m.flow.input.SetValue(j.req.File)
+			m.flow.input.CursorEnd()
+		}
+	}
+	return cmd
+}
+
 func (m *Model) startFlow(targets []string) tea.Cmd {
 	for _, t := range targets {
 		if j := m.jobFor(m.rowByKey(t)); j != nil && j.running() {
@@ -117,6 +135,9 @@ func (m *Model) rememberFile(p string) {
 func (m Model) targetDevice(rk string) (Device, Route) {
 	r := m.rowByKey(rk)
 	d, rt := route(r)
+	if m.flow != nil && m.flow.viaSerial && r.ser != nil {
+		d, rt = *r.ser, RouteSerial
+	}
 	if d.Chip == "" {
 		if c, ok := m.chips[rk]; ok && c.err == nil && c.info.Chip != "" {
 			d.Chip = c.info.Chip
@@ -292,6 +313,9 @@ func (m Model) flowBox() []string {
 	f := m.flow
 	g := m.glyphs
 	title := "Flash " + m.rowName(f.targets[0])
+	if f.viaSerial {
+		title += " over serial (recovery)"
+	}
 	if len(f.targets) > 1 {
 		title = fmt.Sprintf("Flash %d devices (%d at a time)", len(f.targets), m.cfg.Concurrency)
 	}

@@ -156,6 +156,7 @@ func (m *Model) startJob(j *job) tea.Cmd {
 		route = "serial " + j.req.Device.Port
 	}
 	m.logf(slog.LevelInfo, "flash %s: %s over %s", j.name, j.req.File, route)
+	m.yieldMonitor(j)
 	sink := progressSink(j.id, m.progCh, m.cfg.ProgressInterval, m.cfg.Now)
 	return runFlash(ctx, m.be.Flasher, j.id, j.req, sink)
 }
@@ -247,7 +248,7 @@ func (m *Model) finishJob(msg jobFinishedMsg) tea.Cmd {
 		m.notice = fmt.Sprintf("group flash of %s: %d done, %d failed, %d cancelled", g.file, g.done, g.failed, g.stopped)
 		m.logf(slog.LevelInfo, "%s", m.notice)
 	}
-	cmds = append(cmds, m.schedule())
+	cmds = append(cmds, m.reattachMonitor(j.id), m.schedule())
 	return tea.Batch(cmds...)
 }
 

@@ -9,7 +9,7 @@ type KeyMap struct {
 
 	Flash, Mark, MarkAll, AddHost, Refresh, Retry, Cancel, Force key.Binding
 	Detail, Partitions, Monitor                                  key.Binding
-	Switch, EraseOTA, MarkInvalid                                key.Binding
+	Switch, EraseOTA, MarkInvalid, SerialFlash                   key.Binding
 	Pause, ResetApp, PageUp, PageDown, Top, Bottom               key.Binding
 	Filter, Log, Dismiss, Help, Quit, ForceQuit                  key.Binding
 	Yes, No, Complete                                            key.Binding
@@ -38,6 +38,7 @@ func DefaultKeyMap() KeyMap {
 		Monitor:     b("m", "monitor", "m"),
 		Switch:      b("s", "boot this slot", "s"),
 		EraseOTA:    b("e", "erase otadata", "e"),
+		SerialFlash: b("s", "serial recovery", "s"),
 		MarkInvalid: b("i", "mark invalid", "i"),
 		Pause:       b("space", "pause", "space"),
 		ResetApp:    b("ctrl+r", "reset into app", "ctrl+r"),

@@ -552,7 +552,7 @@ func (m Model) activeKeys() helpKeys {
 		j := m.jobFor(r)
 		nav = []key.Binding{k.Back}
 		act = []key.Binding{on(k.Flash, r != nil), on(k.Partitions, ser && m.be.Partitions != nil), on(k.Monitor, ser && m.be.Monitor != nil),
-			on(k.Retry, j != nil && j.state == jobFailed), on(k.Cancel, j != nil && j.running())}
+			on(k.Retry, j != nil && j.state == jobFailed), on(k.SerialFlash, ser && r.net != nil && j != nil && j.state == jobFailed), on(k.Cancel, j != nil && j.running())}
 		view = []key.Binding{k.Log, k.Help}
 	case screenPartitions:
 		ps := m.parts[m.current]

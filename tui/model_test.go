@@ -536,3 +536,43 @@ func TestSecretRedacts(t *testing.T) {
 	require.Equal(t, "[redacted]", s.LogValue().String())
 	require.Equal(t, "hunter2", s.Reveal())
 }
+
+func TestSerialRecoveryAfterNetworkFailure(t *testing.T) {
+	m, _ := newTestModel(t, 100, 30, Config{})
+	m = cursorTo(t, m, "greenhouse-ctl")
+	m.passwords[m.cursorRow().key] = "demo"
+	m = chooseFile(t, m, "greenhouse-v2.7.1.bin")
+	m = press(t, m, "enter")
+	m = send(t, m, jobFinishedMsg{job: m.jobs[0].id, result: FlashResult{Error: "the device never connected back to 127.0.0.1:41234", Hint: "allow inbound TCP on port 41234"}})
+	m = press(t, m, "enter")
+	requireScreenContains(t, m, "s flashes it over /dev/ttyUSB1")
+	m = press(t, m, "s")
+	require.NotNil(t, m.flow)
+	require.True(t, m.flow.viaSerial)
+	require.Equal(t, "greenhouse-v2.7.1.bin", m.flow.input.Value(), "the same file is offered")
+	m, cmd := sendCmd(t, m, keyMsg("enter"))
+	m = send(t, m, runMsg(t, cmd))
+	requireScreenContains(t, m, "over serial (recovery)", "via serial /dev/ttyUSB1")
+	m = press(t, m, "enter")
+	require.Nil(t, m.prompt, "no network password for a serial flash")
+	require.Equal(t, RouteSerial, m.jobs[0].req.Route)
+	require.Equal(t, "/dev/ttyUSB1", m.jobs[0].req.Device.Port)
+}
+
+func TestMonitorYieldsPortToSerialFlash(t *testing.T) {
+	m, fake := newTestModel(t, 100, 30, Config{})
+	m = openBenchDetail(t, m, fake)
+	m, cmd := sendCmd(t, m, keyMsg("m"))
+	opened := runMsg(t, cmd).(monitorOpenedMsg)
+	m = send(t, m, opened)
+	oldSession := m.mon.session
+	r := m.rowByKey(m.current)
+	m.enqueue("fw.bin", map[string]FlashRequest{r.key: {Device: *r.ser, Route: RouteSerial, File: "fw.bin"}})
+	require.NotZero(t, m.mon.yielded)
+	requireScreenContains(t, m, "port lent to a flash")
+	m = send(t, m, monitorLinesMsg{session: oldSession, lines: []LogLine{{Text: "late line"}}})
+	require.NotContains(t, screenText(m), "late line")
+	m, cmd = sendCmd(t, m, jobFinishedMsg{job: m.jobs[0].id, result: FlashResult{}})
+	require.Zero(t, m.mon.yielded)
+	require.NotNil(t, cmd, "the monitor reattaches")
+}

@@ -28,6 +28,37 @@ type monitorState struct {
 	closed  bool
 	err     string
 	ch      <-chan LogLine
+	yielded int // the job the port was given to; 0 when attached
+}
+
+// yieldMonitor gives a monitored port to a serial flash job: the monitor
+// lets go of it and reattaches when the job ends.
+func (m *Model) yieldMonitor(j *job) {
+	mon := m.mon
+	if mon == nil || mon.row != j.row || j.req.Route != RouteSerial || mon.yielded != 0 {
+		return
+	}
+	mon.cancel()
+	mon.session = -1 // lines still in flight from the old session are dropped
+	mon.yielded = j.id
+	m.logf(slog.LevelInfo, "monitor %s: port handed to the flash", mon.name)
+}
+
+// reattachMonitor opens the port again after the job it was yielded to.
+func (m *Model) reattachMonitor(jobID int) tea.Cmd {
+	mon := m.mon
+	if mon == nil || mon.yielded != jobID {
+		return nil
+	}
+	r := m.rowByKey(mon.row)
+	if r == nil || r.ser == nil {
+		return nil
+	}
+	m.monSession++
+	ctx, cancel := context.WithCancel(m.ctx)
+	mon.session, mon.cancel, mon.yielded, mon.closed = m.monSession, cancel, 0, false
+	m.logf(slog.LevelInfo, "monitor %s: reattached", mon.name)
+	return openMonitor(ctx, m.be.Monitor, mon.session, *r.ser)
 }
 
 func (m *Model) openMonitor(r *row) tea.Cmd {
@@ -229,6 +260,8 @@ func (m Model) monitorLines(h int) []string {
 	}
 	state := "following"
 	switch {
+	case mon.yielded != 0:
+		state = m.st.Warning.Render("port lent to a flash; reattaches after it")
 	case mon.closed && mon.err != "":
 		state = m.st.Error.Render("closed: " + mon.err)
 	case mon.closed:
