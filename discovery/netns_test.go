@@ -332,5 +332,11 @@ func TestNamespaceInteropZeroconf(t *testing.T) {
 	v, ok := d.TXT["empty"]
 	require.True(t, ok)
 	require.Equal(t, "", v)
-	require.Contains(t, d.Addrs, netip.MustParseAddr("127.0.0.1"))
+	// python-zeroconf orders additional records at random, and
+	// hashicorp/mdns keeps only the address records that follow the SRV
+	// record (issue #145): either address may be the one we get.
+	require.NotEmpty(t, d.Addrs)
+	for _, a := range d.Addrs {
+		require.Contains(t, []string{"127.0.0.1", "::1"}, a.String())
+	}
 }
