@@ -133,6 +133,33 @@ type Image struct {
 // data is not an image or its structure is broken; checksum and hash
 // mismatches are left to Verify.
 func ParseImage(data []byte) (*Image, error) {
+	return parseImage(data, layoutAuto)
+}
+
+// Header layouts parseImage may be told to use.
+const (
+	layoutAuto = iota
+	layoutESP8266
+)
+
+// ParseImageFor parses data as an image going to chip. Where the layout is
+// ambiguous it prefers the target's: an ESP8266 image whose first segment
+// happens to look like an ESP32 extended header is read as ESP8266 when that
+// reading is intact. An image that only makes sense for another chip is
+// still returned as that chip's, so the caller reports a chip mismatch.
+func ParseImageFor(data []byte, chip Chip) (*Image, error) {
+	auto, autoErr := parseImage(data, layoutAuto)
+	if chip != ChipESP8266 || (autoErr == nil && auto.Format != FormatESP32) {
+		return auto, autoErr
+	}
+	as8266, err := parseImage(data, layoutESP8266)
+	if err == nil && (as8266.Verify() == nil || autoErr != nil || auto.Verify() != nil) {
+		return as8266, nil
+	}
+	return auto, autoErr
+}
+
+func parseImage(data []byte, layout int) (*Image, error) {
 	if len(data) == 0 {
 		return nil, &FormatError{Offset: 0, Reason: "the file is empty", Err: ErrNotAnImage}
 	}
@@ -155,7 +182,7 @@ func ParseImage(data []byte) (*Image, error) {
 	im.Entry = binary.LittleEndian.Uint32(data[4:8])
 
 	pos := 8
-	if isESP32Layout(data) {
+	if layout == layoutAuto && isESP32Layout(data) {
 		im.Format = FormatESP32
 		x := data[8:24]
 		im.WPPin = x[0]

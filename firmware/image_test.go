@@ -266,3 +266,59 @@ func TestSummary(t *testing.T) {
 		t.Errorf("Summary = %q, want %q", got, want)
 	}
 }
+
+func TestParseImageForESP8266Ambiguity(t *testing.T) {
+	// An ESP8266 image whose first segment is 12 bytes long: bytes 12-13
+	// read as chip ID 0x000C (ESP32-C2) and byte 23 (segment data) is 0, so
+	// automatic detection, like esptool's, takes it for an ESP32-C2 image.
+	img := BuildImage(ImageSpec{Chip: ChipESP8266, Entry: 0x40100000, Segments: []SegmentSpec{
+		{LoadAddr: 0x40100000, Data: []byte{1, 2, 3, 4, 5, 6, 7, 0, 8, 9, 10, 11}},
+		{LoadAddr: 0x3FFE8000, Data: []byte{9, 9, 9, 9}},
+	}})
+	if auto, err := ParseImage(img); err == nil && auto.Format == FormatESP8266 {
+		t.Fatal("the sample must be ambiguous for this test to mean anything")
+	}
+	im, err := ParseImageFor(img, ChipESP8266)
+	if err != nil || im.Format != FormatESP8266 || im.Verify() != nil || len(im.Segments) != 2 {
+		t.Fatalf("ParseImageFor(ESP8266) = %+v, %v", im, err)
+	}
+	// A real ESP32 image going to an ESP8266 stays an ESP32 image (a chip
+	// mismatch), not garbage.
+	im, err = ParseImageFor(sampleApp(ChipESP32), ChipESP8266)
+	if err != nil || im.Chip != ChipESP32 {
+		t.Errorf("ESP32 image for an ESP8266: %v %v", im, err)
+	}
+}
+
+func TestPatchFlashParams(t *testing.T) {
+	v1, _ := hex.DecodeString(specVector1)
+	tail := []byte("rest of a merged file")
+	mode := FlashQIO
+	size, ok := FlashSizeCode(ChipESP32S3, 16<<20)
+	if !ok || size != 4 {
+		t.Fatalf("FlashSizeCode(16 MB) = %d, %v", size, ok)
+	}
+	out, err := PatchFlashParams(append(append([]byte(nil), v1...), tail...), FlashParams{Mode: &mode, SizeCode: &size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// §7 vector 2: bytes 2–3 = 00 4F, checksum unchanged, new SHA-256, the rest kept.
+	if out[2] != 0x00 || out[3] != 0x4F || out[47] != 0xEE {
+		t.Errorf("header %x checksum %x", out[2:4], out[47])
+	}
+	if hex.EncodeToString(out[48:80]) != "d7d564c471e5368185c13c8187a1334fe840bf24a17cd69cff654803d9ec12e2" {
+		t.Errorf("SHA-256 %x", out[48:80])
+	}
+	if !bytes.Equal(out[80:], tail) || bytes.Equal(out[:80], v1) {
+		t.Error("bytes after the image must be kept and the image changed")
+	}
+	if err := mustParse(t, out).Verify(); err != nil {
+		t.Errorf("patched image: %v", err)
+	}
+	if _, ok := FlashSizeCode(ChipESP32, 3<<20); ok {
+		t.Error("3 MB has no code")
+	}
+	if c, ok := FlashSizeCode(ChipESP8266, 1<<20); !ok || c != 2 {
+		t.Errorf("ESP8266 1 MB = %d", c)
+	}
+}

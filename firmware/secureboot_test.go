@@ -210,3 +210,49 @@ func marshalSPKI(t *testing.T, k *ecdsa.PublicKey) []byte {
 	body := append(alg, bits...)
 	return append([]byte{0x30, byte(len(body))}, body...)
 }
+
+func TestPatchRefusesSigned(t *testing.T) {
+	data := fixture(t, "secure/bootloader_signed_v2_rsa.bin")
+	mode := FlashQIO
+	if _, err := PatchFlashParams(data, FlashParams{Mode: &mode}); !errors.Is(err, ErrSignedImage) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// TestMultipleBlocks: three key slots, each signed by a different key; a
+// key verifies its own slot only, and a block whose CRC is broken is
+// skipped while the others still count.
+func TestMultipleBlocks(t *testing.T) {
+	app := BuildImage(ImageSpec{Chip: ChipESP32C6, AppDesc: &AppDesc{Version: "9"}})
+	var keys []*ecdsa.PrivateKey
+	var sectors [][]byte
+	for i := 0; i < 3; i++ {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		signed, err := SignImage(app, k, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+		sectors = append(sectors, signed[SectorSize:])
+	}
+	multi, _ := SignImage(app, keys[0], nil)
+	copy(multi[SectorSize+sigBlockSize:], sectors[1][:sigBlockSize])
+	copy(multi[SectorSize+2*sigBlockSize:], sectors[2][:sigBlockSize])
+	im := mustParse(t, multi)
+	if im.Signature == nil || len(im.Signature.Blocks) != 3 {
+		t.Fatalf("blocks: %+v", im.Signature)
+	}
+	for i, k := range keys {
+		res, err := VerifySignature(multi, []crypto.PublicKey{k.Public()})
+		if err != nil || res.Block != i {
+			t.Errorf("key %d: %+v %v", i, res, err)
+		}
+	}
+	multi[SectorSize+sigBlockSize+50] ^= 1 // break block 1's CRC
+	if _, err := VerifySignature(multi, []crypto.PublicKey{keys[1].Public()}); !errors.Is(err, ErrSignature) {
+		t.Errorf("key 1 after its block broke: %v", err)
+	}
+	if res, err := VerifySignature(multi, []crypto.PublicKey{keys[2].Public()}); err != nil || res.Block != 2 {
+		t.Errorf("key 2: %+v %v", res, err)
+	}
+}

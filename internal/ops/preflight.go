@@ -225,7 +225,7 @@ func (pf *preflight) finish() (Verdict, error) {
 // fitting the slot, and signed when a key policy is set.
 func (pf *preflight) otaApp() {
 	pf.v.Content = firmware.Classify(pf.data)
-	im, err := firmware.ParseImage(pf.data)
+	im, err := firmware.ParseImageFor(pf.data, pf.t.Chip)
 	if err == nil {
 		pf.v.Image = im
 	}
@@ -273,7 +273,7 @@ func (pf *preflight) serial() {
 	if ci, ok := pf.t.Chip.Info(); ok {
 		bootOff, bootKnown = ci.BootloaderOffset, true
 	}
-	im, imgErr := firmware.ParseImage(pf.data)
+	im, imgErr := firmware.ParseImageFor(pf.data, pf.t.Chip)
 	if imgErr == nil {
 		pf.v.Image = im
 		if !bootKnown {
