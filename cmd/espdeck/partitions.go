@@ -270,7 +270,7 @@ func printPartitionState(w io.Writer, st *ops.PartitionState) {
 		fmt.Fprintf(w, "Boots next: nothing — %s\n", st.BootsNextWhy)
 	}
 	if st.Running != "" && st.Running != st.BootsNext {
-		fmt.Fprintf(w, "Running (%s): %s\n", st.RunningWhy, st.Running)
+		fmt.Fprintf(w, "Last booted, according to otadata: %s — %s\n", st.Running, st.RunningWhy)
 	}
 	for _, warn := range st.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)

@@ -279,7 +279,7 @@ func runSlot(c *cli, args []string) int {
 	fields := stateFields(st)
 	fields["written"] = change.Writes
 	if !cm.json {
-		r.say("done: wrote %s, read it back", change.Writes)
+		r.say("done: %s (read back and checked)", change.Writes)
 		printPartitionState(c.stdout, st)
 	}
 	return r.finish(nil, fields)

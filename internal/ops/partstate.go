@@ -135,6 +135,8 @@ type PartitionState struct {
 	// NEW, PENDING_VERIFY, INVALID or ABORTED).
 	Rollback bool `json:"rollback"`
 	// Running names the app otadata says booted last ("" unknown) and why.
+	// It is otadata's view: a board whose chosen app failed to load and
+	// fell back to another is not visible over the ROM loader.
 	Running    string `json:"running,omitempty"`
 	RunningWhy string `json:"running_why,omitempty"`
 	// BootsNext names the app the bootloader starts at the next reset ("" none).
@@ -331,8 +333,12 @@ func (s *PartitionState) applyOTAData(d firmware.OTAData) {
 		}
 	}
 	run := firmware.SelectBoot(last, l, firmware.BootOptions{})
-	s.Running = s.decisionTarget(run)
-	s.RunningWhy = "by otadata: " + run.Reason
+	s.Running, s.RunningWhy = s.decisionTarget(run), run.Reason
+	if run.Copy < 0 && !(d.Copies[0].Empty() && d.Copies[1].Empty()) && l.AppCount > 0 {
+		// Entries exist but none records a boot (e.g. the running entry was
+		// just marked invalid): otadata no longer says what ran.
+		s.Running, s.RunningWhy = "", "otadata holds no entry for the app that booted last"
+	}
 	states := d.SlotStates(l.AppCount)
 	for i := range s.Rows {
 		r := &s.Rows[i]

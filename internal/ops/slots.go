@@ -13,7 +13,8 @@ import (
 type SlotChange struct {
 	// Action is "switch", "erase-otadata" or "mark".
 	Action string
-	// Writes says what will be written, e.g. "otadata copy 1 at 0xe000: seq 4, state new".
+	// Writes says what will be written, as a verb phrase:
+	// "write otadata copy 1 at 0xe000: seq 4, state new".
 	Writes string
 	// BootsNext names the app that will boot after the change, and Why.
 	BootsNext string
@@ -95,7 +96,7 @@ func SwitchBootSlot(ctx context.Context, io FlashIO, tableOffset uint32, target 
 	after := st.OTAData.Raw
 	after.Copies[plan.Copy] = plan.Entry
 	predicted := firmware.SelectBoot(after, st.OTAData.Layout, firmware.BootOptions{Rollback: st.Rollback || state == firmware.OTAStateNew})
-	change.Writes = fmt.Sprintf("otadata copy %d at 0x%x: seq %d, state %s", plan.Copy, st.OTAData.Copies[plan.Copy].Offset, plan.Entry.Seq, plan.Entry.State)
+	change.Writes = fmt.Sprintf("write otadata copy %d at 0x%x: seq %d, state %s", plan.Copy, st.OTAData.Copies[plan.Copy].Offset, plan.Entry.Seq, plan.Entry.State)
 	change.BootsNext, change.Why = st.decisionTarget(predicted), predicted.Reason
 	if change.BootsNext != target {
 		return st, change, fmt.Errorf("switch to %s: the planned write would boot %q instead (%s); nothing was written", target, change.BootsNext, predicted.Reason)
@@ -196,7 +197,7 @@ func MarkSlot(ctx context.Context, io FlashIO, tableOffset uint32, slot string, 
 	after.Copies[idx] = e
 	predicted := firmware.SelectBoot(after, st.OTAData.Layout, firmware.BootOptions{Rollback: true})
 	change := SlotChange{Action: "mark",
-		Writes:    fmt.Sprintf("otadata copy %d at 0x%x: seq %d, state %s → %s", idx, st.OTAData.Copies[idx].Offset, old.Seq, old.State, state),
+		Writes:    fmt.Sprintf("rewrite otadata copy %d at 0x%x: seq %d, state %s → %s", idx, st.OTAData.Copies[idx].Offset, old.Seq, old.State, state),
 		BootsNext: st.decisionTarget(predicted), Why: predicted.Reason}
 	if predicted.Kind == firmware.BootNone && !o.Force {
 		return st, change, fmt.Errorf("mark %s invalid: nothing would be left to boot (%s); --force marks it anyway", slot, predicted.Reason)
