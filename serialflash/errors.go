@@ -19,6 +19,7 @@ var (
 	ErrUnsupported   = errors.New("not supported by this chip's ROM bootloader")
 	ErrTooBig        = errors.New("data does not fit the flash")
 	ErrBadArgument   = errors.New("invalid argument")
+	ErrWrongChip     = errors.New("the board is another chip than the one asked for")
 )
 
 // HintError is an error with the next step a person should take.

@@ -146,7 +146,7 @@ func openOn(ctx context.Context, p Port, usb string, opts Options) (*Flasher, er
 		return nil, err
 	}
 	if opts.ChipSet && opts.Chip != firmware.ChipUnknown && opts.Chip != f.chip {
-		return nil, withHint(fmt.Errorf("--chip %v given but the board is an %v: %w", opts.Chip, f.chip, ErrBadArgument),
+		return nil, withHint(fmt.Errorf("%w: expected %v, found %v", ErrWrongChip, opts.Chip, f.chip),
 			fmt.Sprintf("use --chip %s or --chip auto", keyOf(f.chip)))
 	}
 	if opts.Baud > 0 && opts.Baud != 115200 {
