@@ -1,0 +1,65 @@
+package ops_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/ops"
+	"github.com/espdeck/espdeck/serialflash"
+	"github.com/espdeck/espdeck/serialflash/romsim"
+)
+
+// TestSlotsAgainstSimulatedROM runs the use cases through the real ROM
+// client and the real serial library against the simulated ROM on a pty:
+// read → switch → read says the other slot boots next → switch back →
+// erase, and the app slots are byte-for-byte unchanged.
+func TestSlotsAgainstSimulatedROM(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	flash, err := ops.DemoFlash(firmware.ChipESP32S3)
+	require.NoError(t, err)
+	path, rom, stop, err := romsim.StartPTY(ctx, romsim.Config{Chip: firmware.ChipESP32S3, FlashImage: flash})
+	require.NoError(t, err)
+	defer stop()
+	f, err := serialflash.Open(ctx, path, serialflash.Options{Before: serialflash.ResetNone, ConnectAttempts: 3, SyncTries: 3,
+		SyncTimeout: 300 * time.Millisecond, CommandTimeout: 5 * time.Second, BootLogWait: 50 * time.Millisecond})
+	require.NoError(t, err)
+	defer f.Close()
+	io := ops.SerialFlashIO(f)
+	slots := func() [][]byte {
+		fl := rom.Flash()
+		return [][]byte{bytes.Clone(fl[0x10000:0x110000]), bytes.Clone(fl[0x110000:0x210000]), bytes.Clone(fl[0x210000:0x310000])}
+	}
+	before := slots()
+
+	st, err := ops.ReadPartitionState(ctx, io, 0x8000, ops.ReadOptions{Chip: f.Chip()})
+	require.NoError(t, err)
+	require.Equal(t, "ota_0", st.BootsNext)
+
+	st, _, err = ops.SwitchBootSlot(ctx, io, 0x8000, "ota_1", ops.ChangeOptions{Chip: f.Chip()})
+	require.NoError(t, err)
+	require.Equal(t, "ota_1", st.BootsNext)
+	st, err = ops.ReadPartitionState(ctx, io, 0x8000, ops.ReadOptions{Chip: f.Chip()})
+	require.NoError(t, err)
+	require.Equal(t, "ota_1", st.BootsNext, "a fresh read agrees")
+	require.Equal(t, uint32(2), st.OTAData.Copies[1].Seq)
+
+	st, _, err = ops.SwitchBootSlot(ctx, io, 0x8000, "ota_0", ops.ChangeOptions{Chip: f.Chip()})
+	require.NoError(t, err)
+	require.Equal(t, "ota_0", st.BootsNext)
+	require.Equal(t, uint32(3), st.OTAData.Copies[0].Seq)
+
+	// The wrong chip for the images: refused before writing.
+	_, _, err = ops.SwitchBootSlot(ctx, io, 0x8000, "ota_1", ops.ChangeOptions{Chip: firmware.ChipESP32C3})
+	require.ErrorIs(t, err, ops.ErrInvalidSlotImage)
+
+	st, _, err = ops.EraseOtadata(ctx, io, 0x8000, ops.ChangeOptions{})
+	require.NoError(t, err)
+	require.Equal(t, "factory", st.BootsNext)
+	require.Equal(t, before, slots(), "app slots are never written")
+}
