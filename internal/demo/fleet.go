@@ -1,0 +1,267 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/espdeck/espdeck/discovery"
+	"github.com/espdeck/espdeck/espota/otasim"
+	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/ops"
+	"github.com/espdeck/espdeck/monitor"
+	"github.com/espdeck/espdeck/serialflash"
+	"github.com/espdeck/espdeck/serialflash/romsim"
+)
+
+// Password is the OTA password of the demo devices that ask for one.
+const Password = otasim.DemoPassword
+
+// Fleet is a running simulated fleet.
+type Fleet struct {
+	// Devices are handed to discovery as static devices (no mDNS).
+	Devices []discovery.Device
+	// Files are sample images written for the demo, newest first.
+	Files []string
+	// SerialPath is the pseudo-terminal of the simulated serial board.
+	SerialPath string
+	// ROM is the simulated serial board.
+	ROM *romsim.ROM
+
+	ota  []*otasim.Device
+	stop func()
+	once sync.Once
+}
+
+// otaBoard names and dresses up one of otasim's demo configurations.
+type otaBoard struct {
+	sim   string // otasim.Demo() name
+	name  string
+	board string
+}
+
+var otaBoards = [...]otaBoard{
+	{"esp32-pbkdf2", "greenhouse-ctl", "esp32"},
+	{"esp8266-md5", "sensor-attic", "d1_mini"},
+	{"esp32-open", "porch-light", "esp32"},
+	{"esp32-firewalled", "garage-door", "esp32"},
+	{"esp32-slow", "weather-station", "esp32"},
+}
+
+// Start starts the fleet: the simulated OTA devices on loopback, a
+// simulated ESP32 in its ROM bootloader on a pseudo-terminal holding a
+// realistic flash layout, and sample images in dir. Close stops it all.
+func Start(ctx context.Context, dir string, log *slog.Logger) (*Fleet, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	f := &Fleet{}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+		}
+	}()
+	byName := map[string]otasim.Config{}
+	for _, c := range otasim.Demo() {
+		byName[c.Name] = c
+	}
+	for _, b := range otaBoards {
+		cfg, found := byName[b.sim]
+		if !found {
+			return nil, fmt.Errorf("demo: simulator has no %q device", b.sim)
+		}
+		cfg.Logger = log
+		d, err := otasim.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("demo: %s: %w", b.name, err)
+		}
+		if err := d.Start(ctx); err != nil {
+			return nil, fmt.Errorf("demo: start %s: %w", b.name, err)
+		}
+		f.ota = append(f.ota, d)
+		addr := d.Addr()
+		auth := "no"
+		if cfg.Password != "" {
+			auth = "yes"
+		}
+		f.Devices = append(f.Devices, discovery.Device{
+			ID: "demo/" + b.name, Name: b.name, Protocol: discovery.ProtocolArduinoOTA,
+			Host: b.name + ".local", Addrs: []netip.Addr{addr.Addr()}, Port: int(addr.Port()),
+			Board: b.board, AuthUpload: cfg.Password != "", Interface: "lo",
+			TXT: map[string]string{"board": b.board, "auth_upload": auth, "tcp_check": "no", "ssh_upload": "no"},
+		})
+	}
+
+	flash, err := ops.DemoFlash(firmware.ChipESP32,
+		ops.DemoApp{Slot: "factory", Project: "bench-fixture", Version: "v1.0.0", Size: 160 << 10},
+		ops.DemoApp{Slot: "ota_0", Project: "bench-fixture", Version: "v2.6.3", Size: 200 << 10},
+		ops.DemoApp{Slot: "ota_1", Project: "bench-fixture", Version: "v2.7.0", Size: 210 << 10},
+	)
+	if err != nil {
+		return nil, fmt.Errorf("demo: flash layout: %w", err)
+	}
+	path, rom, stop, err := romsim.StartPTY(ctx, romsim.Config{
+		Chip: firmware.ChipESP32, FlashImage: flash, AppLog: []byte(bootLog), Pace: true,
+		EraseSectorTime: 2e6, ProgramByteTime: 0, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("demo: simulated serial board: %w", err)
+	}
+	f.SerialPath, f.ROM, f.stop = path, rom, stop
+	f.Devices = append(f.Devices, discovery.Device{
+		ID: "demo/bench-3", Name: "bench-3", Protocol: discovery.ProtocolSerial, Path: path,
+		VID: 0x10c4, PID: 0xea60, Bridge: "CP210x (simulated)", ChipFamily: "ESP32",
+	})
+
+	if err := f.writeFiles(dir); err != nil {
+		return nil, err
+	}
+	ok = true
+	return f, nil
+}
+
+// writeFiles puts sample images in dir: ones that fit the fleet and one
+// built for another chip, to show a refusal.
+func (f *Fleet) writeFiles(dir string) error {
+	files := []struct {
+		name string
+		app  App
+	}{
+		{"bench-fixture-v2.8.0.bin", App{Chip: firmware.ChipESP32, Project: "bench-fixture", Version: "v2.8.0", Date: "Nov 22 2026", Size: 220 << 10}},
+		{"greenhouse-v2.7.1.bin", App{Chip: firmware.ChipESP32, Project: "greenhouse", Version: "v2.7.1", Date: "Nov 21 2026", Size: 900 << 10}},
+		{"sensor-attic-v1.4.0.bin", App{Chip: firmware.ChipESP8266, Project: "sensor-attic", Version: "v1.4.0", Size: 380 << 10}},
+		{"greenhouse-v2.7.1-esp32c3.bin", App{Chip: firmware.ChipESP32C3, Project: "greenhouse", Version: "v2.7.1", Date: "Nov 21 2026", Size: 300 << 10}},
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	for _, file := range files {
+		p := filepath.Join(dir, file.name)
+		if err := os.WriteFile(p, BuildApp(file.app), 0o644); err != nil {
+			return fmt.Errorf("demo: write sample image: %w", err)
+		}
+		f.Files = append(f.Files, p)
+	}
+	return nil
+}
+
+// Close stops every simulated device. It is safe to call more than once.
+func (f *Fleet) Close() error {
+	var errs []error
+	f.once.Do(func() {
+		for _, d := range f.ota {
+			errs = append(errs, d.Close())
+		}
+		if f.stop != nil {
+			f.stop()
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// OpenSerialPort opens a port for the ROM loader. The demo board's pty
+// carries no DTR/RTS, so for it the lines are forwarded to the simulator,
+// as the auto-reset circuit of a dev board would carry them.
+func (f *Fleet) OpenSerialPort(ctx context.Context, name string) (serialflash.Port, error) {
+	p, err := serialflash.OpenPort(ctx, name)
+	if err != nil || name != f.SerialPath {
+		return p, err
+	}
+	return &linesToROM{Port: p, rom: f.ROM}, nil
+}
+
+// OpenMonitorPort is OpenSerialPort for the monitor.
+func (f *Fleet) OpenMonitorPort(ctx context.Context, name string, baud int) (monitor.Port, error) {
+	p, err := monitor.OpenSerial(ctx, name, baud)
+	if err != nil || name != f.SerialPath {
+		return p, err
+	}
+	return &monitorLines{Port: p, rom: f.ROM}, nil
+}
+
+// linesToROM forwards DTR/RTS of a ROM-loader port to the simulator.
+type linesToROM struct {
+	serialflash.Port
+	rom      *romsim.ROM
+	mu       sync.Mutex
+	dtr, rts bool
+}
+
+func (p *linesToROM) SetDTR(on bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dtr = on
+	p.rom.SetLines(p.dtr, p.rts)
+	return nil
+}
+
+func (p *linesToROM) SetRTS(on bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rts = on
+	p.rom.SetLines(p.dtr, p.rts)
+	return nil
+}
+
+// monitorLines does the same for the monitor's port.
+type monitorLines struct {
+	monitor.Port
+	rom      *romsim.ROM
+	mu       sync.Mutex
+	dtr, rts bool
+}
+
+func (p *monitorLines) SetDTR(on bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dtr = on
+	p.rom.SetLines(p.dtr, p.rts)
+	return nil
+}
+
+func (p *monitorLines) SetRTS(on bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rts = on
+	p.rom.SetLines(p.dtr, p.rts)
+	return nil
+}
+
+// bootLog is what the simulated board's application prints after a normal
+// boot: an ESP-IDF boot, some app logs at each level, and a crash.
+const bootLog = "I (29) boot: ESP-IDF v5.5.1 2nd stage bootloader\r\n" +
+	"I (29) boot: compile time Nov 21 2026 14:07:12\r\n" +
+	"I (33) boot: Multicore bootloader\r\n" +
+	"I (41) boot: chip revision: v3.0\r\n" +
+	"I (72) boot: Partition Table:\r\n" +
+	"I (80) boot:  0 nvs              WiFi data        01 02 00009000 00004000\r\n" +
+	"I (95) boot:  1 otadata          OTA data         01 00 0000d000 00002000\r\n" +
+	"I (110) boot:  3 factory          factory app      00 00 00010000 00100000\r\n" +
+	"I (118) boot:  4 ota_0            OTA app          00 10 00110000 00100000\r\n" +
+	"I (125) boot:  5 ota_1            OTA app          00 11 00210000 00100000\r\n" +
+	"I (140) boot: Loaded app from partition at offset 0x110000\r\n" +
+	"\x1b[0;32mI (302) cpu_start: Pro cpu start user code\x1b[0m\r\n" +
+	"\x1b[0;32mI (315) app_init: Project name:     bench-fixture\x1b[0m\r\n" +
+	"\x1b[0;32mI (320) app_init: App version:      v2.6.3\x1b[0m\r\n" +
+	"\x1b[0;32mI (512) wifi:mode : sta (24:0a:c4:12:34:56)\x1b[0m\r\n" +
+	"\x1b[0;33mW (1530) bench: sensor on I2C 0x44 did not answer, retrying\x1b[0m\r\n" +
+	"D (1610) bench: retry 1\r\n" +
+	"\x1b[0;31mE (2010) bench: sensor read failed: ESP_ERR_TIMEOUT\x1b[0m\r\n" +
+	"\r\n" +
+	"Guru Meditation Error: Core  1 panic'ed (LoadProhibited). Exception was unhandled.\r\n" +
+	"\r\n" +
+	"Core  1 register dump:\r\n" +
+	"PC      : 0x400d1f2a  PS      : 0x00060730  A0      : 0x800d2c4e  A1      : 0x3ffb1f50\r\n" +
+	"EXCVADDR: 0x00000000\r\n" +
+	"\r\n" +
+	"Backtrace: 0x400d1f27:0x3ffb1f50 0x400d2c4b:0x3ffb1f70 0x40089f8e:0x3ffb1f90\r\n" +
+	"\r\n" +
+	"ELF file SHA256: 6f5d0e7b9a1c2d3e\r\n" +
+	"\r\n" +
+	"Rebooting...\r\n"
