@@ -399,14 +399,20 @@ func (m Model) statusStyled(padded, word string) string {
 	return padded
 }
 
-// deviceColumns chooses the columns and widths for an inner width.
+// deviceColumns chooses the columns and widths for an inner width. When
+// the terminal is narrow, columns leave in order (seen, board, kind, auth),
+// then the address shrinks and leaves, and only then are names cut.
 func (m Model) deviceColumns(inner int) []column {
 	now := m.cfg.Now()
-	maxName := 4
-	maxAddr := 7
+	maxName, maxAddr, maxStatus := 4, 7, 8
 	for _, r := range m.visible {
 		maxName = max(maxName, len([]rune(r.name)))
 		maxAddr = max(maxAddr, len([]rune(rowAddress(r))))
+		if st := m.rowStatus(r); strings.HasPrefix(st, "flashing") {
+			maxStatus = max(maxStatus, len("flashing 100%")) // no jitter as the percentage grows
+		} else {
+			maxStatus = max(maxStatus, len(st))
+		}
 	}
 	cols := []column{
 		{title: "NAME", width: min(maxName, 24), cell: func(r *row) string { return r.name }},
@@ -419,7 +425,7 @@ func (m Model) deviceColumns(inner int) []column {
 			}
 			return ""
 		}},
-		{title: "STATUS", width: 12, cell: m.rowStatus},
+		{title: "STATUS", width: maxStatus, cell: m.rowStatus},
 		{title: "SEEN", width: 8, drop: 1, cell: func(r *row) string {
 			t := r.lastSeen()
 			if t.IsZero() {
@@ -435,30 +441,33 @@ func (m Model) deviceColumns(inner int) []column {
 		}
 		return w
 	}
-	for rank := 1; total(cols) > inner && rank <= 5; rank++ {
-		kept := cols[:0:0]
-		for _, c := range cols {
+	without := func(cs []column, rank int) []column {
+		kept := cs[:0:0]
+		for _, c := range cs {
 			if c.drop != rank {
 				kept = append(kept, c)
 			}
 		}
-		// The address is worth keeping cut down rather than dropped.
-		if rank == 5 {
-			break
-		}
-		cols = kept
+		return kept
+	}
+	for rank := 1; rank <= 4 && total(cols) > inner; rank++ {
+		cols = without(cols, rank)
 	}
 	if over := total(cols) - inner; over > 0 {
+		// An address cut below 14 cells says nothing: drop it instead.
 		for i := range cols {
 			if cols[i].title == "ADDRESS" {
-				cut := min(over, cols[i].width-8)
-				cols[i].width -= max(cut, 0)
-				over -= max(cut, 0)
+				if cols[i].width-over >= 14 {
+					cols[i].width -= over
+				} else {
+					cols = without(cols, 5)
+				}
+				break
 			}
 		}
-		if over > 0 {
-			cols[0].width = max(cols[0].width-over, 6)
-		}
+	}
+	if over := total(cols) - inner; over > 0 {
+		cols[0].width = max(cols[0].width-over, 6)
 	}
 	return cols
 }

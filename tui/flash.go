@@ -309,7 +309,7 @@ func (m *Model) proceedFlow() tea.Cmd {
 
 // ---------------------------------------------------------------- view
 
-func (m Model) flowBox() []string {
+func (m Model) flowBox(maxH int) []string {
 	f := m.flow
 	g := m.glyphs
 	title := "Flash " + m.rowName(f.targets[0])
@@ -361,7 +361,7 @@ func (m Model) flowBox() []string {
 			lines = append(lines, m.st.Faint.Render("this cannot be forced · esc: other file"))
 		}
 	}
-	return m.box(title, lines, m.width, 0)
+	return m.box(title, lines, m.width, min(len(lines)+2, maxH))
 }
 
 func shorten(s []string, n int) []string {

@@ -325,7 +325,7 @@ func size(n int64) string {
 // ---------------------------------------------------------------- view
 
 // jobsBox lists one line per job (two for a failure: the error and the hint).
-func (m Model) jobsBox() []string {
+func (m Model) jobsBox(maxH int) []string {
 	if len(m.jobs) == 0 {
 		return nil
 	}
@@ -389,9 +389,14 @@ func (m Model) jobsBox() []string {
 	if queued > 0 {
 		title += fmt.Sprintf(", %d queued", queued)
 	}
-	// Show the newest lines when there are more than fit a small box.
-	if len(lines) > 8 {
-		lines = lines[len(lines)-8:]
+	// A small box shows the first lines and says how many are left out.
+	room := min(maxH, 10) - 2
+	if room < 1 {
+		return nil
+	}
+	if len(lines) > room {
+		title += fmt.Sprintf(" · %d more lines (detail shows each)", len(lines)-room)
+		lines = lines[:room]
 	}
 	return m.box(title, lines, m.width, 0)
 }

@@ -425,22 +425,24 @@ func (m Model) render() string {
 
 // bodyLines stacks the screen, the jobs box, the active panel and the log pane.
 func (m Model) bodyLines(h int) []string {
-	var bottom []string
-	if m.screen != screenMonitor || m.prompt != nil {
-		bottom = append(bottom, m.jobsBox()...)
-	}
+	// The screen keeps at least 5 lines. Of the rest, the dialog in front
+	// of the user comes first, then the jobs, then the log pane.
+	avail := max(h-5, 0)
+	var panel, jobs, logPane []string
 	if m.prompt != nil {
-		bottom = append(bottom, m.promptBox()...)
+		panel = m.promptBox(avail)
 	} else if m.flow != nil {
-		bottom = append(bottom, m.flowBox()...)
+		panel = m.flowBox(avail)
 	}
-	if m.showLog {
-		bottom = append(bottom, m.logBox(8)...)
+	avail -= len(panel)
+	if avail >= 3 && (m.screen != screenMonitor || m.prompt != nil) {
+		jobs = m.jobsBox(avail)
+		avail -= len(jobs)
 	}
-	// The screen keeps at least 5 lines; the bottom gives up its oldest first.
-	if len(bottom) > h-5 {
-		bottom = bottom[len(bottom)-max(h-5, 0):]
+	if m.showLog && avail >= 3 {
+		logPane = m.logBox(min(8, avail))
 	}
+	bottom := append(append(jobs, panel...), logPane...)
 	top := h - len(bottom)
 	var main []string
 	switch m.screen {
@@ -617,6 +619,18 @@ func pad(s string, w int) string {
 // box draws a titled frame of width w around lines; h is the total height
 // including borders (0: as tall as the lines).
 func (m Model) box(title string, lines []string, w, h int) []string {
+	return m.boxKeep(title, lines, w, h, false)
+}
+
+// boxKeep is box that, when the lines do not fit, keeps the last ones
+// (keepTail) or the first ones.
+func (m Model) boxKeep(title string, lines []string, w, h int, keepTail bool) []string {
+	if h > 0 && h < 2 {
+		return nil
+	}
+	if h > 0 && keepTail && len(lines) > h-2 {
+		lines = lines[len(lines)-(h-2):]
+	}
 	if w < 6 {
 		w = 6
 	}
@@ -625,6 +639,9 @@ func (m Model) box(title string, lines []string, w, h int) []string {
 		h = len(lines) + 2
 	}
 	b := m.st.Border
+	if lipgloss.Width(title) > w-5 {
+		title = ansi.Truncate(title, max(w-5, 1), "…")
+	}
 	top := "┌ " + m.st.Title.Render(title) + " "
 	fill := w - 1 - lipgloss.Width(top)
 	if fill < 0 {

@@ -97,7 +97,7 @@ func (m *Model) askPassword(rowKey, why string, then func(m *Model, s Secret) te
 	return m.prompt.input.Focus()
 }
 
-func (m Model) promptBox() []string {
+func (m Model) promptBox(maxH int) []string {
 	p := m.prompt
 	var lines []string
 	for _, l := range p.lines {
@@ -108,7 +108,7 @@ func (m Model) promptBox() []string {
 	} else {
 		lines = append(lines, "", m.st.Bold.Render("[y/N]"))
 	}
-	return m.box(p.title, lines, m.width, 0)
+	return m.boxKeep(p.title, lines, m.width, min(len(lines)+2, maxH), true)
 }
 
 // wrap breaks text at spaces into lines of at most w cells.
