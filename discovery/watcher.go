@@ -4,10 +4,11 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -208,7 +209,7 @@ func normalizeStatic(d Device) Device {
 	if d.ID == "" {
 		t := d.Target()
 		if d.Port != 0 && d.Path == "" {
-			t = fmt.Sprintf("%s:%d", t, d.Port)
+			t = net.JoinHostPort(t, strconv.Itoa(d.Port))
 		}
 		d.ID = "manual/" + t
 	}
