@@ -67,7 +67,10 @@ func (e *ChipMismatchError) Is(target error) bool { return target == ErrChipMism
 type TooLargeError struct {
 	Image    int64  // bytes the image needs
 	Slot     int64  // bytes available
-	SlotName string // e.g. "ota_0", "end of flash"; may be empty
+	SlotName string // e.g. "ota_0", "the flash from 0x3ff000 to its end"; may be empty
+	// EndOfFlash is set when the limit is the end of the flash chip rather
+	// than a partition.
+	EndOfFlash bool
 }
 
 func (e *TooLargeError) Error() string {
@@ -75,8 +78,12 @@ func (e *TooLargeError) Error() string {
 	if e.SlotName != "" {
 		where = e.SlotName
 	}
-	return fmt.Sprintf("the image needs %d bytes (%s) but %s has %d bytes (%s), %d bytes too many: shrink the app or use a partition table with larger app slots",
-		e.Image, humanSize(e.Image), where, e.Slot, humanSize(e.Slot), e.Image-e.Slot)
+	hint := "shrink the app or use a partition table with larger app slots"
+	if e.EndOfFlash {
+		hint = "check the write address, and the flash size if it was detected wrongly (--flash-size)"
+	}
+	return fmt.Sprintf("the image needs %d bytes (%s) but %s has %d bytes (%s), %d bytes too many: %s",
+		e.Image, humanSize(e.Image), where, e.Slot, humanSize(e.Slot), e.Image-e.Slot, hint)
 }
 
 func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }

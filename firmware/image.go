@@ -618,3 +618,17 @@ func (im *Image) CheckFits(avail int64, slotName string) error {
 	}
 	return &TooLargeError{Image: int64(im.FileSize), Slot: avail, SlotName: slotName}
 }
+
+// MergedImageStart returns the file offset of the first image in a merged
+// (factory) file: 0 when the file starts with an image, 0x1000 or 0x2000
+// when it starts at flash 0 with padding before the bootloader; -1 when
+// data is not a merged image.
+func MergedImageStart(data []byte) int {
+	if Classify(data) != ContentMerged {
+		return -1
+	}
+	if off, ok := paddedBootloader(data); ok {
+		return off
+	}
+	return 0
+}

@@ -81,8 +81,21 @@ func runImageInfo(c *cli, args []string) int {
 	r := c.reporter(cm, "")
 	path := pos[0]
 	data, im, f := readImageFile(path)
+	mergedAt := -1
 	if f != nil {
-		return r.finish(f, nil)
+		// A merged file that starts at flash 0 with padding: describe the
+		// bootloader inside it rather than refusing the file.
+		raw, err := os.ReadFile(path)
+		if mergedAt = firmware.MergedImageStart(raw); err != nil || mergedAt <= 0 {
+			return r.finish(f, nil)
+		}
+		inner, err := firmware.ParseImage(raw[mergedAt:])
+		if err != nil {
+			return r.finish(f, nil)
+		}
+		data, im = raw, inner
+	} else {
+		mergedAt = firmware.MergedImageStart(data)
 	}
 	pubs, f := loadKeys(keys)
 	if f != nil {
@@ -104,6 +117,10 @@ func runImageInfo(c *cli, args []string) int {
 
 	fields := imageFields(filepath.Base(path), im)
 	fields["as_ota_app"] = checkFields(verdict, pfErr)
+	if mergedAt >= 0 {
+		fields["merged"] = true
+		fields["first_image_offset"] = mergedAt
+	}
 	if len(pubs) > 0 {
 		fields["signature_verified"] = sigErr == nil
 		if sigRes != nil {
@@ -112,6 +129,9 @@ func runImageInfo(c *cli, args []string) int {
 	}
 	if !cm.json {
 		printImageInfo(c.stdout, filepath.Base(path), im, verdict, pfErr, sigRes, sigErr)
+		if mergedAt >= 0 {
+			fmt.Fprintf(c.stdout, "Merged image: the report above is the bootloader at file offset 0x%x; 'espdeck partitions show %s' shows the partition table and apps inside\n", mergedAt, path)
+		}
 	}
 	if err := im.Verify(); err != nil {
 		return r.finish(&failure{code: exitRefused, name: "invalid_image", message: fmt.Sprintf("%s is corrupt: %v", path, err),

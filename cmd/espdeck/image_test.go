@@ -162,3 +162,24 @@ func TestImageVerifyUsesConfigKey(t *testing.T) {
 	r = runCLI(t, env, "image", "verify", plain)
 	require.Equal(t, exitRefused, r.code, r.stderr)
 }
+
+func TestImageInfoMergedFromZero(t *testing.T) {
+	boot := firmware.BuildImage(firmware.ImageSpec{Chip: firmware.ChipESP32, Entry: 0x40080400,
+		Segments: []firmware.SegmentSpec{{LoadAddr: 0x40080400, Data: make([]byte, 256)}}})
+	app := firmware.BuildImage(firmware.ImageSpec{Chip: firmware.ChipESP32, AppDesc: &firmware.AppDesc{Version: "1.2.3"}})
+	merged := make([]byte, 0x10000+len(app))
+	for i := range merged {
+		merged[i] = 0xFF
+	}
+	copy(merged[0x1000:], boot)
+	copy(merged[0x8000:], []byte{0xAA, 0x50, 0, 0})
+	copy(merged[0x10000:], app)
+	path := filepath.Join(t.TempDir(), "factory.bin")
+	require.NoError(t, os.WriteFile(path, merged, 0o644))
+
+	r := runCLI(t, nil, "image", "info", path)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	require.Contains(t, r.stdout, "Content: merged image")
+	require.Contains(t, r.stdout, "bootloader at file offset 0x1000")
+	require.Contains(t, r.stdout, "As an OTA app: refused — expected an application image but found a merged image that starts with the ESP32 bootloader")
+}

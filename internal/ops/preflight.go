@@ -420,7 +420,7 @@ func (pf *preflight) endOfFlash() {
 	end := int64(pf.t.Address) + int64(len(pf.data))
 	if end > int64(pf.t.FlashSize) {
 		avail := max(int64(pf.t.FlashSize)-int64(pf.t.Address), 0)
-		pf.fail("fit", &firmware.TooLargeError{Image: int64(len(pf.data)), Slot: avail, SlotName: fmt.Sprintf("the flash from 0x%x to its end (%d MB)", pf.t.Address, pf.t.FlashSize>>20)}, true)
+		pf.fail("fit", &firmware.TooLargeError{Image: int64(len(pf.data)), Slot: avail, SlotName: fmt.Sprintf("the flash from 0x%x to its end (%s chip)", pf.t.Address, sizeWord(pf.t.FlashSize)), EndOfFlash: true}, true)
 		return
 	}
 	pf.pass("fit", fmt.Sprintf("ends at 0x%x of 0x%x", end, pf.t.FlashSize))
@@ -437,6 +437,13 @@ func mergedWhat(data []byte) string {
 		return "the " + im.Chip.String() + " bootloader"
 	}
 	return "a bootloader"
+}
+
+func sizeWord(n uint32) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MB", n>>20)
+	}
+	return fmt.Sprintf("%d KB", n>>10)
 }
 
 func bootloaderOffset(c firmware.Chip) uint32 {
