@@ -89,7 +89,9 @@ var ff = bytes.Repeat([]byte{0xFF}, sectorSize)
 // busy models time the ROM spends on the flash chip before replying.
 func (s *session) busy(d time.Duration) {
 	if d > 0 {
-		s.sleepUntil(time.Now().Add(d))
+		s.catchUp()
+		s.vt = s.vt.Add(d)
+		s.sleepUntil(s.vt)
 	}
 }
 

@@ -372,7 +372,7 @@ func efuseBase(p Profile) uint32 {
 // Serve runs the ROM on rw until ctx ends or rw fails. The caller closes rw
 // after Serve returns (that also ends Serve's reader goroutine).
 func (r *ROM) Serve(ctx context.Context, rw io.ReadWriter) error {
-	chunks := make(chan []byte, 16)
+	chunks := make(chan chunk, 16)
 	readErr := make(chan error, 1)
 	go func() {
 		buf := make([]byte, 4096)
@@ -380,7 +380,7 @@ func (r *ROM) Serve(ctx context.Context, rw io.ReadWriter) error {
 			n, err := rw.Read(buf)
 			if n > 0 {
 				select {
-				case chunks <- append([]byte(nil), buf[:n]...):
+				case chunks <- chunk{b: append([]byte(nil), buf[:n]...), at: time.Now()}:
 				case <-ctx.Done():
 					return
 				}
@@ -438,15 +438,32 @@ func (r *ROM) Serve(ctx context.Context, rw io.ReadWriter) error {
 	}
 }
 
+// chunk is bytes from the host and when they were read.
+type chunk struct {
+	b  []byte
+	at time.Time
+}
+
+// catchUp moves the simulated clock to now when the session was idle (a
+// boot banner, the first reply after a pause); small lags from sleep
+// overshoot are kept so they are paid back.
+func (s *session) catchUp() {
+	if now := time.Now(); now.Sub(s.vt) > 5*time.Millisecond {
+		s.vt = now
+	}
+}
+
 // session is the state of one Serve call that only its goroutine touches.
 type session struct {
-	r       *ROM
-	w       io.Writer
-	ctx     context.Context
-	dec     slip.Decoder
-	txClock time.Time
-	rxClock time.Time
-	inf     *inflater
+	r   *ROM
+	w   io.Writer
+	ctx context.Context
+	dec slip.Decoder
+	// vt is the simulated time: every modelled delay (bytes on the wire,
+	// flash busy time) advances it and the session sleeps until it, so
+	// sleep overshoot does not add up over a transfer.
+	vt  time.Time
+	inf *inflater
 }
 
 func (s *session) rate() int {
@@ -505,14 +522,12 @@ func (s *session) send(p []byte) {
 		return
 	}
 	const chunk = 32
+	s.catchUp()
 	for len(p) > 0 {
 		n := min(chunk, len(p))
-		if now := time.Now(); s.txClock.Before(now) {
-			s.txClock = now
-		}
 		s.w.Write(p[:n])
-		s.txClock = s.txClock.Add(s.wireTime(n))
-		s.sleepUntil(s.txClock)
+		s.vt = s.vt.Add(s.wireTime(n))
+		s.sleepUntil(s.vt)
 		p = p[n:]
 	}
 }
@@ -552,14 +567,15 @@ func (s *session) boot() {
 }
 
 // receive handles bytes from the host.
-func (s *session) receive(c []byte) error {
+func (s *session) receive(c chunk) error {
 	if s.r.cfg.Pace {
-		now := time.Now()
-		if s.rxClock.Before(now) {
-			s.rxClock = now
+		// The bytes started arriving when the reader got them, not when
+		// this goroutine got round to them.
+		if s.vt.Before(c.at) {
+			s.vt = c.at
 		}
-		s.rxClock = s.rxClock.Add(s.wireTime(len(c)))
-		s.sleepUntil(s.rxClock)
+		s.vt = s.vt.Add(s.wireTime(len(c.b)))
+		s.sleepUntil(s.vt)
 	}
 	s.r.mu.Lock()
 	st := s.r.st
@@ -569,7 +585,7 @@ func (s *session) receive(c []byte) error {
 	}
 	garbled := s.mismatched()
 	var frames [][]byte
-	s.dec.Feed(c, func(f []byte, err error) {
+	s.dec.Feed(c.b, func(f []byte, err error) {
 		if err == nil {
 			frames = append(frames, append([]byte(nil), f...))
 		}
