@@ -70,7 +70,6 @@ func (m Model) detailLines(h int) []string {
 	g := m.glyphs
 	st := m.st
 	now := m.cfg.Now()
-	p := r.primary()
 	title := " " + st.Title.Render(r.name) + st.Faint.Render(fmt.Sprintf("  %s  %s  %s  %s", g.dot, rowKind(r), g.dot, rowAddress(r)))
 	lines := []string{title}
 	field := func(name, value string) string { return " " + st.Faint.Render(pad(name, 11)) + value }
@@ -147,7 +146,6 @@ func (m Model) detailLines(h int) []string {
 		lines = append(lines, "")
 		lines = append(lines, m.partitionTable(r, ps, -1, h-len(lines))...)
 	}
-	_ = p
 	return lines
 }
 

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"os"
 	"strconv"
 	"strings"
@@ -112,3 +113,5 @@ func writeFile(path string) error { return os.WriteFile(path, make([]byte, 1024)
 func windowSize(w, h int) tea.WindowSizeMsg { return tea.WindowSizeMsg{Width: w, Height: h} }
 
 func fmtInt(n int) string { return strconv.Itoa(n) }
+
+func monCtx(mon *monitorState) context.Context { return mon.ctx }

@@ -10,7 +10,7 @@ type KeyMap struct {
 	Flash, Mark, MarkAll, AddHost, Refresh, Retry, Cancel, Force key.Binding
 	Detail, Partitions, Monitor                                  key.Binding
 	Switch, EraseOTA, MarkInvalid, SerialFlash                   key.Binding
-	Pause, ResetApp, PageUp, PageDown, Top, Bottom               key.Binding
+	Pause, ResetApp, Save, PageUp, PageDown, Top, Bottom         key.Binding
 	Filter, Log, Dismiss, Help, Quit, ForceQuit                  key.Binding
 	Yes, No, Complete                                            key.Binding
 }
@@ -42,6 +42,7 @@ func DefaultKeyMap() KeyMap {
 		MarkInvalid: b("i", "mark invalid", "i"),
 		Pause:       b("space", "pause", "space"),
 		ResetApp:    b("ctrl+r", "reset into app", "ctrl+r"),
+		Save:        b("s", "save", "s"),
 		PageUp:      b("pgup", "page up", "pgup", "b"),
 		PageDown:    b("pgdn", "page down", "pgdown", "pgdn"),
 		Top:         b("g", "top", "g", "home"),

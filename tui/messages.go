@@ -85,3 +85,9 @@ type resetDoneMsg struct{ err error }
 
 // tickMsg refreshes ages ("online 2s") and ETAs once a second.
 type tickMsg time.Time
+
+// noticeMsg is a one-line outcome for the status line (and the log).
+type noticeMsg struct {
+	text string
+	err  error
+}

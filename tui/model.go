@@ -41,6 +41,8 @@ type Config struct {
 	ASCII bool
 	// Theme overrides the colours.
 	Theme *Theme
+	// SaveDir is where the monitor saves its output (default: the current directory).
+	SaveDir string
 }
 
 type screen int
@@ -240,6 +242,14 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return nil
 	case monitorOpenedMsg, monitorLinesMsg, resetDoneMsg:
 		return m.updateMonitorMsg(msg)
+	case noticeMsg:
+		if msg.err != nil {
+			m.fail(msg.err.Error())
+		} else {
+			m.notice = msg.text
+			m.logf(slog.LevelInfo, "%s", msg.text)
+		}
+		return nil
 	case tickMsg:
 		return tick()
 	case tea.KeyPressMsg:
@@ -569,8 +579,8 @@ func (m Model) activeKeys() helpKeys {
 			p = with(p, "resume")
 		}
 		nav = []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Bottom, k.Back}
-		act = []key.Binding{p, k.ResetApp}
-		view = []key.Binding{k.Log, k.Help}
+		act = []key.Binding{p, k.ResetApp, k.Save}
+		view = []key.Binding{k.Filter, k.Log, k.Help}
 	}
 	var short []key.Binding
 	if m.screen == screenList {

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -486,11 +487,29 @@ func TestMonitorFollowsPausesAndCloses(t *testing.T) {
 	// Lines of an old session are ignored.
 	m = send(t, m, monitorLinesMsg{session: 99, lines: []LogLine{{Text: "stale"}}})
 	require.NotContains(t, screenText(m), "stale")
-	ctx := m.mon
+	// Filter and save.
+	m = press(t, m, "/")
+	require.NotNil(t, m.prompt)
+	m = typeText(t, m, "pump")
+	m = press(t, m, "enter")
+	require.Equal(t, "pump", m.mon.filter)
+	require.NotContains(t, screenText(m), "held line")
+	requireScreenContains(t, m, "dry run", `filter "pump"`)
+	dir := t.TempDir()
+	m.cfg.SaveDir = dir
+	m, cmd = sendCmd(t, m, keyMsg("s"))
+	m = send(t, m, runMsg(t, cmd))
+	require.Contains(t, m.notice, dir)
+	saved, err := os.ReadFile(strings.Fields(m.notice[strings.Index(m.notice, dir):])[0])
+	require.NoError(t, err)
+	require.Contains(t, string(saved), "E pump: dry run")
+	require.Contains(t, string(saved), "held line", "the file has every line, not only the filtered ones")
+
+	mon := m.mon
 	m = press(t, m, "esc")
 	require.Nil(t, m.mon)
 	require.Equal(t, screenDetail, m.screen)
-	_ = ctx
+	require.Error(t, context.Cause(monCtx(mon)), "leaving the monitor releases the port")
 }
 
 func TestNarrowTerminalDropsColumnsBeforeNames(t *testing.T) {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/viewport"
@@ -29,6 +32,8 @@ type monitorState struct {
 	err     string
 	ch      <-chan LogLine
 	yielded int // the job the port was given to; 0 when attached
+	filter  string
+	ctx     context.Context
 }
 
 // yieldMonitor gives a monitored port to a serial flash job: the monitor
@@ -56,7 +61,7 @@ func (m *Model) reattachMonitor(jobID int) tea.Cmd {
 	}
 	m.monSession++
 	ctx, cancel := context.WithCancel(m.ctx)
-	mon.session, mon.cancel, mon.yielded, mon.closed = m.monSession, cancel, 0, false
+	mon.session, mon.cancel, mon.ctx, mon.yielded, mon.closed = m.monSession, cancel, ctx, 0, false
 	m.logf(slog.LevelInfo, "monitor %s: reattached", mon.name)
 	return openMonitor(ctx, m.be.Monitor, mon.session, *r.ser)
 }
@@ -67,7 +72,7 @@ func (m *Model) openMonitor(r *row) tea.Cmd {
 	ctx, cancel := context.WithCancel(m.ctx)
 	vp := viewport.New()
 	vp.SoftWrap = false
-	m.mon = &monitorState{session: m.monSession, row: r.key, name: r.name, cancel: cancel, vp: vp, follow: true}
+	m.mon = &monitorState{session: m.monSession, row: r.key, name: r.name, cancel: cancel, ctx: ctx, vp: vp, follow: true}
 	m.screen = screenMonitor
 	m.current = r.key
 	m.resizeMonitor()
@@ -103,6 +108,9 @@ func (m *Model) refreshMonitor() {
 	}
 	out := make([]string, 0, len(mon.lines))
 	for _, l := range mon.lines {
+		if mon.filter != "" && !strings.Contains(strings.ToLower(l.Tag+": "+l.Text), strings.ToLower(mon.filter)) {
+			continue
+		}
 		out = append(out, m.renderLogLine(l)...)
 	}
 	mon.vp.SetContentLines(out)
@@ -185,6 +193,20 @@ func (m *Model) monitorKey(msg tea.KeyPressMsg) tea.Cmd {
 		}
 		src, ctx, d := m.be.Monitor, m.ctx, *r.ser
 		return func() tea.Msg { return resetDoneMsg{err: src.ResetIntoApp(ctx, d)} }
+	case key.Matches(msg, k.Filter):
+		m.prompt = newInputPrompt("Filter the monitor", []string{"Show only lines containing this text (tag or message); empty shows all."}, "text", false,
+			func(m *Model, v string) tea.Cmd {
+				if m.mon != nil {
+					m.mon.filter = strings.TrimSpace(v)
+					m.refreshMonitor()
+				}
+				return nil
+			})
+		m.prompt.input.SetValue(mon.filter)
+		m.prompt.input.CursorEnd()
+		return m.prompt.input.Focus()
+	case key.Matches(msg, k.Save):
+		return saveLines(m.cfg.SaveDir, mon.name, m.cfg.Now(), mon.lines)
 	case key.Matches(msg, k.Bottom):
 		mon.follow = true
 		mon.vp.GotoBottom()
@@ -271,6 +293,9 @@ func (m Model) monitorLines(h int) []string {
 	case !mon.follow:
 		state = m.st.Warning.Render("scrolled back · G follows the tail")
 	}
+	if mon.filter != "" {
+		state += m.st.Faint.Render(fmt.Sprintf("  %s  filter %q", m.glyphs.dot, mon.filter))
+	}
 	r := m.rowByKey(mon.row)
 	port := ""
 	if r != nil && r.ser != nil {
@@ -282,4 +307,46 @@ func (m Model) monitorLines(h int) []string {
 		body = []string{m.st.Faint.Render(" waiting for output… (ctrl+r resets the board into its app)")}
 	}
 	return append([]string{title}, body...)
+}
+
+// plainLogLine is a line as saved to a file: no colour.
+func plainLogLine(l LogLine) string {
+	var b strings.Builder
+	if !l.Time.IsZero() {
+		b.WriteString(l.Time.Format("15:04:05.000 "))
+	}
+	if l.Level != 0 {
+		fmt.Fprintf(&b, "%c %s: ", rune(l.Level), l.Tag)
+	}
+	b.WriteString(l.Text)
+	for _, f := range l.Backtrace {
+		fmt.Fprintf(&b, "\n    0x%08x %s at %s:%d", f.PC, f.Function, f.File, f.Line)
+	}
+	return b.String()
+}
+
+// saveLines writes the monitor's lines to a file named after the board and time.
+func saveLines(dir, name string, now time.Time, lines []LogLine) tea.Cmd {
+	lines = append([]LogLine(nil), lines...)
+	return func() tea.Msg {
+		if dir == "" {
+			dir = "."
+		}
+		safe := strings.Map(func(r rune) rune {
+			if r == '/' || r == '\\' || r == ' ' || r == ':' {
+				return '_'
+			}
+			return r
+		}, name)
+		path := filepath.Join(dir, fmt.Sprintf("espdeck-monitor-%s-%s.log", safe, now.Format("20060102-150405")))
+		var b strings.Builder
+		for _, l := range lines {
+			b.WriteString(plainLogLine(l))
+			b.WriteByte('\n')
+		}
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			return noticeMsg{err: fmt.Errorf("save the monitor output: %w; check that %s is writable", err, dir)}
+		}
+		return noticeMsg{text: fmt.Sprintf("saved %d lines to %s", len(lines), path)}
+	}
 }
