@@ -82,8 +82,9 @@ func runPartitionsShow(c *cli, args []string) int {
 	if len(pos) == 1 {
 		return showPartitionFile(c, cm, pos[0], uint32(tableOff))
 	}
-	if bf.port == "" {
-		bf.port = c.getenv("ESPDECK_PORT")
+	if err := boardEnv(c, fs, &bf); err != nil {
+		fmt.Fprintf(c.stderr, "espdeck partitions show: %v\n", err)
+		return exitUsage
 	}
 	if bf.port == "" {
 		fmt.Fprintln(c.stderr, "espdeck partitions show: give a FILE or --port PORT (or set ESPDECK_PORT)")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/espdeck/espdeck/firmware"
@@ -47,6 +48,24 @@ func addBoardFlags(fs *flag.FlagSet, b *boardFlags) {
 	fs.StringVar(&b.chip, "chip", "", "expected chip (esp32, esp32s3, …); default: detect")
 	fs.StringVar(&b.tableOffset, "table-offset", "0x8000", "partition table `ADDRESS`")
 	fs.BoolVar(&b.noReset, "no-reset", false, "leave the chip in download mode afterwards")
+}
+
+// boardEnv fills what the command line left open from the environment
+// (ESPDECK_PORT, ESPDECK_BAUD), which overrides defaults but not flags.
+func boardEnv(c *cli, fs *flag.FlagSet, b *boardFlags) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if b.port == "" {
+		b.port = c.getenv("ESPDECK_PORT")
+	}
+	if v := c.getenv("ESPDECK_BAUD"); v != "" && !set["baud"] {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("ESPDECK_BAUD=%q is not a baud rate", v)
+		}
+		b.baud = n
+	}
+	return nil
 }
 
 // slotBoard is an open board.
@@ -193,8 +212,8 @@ func runSlot(c *cli, args []string) int {
 	if err != nil || tableOff%0x1000 != 0 || tableOff > 0xFFFFF000 {
 		return usage("--table-offset %q: want a sector-aligned address such as 0x8000", bf.tableOffset)
 	}
-	if bf.port == "" {
-		bf.port = c.getenv("ESPDECK_PORT")
+	if err := boardEnv(c, fs, &bf); err != nil {
+		return usage("%v", err)
 	}
 	if bf.port == "" {
 		return usage("--port PORT is required (or set ESPDECK_PORT)")

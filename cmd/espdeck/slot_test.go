@@ -125,4 +125,19 @@ func TestSwitchRefusesInvalidSlotOnBoard(t *testing.T) {
 	e, _ := firmware.DecodeOTAEntry(rom.Flash()[0xD000:])
 	require.Equal(t, firmware.NewOTAEntry(1, firmware.OTAStateInvalid), e)
 	require.Equal(t, before, appSlotBytes(t, rom))
+
+	// The port and rate can come from the environment.
+	env := map[string]string{"ESPDECK_PORT": port, "ESPDECK_BAUD": "115200"}
+	r = runCLI(t, env, "partitions", "show", "--no-reset", "--json")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	res = lastResult(t, r.stdout)
+	require.Equal(t, "factory", res["boots_next"])
+	ota0 := res["partitions"].([]any)[4].(map[string]any)
+	require.Equal(t, "invalid", ota0["ota_state"])
+
+	r = runCLI(t, env, "slot", "backup", "--no-reset", "--slot", "nope", "-o", t.TempDir()+"/x.bin", "--json")
+	require.Equal(t, exitUsage, r.code, r.stderr)
+	require.Equal(t, "unknown_partition", lastResult(t, r.stdout)["error"])
+	r = runCLI(t, map[string]string{"ESPDECK_PORT": port, "ESPDECK_BAUD": "fast"}, "partitions", "show")
+	require.Equal(t, exitUsage, r.code)
 }
