@@ -163,7 +163,7 @@ func TestREADMECapture(t *testing.T) {
 	m = press(t, m, "enter")
 	require.Len(t, m.jobs, 2)
 	m = progressTo(t, m, m.jobs[0].id, "transfer", 251000, 412160)
-	m = progressTo(t, m, m.jobs[1].id, "transfer", 774000, 1268736)
+	m = progressTo(t, m, m.jobs[1].id, "transfer", 508000, 1268736)
 	// The blank rows between the boxes and the help bar say nothing in a README.
 	var kept []string
 	for _, l := range strings.Split(trimRight(screenText(m)), "\n") {
