@@ -41,9 +41,13 @@ type delayPath struct {
 	mu      sync.Mutex
 	client  *net.UDPAddr
 	backend string // where TCP connections are forwarded
-	wg      sync.WaitGroup
-	conns   []net.Conn
-	closed  chan struct{}
+	// deviceIsBackend: the device side of a TCP connection is the backend
+	// (plain bulk send) rather than the side that connected to us (the
+	// device's connection back).
+	deviceIsBackend bool
+	wg              sync.WaitGroup
+	conns           []net.Conn
+	closed          chan struct{}
 }
 
 func newDelayPath(tb testing.TB, rtt time.Duration, device string) *delayPath {
@@ -167,11 +171,14 @@ func (p *delayPath) acceptLoop() {
 		p.mu.Lock()
 		p.conns = append(p.conns, in, out)
 		p.mu.Unlock()
-		// The accepted side is the device (its connection back); data flows
-		// from out (client) to in (device), window-limited.
+		// Data towards the device is window-limited.
+		device, host := net.Conn(in), out.(*net.TCPConn)
+		if p.deviceIsBackend {
+			device, host = out, in
+		}
 		p.wg.Add(2)
-		go func() { defer p.wg.Done(); p.pipe(in, out.(*net.TCPConn), deviceWindow) }()
-		go func() { defer p.wg.Done(); p.pipe(out, in, 0) }()
+		go func() { defer p.wg.Done(); p.pipe(device, host, deviceWindow) }()
+		go func() { defer p.wg.Done(); p.pipe(host, device.(*net.TCPConn), 0) }()
 	}
 }
 
@@ -315,7 +322,6 @@ func bulkSink(tb testing.TB, size int) string {
 			if err != nil {
 				return
 			}
-			c.(*net.TCPConn).SetReadBuffer(8 << 10)
 			io.CopyN(io.Discard, c, int64(size))
 			c.Write([]byte("OK"))
 			c.Close()
@@ -373,6 +379,7 @@ func setupPath(tb testing.TB, method string, rtt time.Duration, image []byte) fu
 		return func() error { return stopAndWait(ctx, p.udpAddr(), image) }
 	case "tcp-bulk":
 		p := newDelayPath(tb, rtt, "")
+		p.deviceIsBackend = true
 		p.setBackend(bulkSink(tb, len(image)))
 		return func() error { return bulkSend(p.tcp.Addr().String(), image) }
 	}
