@@ -326,7 +326,7 @@ func PlanSwitch(d OTAData, appCount, k int, state OTAState) (SwitchPlan, error) 
 		return SwitchPlan{}, errors.New("the partition table has no OTA slots")
 	}
 	if k < 0 || k >= appCount {
-		return SwitchPlan{}, fmt.Errorf("OTA slot %d does not exist (the table has %d)", k, appCount)
+		return SwitchPlan{}, fmt.Errorf("ota_%d cannot be selected: the table has %d OTA slots and the bootloader maps sequence numbers only to ota_0…ota_%d (number the OTA partitions without gaps)", k, appCount, appCount-1)
 	}
 	act := d.Active()
 	if act < 0 {

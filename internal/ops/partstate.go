@@ -198,6 +198,15 @@ func ReadPartitionState(ctx context.Context, io FlashIO, tableOffset uint32, o R
 	if err := tab.Verify(firmware.VerifyOptions{TableOffset: tableOffset}); err != nil {
 		st.Warnings = append(st.Warnings, err.Error())
 	}
+	if n := tab.OTAAppCount(); n > 0 {
+		slots := tab.OTASlots()
+		for k := 0; k < n; k++ {
+			if _, ok := slots[k]; !ok {
+				st.Warnings = append(st.Warnings, fmt.Sprintf("the OTA slots are not numbered ota_0…ota_%d without gaps: the bootloader counts %d slots and maps sequence numbers to ota_0…ota_%d, so a missing ota_%d can be selected and higher ones never are", n-1, n, n-1, k))
+				break
+			}
+		}
+	}
 	for _, p := range tab.Partitions {
 		row := PartitionRow{Name: p.Name, Type: p.TypeName(), SubType: p.SubTypeName(), TypeID: p.Type, SubTypeID: p.SubType,
 			Offset: p.Offset, Size: p.Size, Flags: p.FlagNames(), OTASlot: -1}

@@ -310,3 +310,20 @@ func TestReadPartitionStateErrors(t *testing.T) {
 	_, err = ReadPartitionState(ctx, demo(t), 0, ReadOptions{})
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+func TestNonContiguousSlotsWarn(t *testing.T) {
+	m := demo(t)
+	tab, err := firmware.ParsePartitionCSV([]byte("nvs,data,nvs,,0x4000\notadata,data,ota,,0x2000\nota_0,app,ota_0,,1M\nota_2,app,ota_2,,1M\n"), firmware.CSVOptions{})
+	require.NoError(t, err)
+	bin, err := tab.MarshalBinary()
+	require.NoError(t, err)
+	copy(m.data[0x8000:], bin)
+	st, err := ReadPartitionState(ctxT(t), m, 0, ReadOptions{})
+	require.NoError(t, err)
+	require.NotEmpty(t, st.Warnings)
+	require.Contains(t, st.Warnings[0], "missing ota_1")
+	// seq 1 → slot 0; a switch to ota_2 (slot 2 of 2) is impossible.
+	_, _, err = SwitchBootSlot(ctxT(t), m, 0, "ota_2", ChangeOptions{})
+	require.ErrorContains(t, err, "ota_2 cannot be selected")
+	require.Empty(t, m.writes)
+}
