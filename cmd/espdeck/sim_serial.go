@@ -20,8 +20,9 @@ Press Enter to reset the board into download mode (what holding BOOT and
 tapping EN does on a real board), or type "a" and Enter to reset it into its
 app. Each new --tcp connection resets it into download mode.
 The flash starts erased (or holds --flash FILE from address 0) and is lost
-on exit. A pty has no DTR/RTS: use --before no-reset (espdeck notices that
-by itself and says so).
+on exit. The simulated board behaves like one with a working auto-reset
+circuit: each time a program opens the port it restarts in download mode.
+(A pty has no DTR/RTS: espdeck notices that and says so.)
 
 Examples:
   espdeck sim serial --chip esp32c3
@@ -48,7 +49,7 @@ func runSimSerial(c *cli, args []string) int {
 	if err != nil {
 		return bad(err.Error())
 	}
-	cfg := romsim.Config{Chip: chip, Pace: *pace}
+	cfg := romsim.Config{Chip: chip, Pace: *pace, ResetOnOpen: true}
 	if *pace {
 		cfg.EraseSectorTime, cfg.ProgramByteTime = benchEraseSector, benchProgramByte
 	}

@@ -119,6 +119,11 @@ type Config struct {
 	// strapping: it prints BannerNormal and AppLog and ignores SLIP until a
 	// reset into download mode.
 	StartInApp bool
+	// ResetOnOpen (StartPTY only) resets the chip into download mode each
+	// time a host opens the pty, as a board with a working auto-reset
+	// circuit does when a flasher connects. For trying espdeck by hand;
+	// tests leave it off and drive the lines themselves.
+	ResetOnOpen bool
 	// Pace delivers bytes no faster than the current baud rate allows
 	// (10 bits per byte), in both directions.
 	Pace bool

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
@@ -39,11 +42,21 @@ func StartPTY(ctx context.Context, cfg Config) (path string, rom *ROM, stop func
 	}
 	rom = New(p, cfg)
 	ctx, cancel := context.WithCancel(ctx)
+	name := slave.Name()
+	var rw io.ReadWriter = master
+	if cfg.ResetOnOpen {
+		// Without our own slave descriptor the master reads EIO while no
+		// host has the port open; the first bytes after that mark a new
+		// session.
+		slave.Close()
+		slave = nil
+		rw = &sessionMaster{f: master, ctx: ctx, onOpen: func() { rom.Reset(true) }}
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		rom.Serve(ctx, master)
+		rom.Serve(ctx, rw)
 	}()
 	var once sync.Once
 	stop = func() {
@@ -51,11 +64,48 @@ func StartPTY(ctx context.Context, cfg Config) (path string, rom *ROM, stop func
 			cancel()
 			master.Close()
 			wg.Wait()
-			slave.Close()
+			if slave != nil {
+				slave.Close()
+			}
 		})
 	}
-	return slave.Name(), rom, stop, nil
+	return name, rom, stop, nil
 }
+
+// sessionMaster reads a pty master whose slave is only open while a host
+// uses it: EIO means "no host"; data after EIO means a host opened the
+// port, which resets the chip like a board's auto-reset circuit would.
+type sessionMaster struct {
+	f      *os.File
+	ctx    context.Context
+	onOpen func()
+	closed bool
+}
+
+func (m *sessionMaster) Read(p []byte) (int, error) {
+	for {
+		n, err := m.f.Read(p)
+		if err != nil && errors.Is(err, syscall.EIO) {
+			m.closed = true
+			select {
+			case <-m.ctx.Done():
+				return 0, m.ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+			continue
+		}
+		if n > 0 && m.closed {
+			m.closed = false
+			m.onOpen()
+			// The chip is resetting: what the host sent meanwhile is lost,
+			// as on a real board.
+			continue
+		}
+		return n, err
+	}
+}
+
+func (m *sessionMaster) Write(p []byte) (int, error) { return m.f.Write(p) }
 
 func rawMode(f *os.File) error {
 	rc, err := f.SyscallConn()
