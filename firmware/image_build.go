@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -106,7 +107,7 @@ func (d *AppDesc) MarshalBinary() []byte {
 // SignImage appends a Secure Boot V2 signature sector to image (padded with
 // FF to a whole sector first), signing with key in block slot 0, as
 // espsecure sign_data --version 2 does. key is an RSA-3072 or ECDSA
-// P-192/P-256 private key. rnd may be nil for crypto/rand.
+// P-192/P-256/P-384 private key. rnd may be nil for crypto/rand.
 func SignImage(image []byte, key crypto.Signer, rnd io.Reader) ([]byte, error) {
 	if rnd == nil {
 		rnd = rand.Reader
@@ -134,15 +135,32 @@ func SignImage(image []byte, key crypto.Signer, rnd io.Reader) ([]byte, error) {
 		copy(blk[36:812], fields)
 		copy(blk[812:1196], reversed(sig))
 	case *ecdsa.PrivateKey:
+		blk[1] = sigVersionECDSA
+		if k.Curve.Params().Name == "P-384" {
+			// SHA-384 variant: a 48-byte digest moves every later field.
+			d384 := sha512.Sum384(signed)
+			blk[2] = 1
+			clear(blk[4:36])
+			copy(blk[4:52], d384[:])
+			blk[52] = 3
+			copy(blk[53:], leBytes(k.X, 48))
+			copy(blk[101:], leBytes(k.Y, 48))
+			r, s, err := ecdsa.Sign(rnd, k, d384[:])
+			if err != nil {
+				return nil, err
+			}
+			copy(blk[149:], leBytes(r, 48))
+			copy(blk[197:], leBytes(s, 48))
+			break
+		}
 		klen, id := 32, byte(2)
 		switch k.Curve.Params().Name {
 		case "P-256":
 		case "P-192":
 			klen, id = 24, 1
 		default:
-			return nil, fmt.Errorf("%w: signing supports P-192 and P-256, not %s", ErrKey, k.Curve.Params().Name)
+			return nil, fmt.Errorf("%w: signing supports P-192, P-256 and P-384, not %s", ErrKey, k.Curve.Params().Name)
 		}
-		blk[1] = sigVersionECDSA
 		blk[36] = id
 		copy(blk[37:], leBytes(k.X, klen))
 		copy(blk[37+klen:], leBytes(k.Y, klen))

@@ -101,6 +101,10 @@ func TestSignAndVerifyGenerated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p384Key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name   string
 		key    crypto.Signer
@@ -109,6 +113,7 @@ func TestSignAndVerifyGenerated(t *testing.T) {
 	}{
 		{"P-192", p192Key, p256Key.Public(), SchemeECDSAP192},
 		{"P-256", p256Key, p192Key.Public(), SchemeECDSAP256},
+		{"P-384", p384Key, p256Key.Public(), SchemeECDSAP384},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			signed, err := SignImage(app, tc.key, nil)

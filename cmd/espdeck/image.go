@@ -27,7 +27,7 @@ bootloader description) and espdeck's verdicts: what the file is, whether it
 is intact, whether it could be sent as an OTA app, and its signature blocks.
 It exits 3 when the checksum or SHA-256 is wrong.
 
-verify checks a Secure Boot V2 signature (RSA-3072 or ECDSA P-192/P-256)
+verify checks a Secure Boot V2 signature (RSA-3072, ECDSA P-192/P-256/P-384)
 against public keys: exit 0 when a signature block verifies, 3 when the image
 is unsigned or signed by another key, 2 when the file or key is unusable.
 Without --key the signing_key of the config file is used.
