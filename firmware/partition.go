@@ -229,7 +229,9 @@ func ParsePartitionTable(data []byte) (*PartitionTable, error) {
 			return nil, tableErr(row, "", "the table is %d bytes, not a multiple of 32", len(data))
 		}
 		e = e[:PartitionEntrySize]
-		if allFF(e) {
+		// The end row: the bootloader looks at magic, type and subtype only
+		// (gen_esp32part wants all 32 bytes FF; erased flash is both).
+		if allFF(e[:4]) {
 			t.EndMarker = true
 			return t, nil
 		}
@@ -250,7 +252,7 @@ func ParsePartitionTable(data []byte) (*PartitionTable, error) {
 			return nil, tableErr(row, "", "row starts with %02X %02X, not AA 50 (partition), EB EB (MD5) or an FF end row", e[0], e[1])
 		}
 		if t.HasMD5 {
-			return nil, tableErr(row, "", "a partition row after the MD5 row")
+			t.Warnings = append(t.Warnings, fmt.Sprintf("row %d comes after the MD5 row, so the MD5 does not protect it", row))
 		}
 		h.Write(e)
 		p := decodeEntry(e)

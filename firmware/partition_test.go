@@ -332,3 +332,26 @@ func FuzzParsePartitionCSV(f *testing.F) {
 		}
 	})
 }
+
+func TestParsePartitionTableAsTheBootloader(t *testing.T) {
+	tab, err := ParsePartitionCSV([]byte("nvs,data,nvs,,0x4000\nfactory,app,factory,,1M\n"), CSVOptions{})
+	require.NoError(t, err)
+	bin, err := tab.MarshalBinary()
+	require.NoError(t, err)
+	// A row after the MD5 row is accepted (the bootloader and
+	// gen_esp32part do) but flagged: the MD5 does not cover it.
+	extra := append(bytes.Clone(bin[:3*32]), bin[32:64]...)
+	extra[3*32+12] = 'x'
+	extra = append(extra, bytes.Repeat([]byte{0xFF}, 32)...)
+	got, err := ParsePartitionTable(extra)
+	require.NoError(t, err)
+	require.Len(t, got.Partitions, 3)
+	require.Contains(t, got.Warnings[0], "after the MD5 row")
+	// The end row is recognised by magic, type and subtype, as the bootloader does.
+	end := append(bytes.Clone(bin[:3*32]), 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3)
+	end = append(end, make([]byte, 25)...)
+	got, err = ParsePartitionTable(end)
+	require.NoError(t, err)
+	require.True(t, got.EndMarker)
+	require.Len(t, got.Partitions, 2)
+}
