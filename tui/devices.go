@@ -17,6 +17,7 @@ import (
 // the two together.
 type row struct {
 	key  string
+	ids  []string // the sightings in this row
 	name string
 	net  *Device // the freshest network sighting, if any
 	ser  *Device // the serial sighting, if any
@@ -89,12 +90,31 @@ func (m *Model) rebuildRows() {
 			r = &row{key: k}
 			byKey[k] = r
 		}
+		r.ids = append(r.ids, id)
 		if d.Kind == KindSerial {
 			if r.ser == nil || d.LastSeen.After(r.ser.LastSeen) {
 				r.ser = &d
 			}
 		} else if r.net == nil || d.LastSeen.After(r.net.LastSeen) {
 			r.net = &d
+		}
+	}
+	// A row's key changes when its MAC becomes known (a serial board's MAC
+	// is learned from the ROM): carry what is known under the old key over.
+	prev := map[string]string{}
+	for _, r := range m.rows {
+		for _, id := range r.ids {
+			prev[id] = r.key
+		}
+	}
+	for _, r := range byKey {
+		for _, id := range r.ids {
+			if old := prev[id]; old != "" && old != r.key && byKey[old] == nil {
+				m.migrateKey(old, r.key)
+				if keep == old {
+					keep = r.key
+				}
+			}
 		}
 	}
 	m.rows = m.rows[:0]
@@ -118,6 +138,68 @@ func (m *Model) rebuildRows() {
 		}
 	}
 	m.applyFilterKeeping(keep)
+}
+
+// migrateKey moves everything held under a row's old key to its new one.
+func (m *Model) migrateKey(old, nu string) {
+	m.renamed[old] = nu
+	if v, ok := m.parts[old]; ok {
+		if _, dup := m.parts[nu]; !dup {
+			m.parts[nu] = v
+		}
+		delete(m.parts, old)
+	}
+	if v, ok := m.chips[old]; ok {
+		if _, dup := m.chips[nu]; !dup {
+			m.chips[nu] = v
+		}
+		delete(m.chips, old)
+	}
+	if v, ok := m.passwords[old]; ok {
+		if _, dup := m.passwords[nu]; !dup {
+			m.passwords[nu] = v
+		}
+		delete(m.passwords, old)
+	}
+	if m.marked[old] {
+		delete(m.marked, old)
+		m.marked[nu] = true
+	}
+	for _, j := range m.jobs {
+		if j.row == old {
+			j.row = nu
+		}
+	}
+	if m.current == old {
+		m.current = nu
+	}
+	if m.mon != nil && m.mon.row == old {
+		m.mon.row = nu
+	}
+	if m.flow != nil {
+		for i, t := range m.flow.targets {
+			if t == old {
+				m.flow.targets[i] = nu
+			}
+		}
+		if v, ok := m.flow.verdicts[old]; ok {
+			m.flow.verdicts[nu] = v
+			delete(m.flow.verdicts, old)
+		}
+	}
+}
+
+// resolveKey follows row key changes, for answers to requests made under
+// an older key.
+func (m Model) resolveKey(k string) string {
+	for range 8 {
+		nu, ok := m.renamed[k]
+		if !ok {
+			break
+		}
+		k = nu
+	}
+	return k
 }
 
 // applyFilter recomputes the visible rows for the filter text.

@@ -103,6 +103,7 @@ type Model struct {
 	chips      map[string]chipState
 	parts      map[string]*partsState
 	partCursor int
+	renamed    map[string]string // old row key -> new, once a MAC ties sightings
 
 	mon        *monitorState
 	monSession int
@@ -174,6 +175,7 @@ func New(cfg Config, backend Backend) Model {
 		passwords: map[string]Secret{},
 		chips:     map[string]chipState{},
 		parts:     map[string]*partsState{},
+		renamed:   map[string]string{},
 	}
 	return m
 }
@@ -225,6 +227,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.applyCompletions(msg)
 		return nil
 	case chipInfoMsg:
+		msg.row = m.resolveKey(msg.row)
 		m.chips[msg.row] = chipState{info: msg.info, err: msg.err, loaded: true}
 		if msg.err != nil {
 			m.logf(slog.LevelWarn, "chip info for %s: %v", m.rowName(msg.row), msg.err)

@@ -595,3 +595,31 @@ func TestMonitorYieldsPortToSerialFlash(t *testing.T) {
 	require.Zero(t, m.mon.yielded)
 	require.NotNil(t, cmd, "the monitor reattaches")
 }
+
+func TestRowKeyChangesWhenMACIsLearned(t *testing.T) {
+	fake := NewFakeBackend(FakeOptions{Now: fixedNow})
+	m := New(Config{Now: fixedNow}, fake.Backend())
+	t.Cleanup(m.cancel)
+	m = send(t, m, windowSize(100, 40))
+	board := Device{ID: "usb:/dev/ttyUSB5", Name: "bench-9", Kind: KindSerial, Port: "/dev/ttyUSB5", SerialMode: SerialDownload}
+	m = send(t, m, deviceEventsMsg{events: []DeviceEvent{{Kind: DeviceAdded, Device: board}}})
+	m = press(t, m, "space", "enter")
+	oldKey := m.current
+	require.Equal(t, "usb:/dev/ttyUSB5", oldKey)
+	// The ROM tells the MAC: discovery updates the sighting, the row's key changes.
+	board.MAC = "24:0a:c4:99:99:99"
+	m = send(t, m, deviceEventsMsg{events: []DeviceEvent{{Kind: DeviceUpdated, Device: board}}})
+	require.Equal(t, "mac:24:0a:c4:99:99:99", m.current, "the detail follows the board")
+	require.True(t, m.marked[m.current], "the mark follows the board")
+	// An answer to a request made under the old key lands on the board.
+	st, err := fake.ReadPartitions(context.Background(), board)
+	require.NoError(t, err)
+	m = send(t, m, partitionsMsg{row: oldKey, state: st})
+	require.NotNil(t, m.parts[m.current])
+	require.True(t, m.parts[m.current].loaded)
+	requireScreenContains(t, m, "boots next")
+	m = press(t, m, "p", "up", "s")
+	require.NotNil(t, m.prompt)
+	_, cmd := sendCmd(t, m, keyMsg("y"))
+	require.NotNil(t, cmd)
+}

@@ -36,6 +36,7 @@ func (m *Model) openPartitions(r *row) tea.Cmd {
 }
 
 func (m *Model) applyPartitions(msg partitionsMsg) {
+	msg.row = m.resolveKey(msg.row)
 	ps := m.parts[msg.row]
 	if ps == nil {
 		ps = &partsState{}
@@ -57,6 +58,8 @@ func (m *Model) applyPartitions(msg partitionsMsg) {
 	if msg.action != "" {
 		m.notice = fmt.Sprintf("%s: %s. Read back: %s boots next (%s).", name, msg.action, orUnknown(msg.state.BootsNext), msg.state.BootsNextWhy)
 		m.logf(slog.LevelInfo, "%s", m.notice)
+	} else {
+		m.logf(slog.LevelInfo, "partitions of %s: %s runs, %s boots next (%s)", name, orUnknown(msg.state.Running), orUnknown(msg.state.BootsNext), msg.state.BootsNextWhy)
 	}
 	if first && m.screen == screenPartitions && m.current == msg.row {
 		for i, p := range msg.state.Partitions {
@@ -178,7 +181,9 @@ func (m *Model) partitionsKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.prompt = newConfirm("Switch boot slot on "+r.name, []string{
 			fmt.Sprintf("Boot %s next time? %s", slotLabel(sel), untouched),
 		}, func(m *Model) tea.Cmd {
-			m.parts[rk].busy = true
+			if ps := m.parts[m.resolveKey(rk)]; ps != nil {
+				ps.busy = true
+			}
 			return func() tea.Msg {
 				s, err := ctl.SwitchBoot(ctx, dev, sel.Name)
 				return partitionsMsg{row: rk, action: "boot slot switched to " + sel.Name, state: s, err: err}
@@ -188,7 +193,9 @@ func (m *Model) partitionsKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.prompt = newConfirm("Erase otadata on "+r.name, []string{
 			fmt.Sprintf("Erase otadata? Then %s boots next time. %s", fallback(st), untouched),
 		}, func(m *Model) tea.Cmd {
-			m.parts[rk].busy = true
+			if ps := m.parts[m.resolveKey(rk)]; ps != nil {
+				ps.busy = true
+			}
 			return func() tea.Msg {
 				s, err := ctl.EraseOTAData(ctx, dev)
 				return partitionsMsg{row: rk, action: "otadata erased", state: s, err: err}
@@ -207,7 +214,9 @@ func (m *Model) partitionsKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.prompt = newConfirm("Mark "+slot+" invalid on "+r.name, []string{
 			fmt.Sprintf("Mark %s invalid so it is not booted again? Then %s boots next time. %s", slotLabel(p), afterInvalid(st, slot), untouched),
 		}, func(m *Model) tea.Cmd {
-			m.parts[rk].busy = true
+			if ps := m.parts[m.resolveKey(rk)]; ps != nil {
+				ps.busy = true
+			}
 			return func() tea.Msg {
 				s, err := ctl.MarkInvalid(ctx, dev, slot)
 				return partitionsMsg{row: rk, action: slot + " marked invalid", state: s, err: err}

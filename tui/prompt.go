@@ -84,7 +84,7 @@ func (m *Model) askPassword(rowKey, why string, then func(m *Model, s Secret) te
 			m.notice = "no password given; nothing sent to " + name
 			return nil
 		}
-		m.passwords[rowKey] = Secret(v)
+		m.passwords[m.resolveKey(rowKey)] = Secret(v)
 		return then(m, Secret(v))
 	})
 	m.prompt.onNo = func(m *Model) tea.Cmd {
