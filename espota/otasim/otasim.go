@@ -143,7 +143,7 @@ type Session struct {
 	MD5        string // announced MD5
 	AuthScheme string // "none", "md5", "pbkdf2"
 	Host       string // where the device connected back (ip:port)
-	Received   []byte // bytes written to the "flash"
+	Received   []byte // bytes written to the "flash" (kept for the last 2 sessions)
 	State      State
 	Error      string // text the device sent on failure (without line ending)
 }
@@ -166,8 +166,12 @@ const (
 // deviceWindow is the receive buffer of the simulated device's socket.
 const deviceWindow = 8 << 10
 
-// maxSessions bounds the recorded history so a device can run for days.
-const maxSessions = 16
+// maxSessions bounds the recorded history so a device can run for days;
+// only the last keepReceived sessions keep their bytes.
+const (
+	maxSessions  = 16
+	keepReceived = 2
+)
 
 // Device is a simulated board. Create it with New, start it with Start.
 type Device struct {
@@ -252,7 +256,7 @@ func (d *Device) Addr() netip.AddrPort {
 func (d *Device) Config() Config { return d.cfg }
 
 // Sessions returns a copy of the recorded sessions, oldest first (at most
-// the last 16).
+// the last 16; only the last 2 keep their received bytes).
 func (d *Device) Sessions() []Session {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -294,6 +298,11 @@ func (d *Device) record(s Session) {
 	d.sessions = append(d.sessions, s)
 	if len(d.sessions) > maxSessions {
 		d.sessions = d.sessions[len(d.sessions)-maxSessions:]
+	}
+	// Keep the received bytes of the last few sessions only, so a demo
+	// device left running does not grow without bound.
+	for i := 0; i < len(d.sessions)-keepReceived; i++ {
+		d.sessions[i].Received = nil
 	}
 	close(d.changed)
 	d.changed = make(chan struct{})
