@@ -26,7 +26,7 @@ type Options struct {
 	// loopback included.
 	Interfaces []string
 	// Interval between the end of one mDNS round and the start of the next
-	// (default 2 s), jittered by ±20 % so that many espdeck instances do not
+	// (default 1 s), jittered by ±20 % so that many espdeck instances do not
 	// query in step.
 	Interval time.Duration
 	// RoundTimeout is how long one round listens for answers (default 1 s).
@@ -61,7 +61,7 @@ type Options struct {
 
 // Defaults.
 const (
-	DefaultInterval       = 2 * time.Second
+	DefaultInterval       = time.Second
 	DefaultRoundTimeout   = time.Second
 	DefaultExpireAfter    = 3
 	DefaultSerialInterval = time.Second

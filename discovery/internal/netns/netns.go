@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,7 +65,7 @@ func Run(t *testing.T) bool {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), childTimeout)
 	defer cancel()
-	cmd := command(ctx, t.Name(), "")
+	cmd := command(ctx, t.Name(), "", false)
 	out, err := cmd.CombinedOutput()
 	if err != nil && cmd.ProcessState == nil {
 		t.Skipf("cannot create a network namespace here (%v); this test never runs on the host network — run it as root or where unprivileged user namespaces are allowed", err)
@@ -80,16 +81,59 @@ func Run(t *testing.T) bool {
 	return false
 }
 
-// command builds the re-execution of this test binary for test name, in a
-// new network namespace (plus a user namespace when not root).
-func command(ctx context.Context, name, role string) *exec.Cmd {
+// RunBenchmark is Run for a top-level benchmark. The child runs the
+// benchmark once (-test.benchtime=1x; the benchmark takes its own samples);
+// the parent logs the child's output and reports the child's metrics as its
+// own, so `go test -bench` shows them on the parent's line.
+func RunBenchmark(b *testing.B) bool {
+	b.Helper()
+	if InChild(b.Name()) {
+		setupLoopback(b)
+		return true
+	}
+	if os.Getenv(envChild) != "" {
+		b.Skip("another namespace benchmark is running in this process")
+	}
+	ctx, cancel := context.WithTimeout(b.Context(), childTimeout)
+	defer cancel()
+	cmd := command(ctx, b.Name(), "", true)
+	out, err := cmd.CombinedOutput()
+	if err != nil && cmd.ProcessState == nil {
+		b.Skipf("cannot create a network namespace here (%v); this benchmark never runs on the host network", err)
+	}
+	text := string(out)
+	if err != nil || !strings.Contains(text, "\nPASS") {
+		b.Fatalf("benchmark inside the network namespace failed (%v):\n%s", err, text)
+	}
+	b.Logf("inside the network namespace:\n%s", text)
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasPrefix(f[0], b.Name()) {
+			continue
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			if v, err := strconv.ParseFloat(f[i], 64); err == nil {
+				b.ReportMetric(v, f[i+1])
+			}
+		}
+	}
+	return false
+}
+
+// command builds the re-execution of this test binary for test (or
+// benchmark) name, in a new network namespace (plus a user namespace when
+// not root).
+func command(ctx context.Context, name, role string, bench bool) *exec.Cmd {
 	marker := name
 	if role != "" {
 		marker += "|" + role
 	}
+	sel := []string{"-test.run=^" + regexp.QuoteMeta(name) + "$"}
+	if bench {
+		sel = []string{"-test.run=^$", "-test.bench=^" + regexp.QuoteMeta(name) + "$", "-test.benchtime=1x"}
+	}
 	cmd := exec.CommandContext(ctx, os.Args[0],
-		"-test.run=^"+regexp.QuoteMeta(name)+"$", "-test.v=true", "-test.count=1",
-		"-test.timeout="+childTimeout.String())
+		append(sel, "-test.v=true", "-test.count=1", "-test.timeout="+childTimeout.String())...)
 	cmd.Env = append(os.Environ(), envChild+"="+marker)
 	cmd.WaitDelay = 5 * time.Second
 	attr := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
@@ -106,7 +150,7 @@ func command(ctx context.Context, name, role string) *exec.Cmd {
 // setupLoopback brings lo up with MULTICAST and a route for 224.0.0.0/4 and
 // checks that it is the only interface. Anything else fails the test: we
 // must be sure no packet can leave.
-func setupLoopback(t *testing.T) {
+func setupLoopback(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("the ip command (Debian package iproute2) is needed to set up loopback in the namespace")
@@ -122,7 +166,7 @@ func setupLoopback(t *testing.T) {
 }
 
 // MustOnlyLoopback fails the test unless lo is the only network interface.
-func MustOnlyLoopback(t *testing.T) {
+func MustOnlyLoopback(t testing.TB) {
 	t.Helper()
 	ifs, err := net.Interfaces()
 	if err != nil {
@@ -138,7 +182,7 @@ func MustOnlyLoopback(t *testing.T) {
 }
 
 // IP runs the ip command with args and fails the test on error.
-func IP(t *testing.T, args ...string) {
+func IP(t testing.TB, args ...string) {
 	t.Helper()
 	out, err := exec.Command("ip", args...).CombinedOutput()
 	if err != nil {
@@ -162,7 +206,7 @@ type Peer struct {
 func StartPeer(t *testing.T, name, role string) *Peer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
-	cmd := command(ctx, name, role)
+	cmd := command(ctx, name, role, false)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		cancel()
