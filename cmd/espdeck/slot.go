@@ -296,9 +296,15 @@ func runSlot(c *cli, args []string) int {
 	}
 	b.reset(r)
 	fields := stateFields(st)
-	fields["written"] = change.Writes
+	if !change.NoChange {
+		fields["written"] = change.Writes
+	}
 	if !cm.json {
-		r.say("done: %s (read back and checked)", change.Writes)
+		if change.NoChange {
+			r.say("%s", change.Writes)
+		} else {
+			r.say("done: %s (read back and checked)", change.Writes)
+		}
 		printPartitionState(c.stdout, st)
 	}
 	return r.finish(nil, fields)

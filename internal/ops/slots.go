@@ -21,6 +21,8 @@ type SlotChange struct {
 	Why       string
 	// Warnings are checks that --force overrode.
 	Warnings []string
+	// NoChange is true when nothing needed writing (Writes says why).
+	NoChange bool
 }
 
 // ChangeOptions tune the write use cases.
@@ -79,6 +81,13 @@ func SwitchBootSlot(ctx context.Context, io FlashIO, tableOffset uint32, target 
 			return st, change, ierr
 		}
 		change.Warnings = append(change.Warnings, ierr.Error()+" (switching anyway: --force)")
+	}
+	if st.BootsNext == target && st.Decision.Copy >= 0 && !o.StateSet {
+		// Already chosen by a valid entry: rewriting it would only reset
+		// its state (and make a rollback build ask the app to confirm again).
+		change.Writes, change.BootsNext, change.Why = "nothing: "+target+" already boots next", target, st.BootsNextWhy
+		change.NoChange = true
+		return st, change, nil
 	}
 	state := o.State
 	if !o.StateSet {

@@ -163,6 +163,14 @@ func TestSwitchBootSlotRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "ota_1", st.BootsNext)
 
+	// Switching to the slot that already boots next writes nothing.
+	n := len(m.writes)
+	st, ch, err = SwitchBootSlot(ctxT(t), m, 0x8000, "ota_1", o)
+	require.NoError(t, err)
+	require.Contains(t, ch.Writes, "nothing")
+	require.Equal(t, n, len(m.writes))
+	require.Len(t, asked, 1, "and asks nothing")
+
 	// And back: seq 3 into copy 0.
 	st, _, err = SwitchBootSlot(ctxT(t), m, 0x8000, "ota_0", o)
 	require.NoError(t, err)
