@@ -276,6 +276,8 @@ func (m *Model) listKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.moveCursor(1)
 	case key.Matches(msg, k.PageDown):
 		m.moveCursor(10)
+	case key.Matches(msg, k.PageUp):
+		m.moveCursor(-10)
 	case key.Matches(msg, k.Top):
 		m.cursor = 0
 	case key.Matches(msg, k.Bottom):

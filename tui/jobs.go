@@ -293,6 +293,9 @@ func doneSummary(r FlashResult) string {
 	if r.Version != "" {
 		parts = append(parts, r.Version)
 	}
+	if r.Bytes > 0 {
+		parts = append(parts, size(r.Bytes))
+	}
 	s := fmt.Sprintf("in %.1f s", r.Duration.Seconds())
 	if r.Bytes > 0 && r.Duration > 0 {
 		s += fmt.Sprintf(" (%s)", rate(float64(r.Bytes)/r.Duration.Seconds()))
