@@ -203,7 +203,7 @@ func runOTAUpload(c *cli, args []string) int {
 		Logger:         log,
 		OnProgress:     otaProgress(r, target),
 	}
-	if password == "" && isTerminal(c.stdin) && !cm.json {
+	if password == "" && isTerminal(c.stdin) {
 		opts.AskPassword = func(ctx context.Context) (espota.Secret, error) {
 			r.mu.Lock()
 			r.clearBar()
