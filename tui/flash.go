@@ -134,6 +134,9 @@ func (m *Model) rememberFile(p string) {
 // chip learned from the ROM when the discovery sighting lacks it.
 func (m Model) targetDevice(rk string) (Device, Route) {
 	r := m.rowByKey(rk)
+	if r == nil { // gone from discovery while the dialog was open
+		return Device{Name: rk}, RouteNetwork
+	}
 	d, rt := route(r)
 	if m.flow != nil && m.flow.viaSerial && r.ser != nil {
 		d, rt = *r.ser, RouteSerial
@@ -204,6 +207,11 @@ func (m *Model) flowKey(msg tea.KeyPressMsg) tea.Cmd {
 		f.seq++
 		targets := map[string]Device{}
 		for _, rk := range f.targets {
+			if m.rowByKey(rk) == nil {
+				f.inspecting = false
+				f.err = "a board of this flash is gone from discovery; esc and pick again"
+				return nil
+			}
 			targets[rk], _ = m.targetDevice(rk)
 		}
 		return inspect(m.ctx, m.be.Images, f.seq, p, targets)
@@ -289,6 +297,11 @@ func (m *Model) proceedFlow() tea.Cmd {
 	}
 	reqs := map[string]FlashRequest{}
 	for _, rk := range f.targets {
+		if m.rowByKey(rk) == nil {
+			m.flow = nil
+			m.fail(fmt.Sprintf("%s is gone from discovery; nothing was sent. Check it is powered and reachable, then flash again", rk))
+			return nil
+		}
 		d, rt := m.targetDevice(rk)
 		if rt == RouteNetwork && d.AuthRequired {
 			pw, ok := m.passwords[rk]

@@ -254,6 +254,9 @@ func (m *Model) finishJob(msg jobFinishedMsg) tea.Cmd {
 
 // retry runs the row's last failed or cancelled job again.
 func (m *Model) retry(r *row) tea.Cmd {
+	if r == nil {
+		return nil
+	}
 	j := m.jobFor(r)
 	if j == nil || j.running() || j.state == jobDone {
 		return nil
@@ -266,7 +269,8 @@ func (m *Model) retry(r *row) tea.Cmd {
 		req.Password = pw
 	}
 	if req.Route == RouteNetwork && req.Device.AuthRequired && req.Password == "" {
-		return m.askPassword(r.key, "", func(m *Model, s Secret) tea.Cmd { return m.retry(r) })
+		key := r.key
+		return m.askPassword(key, "", func(m *Model, s Secret) tea.Cmd { return m.retry(m.rowByKey(m.resolveKey(key))) })
 	}
 	m.errMsg = ""
 	return m.enqueue(req.File, map[string]FlashRequest{r.key: req})

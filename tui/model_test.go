@@ -623,3 +623,14 @@ func TestRowKeyChangesWhenMACIsLearned(t *testing.T) {
 	_, cmd := sendCmd(t, m, keyMsg("y"))
 	require.NotNil(t, cmd)
 }
+
+func TestDeviceGoneDuringFlashDialog(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{})
+	m = cursorTo(t, m, "sensor-attic")
+	m = chooseFile(t, m, "sensor-attic.bin")
+	m = send(t, m, deviceEventsMsg{events: []DeviceEvent{{Kind: DeviceRemoved, Device: Device{ID: FakeAttic}}}})
+	_ = screenText(m) // renders without the row
+	m = press(t, m, "enter")
+	require.Empty(t, m.jobs)
+	require.Contains(t, m.errMsg, "gone from discovery")
+}
