@@ -331,6 +331,7 @@ func PlanSwitch(d OTAData, appCount, k int, state OTAState) (SwitchPlan, error) 
 	act := d.Active()
 	if act < 0 {
 		e := NewOTAEntry(uint32(k+1), state)
+		e.Label = d.Copies[0].Label // ESP-IDF rewrites the struct it read
 		return SwitchPlan{Copy: 0, Entry: e}, nil
 	}
 	a := d.Copies[act]
@@ -350,12 +351,7 @@ func PlanSwitch(d OTAData, appCount, k int, state OTAState) (SwitchPlan, error) 
 	}
 	target := 1 - act
 	e := NewOTAEntry(uint32(seq), state)
-	e.Label = d.Copies[target].Label
-	if d.Copies[target].Empty() {
-		for i := range e.Label {
-			e.Label[i] = 0xFF
-		}
-	}
+	e.Label = d.Copies[target].Label // as read, normally FF
 	return SwitchPlan{Copy: target, Entry: e}, nil
 }
 
