@@ -32,6 +32,12 @@ type Config struct {
 	// Serial tunes every ROM-loader connection (Baud; OnProgress and Logger
 	// are set per job).
 	Serial serialflash.Options
+	// OpenSerialPort opens a port for the ROM loader (nil:
+	// serialflash.OpenPort). The demo forwards DTR/RTS of its pty to the
+	// simulated board through it.
+	OpenSerialPort func(ctx context.Context, name string) (serialflash.Port, error)
+	// OpenMonitorPort opens a port for the monitor (nil: monitor.OpenSerial).
+	OpenMonitorPort monitor.OpenFunc
 	// ELF is the application ELF for backtrace decoding in the monitor ("" none).
 	ELF string
 	// MonitorBaud is the application's console rate (default 115200).

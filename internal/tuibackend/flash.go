@@ -157,8 +157,18 @@ func (b *Backend) openSerial(ctx context.Context, dev tui.Device, progress func(
 		progress(tui.Progress{Stage: p.Stage, Note: note, Done: p.Done, Total: p.Total, Rate: p.Rate})
 	}
 	opts.OnNotice = func(msg string) { b.log.Info("serial", "port", dev.Port, "notice", msg) }
-	f, err := serialflash.Open(ctx, dev.Port, opts)
+	openPort := b.cfg.OpenSerialPort
+	if openPort == nil {
+		openPort = serialflash.OpenPort
+	}
+	port, err := openPort(ctx, dev.Port)
 	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	f, err := serialflash.OpenWithPort(ctx, port, opts)
+	if err != nil {
+		port.Close()
 		unlock()
 		return nil, nil, err
 	}

@@ -32,6 +32,7 @@ func (s monitors) Monitor(ctx context.Context, dev tui.Device) (<-chan tui.LogLi
 		Baud:       b.cfg.MonitorBaud,
 		Symbolizer: sym,
 		Logger:     b.log,
+		Open:       b.cfg.OpenMonitorPort,
 		OnLine: func(l monitor.Line) {
 			if l.Partial {
 				return // the complete line follows

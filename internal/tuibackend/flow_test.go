@@ -1,0 +1,151 @@
+package tuibackend_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/stretchr/testify/require"
+
+	"github.com/espdeck/espdeck/discovery"
+	"github.com/espdeck/espdeck/internal/demo"
+	"github.com/espdeck/espdeck/internal/ops"
+	"github.com/espdeck/espdeck/internal/tuibackend"
+	"github.com/espdeck/espdeck/serialflash"
+	"github.com/espdeck/espdeck/tui"
+)
+
+// messages is a slog handler that keeps what the TUI reports, so a test can
+// wait for it while the real program runs.
+type messages struct {
+	mu   *sync.Mutex
+	msgs *[]string
+	next *int // waitFor looks only at messages after the last one it matched
+}
+
+func (l messages) Enabled(context.Context, slog.Level) bool { return true }
+func (l messages) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	*l.msgs = append(*l.msgs, r.Message)
+	return nil
+}
+func (l messages) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l messages) WithGroup(string) slog.Handler      { return l }
+
+// waitFor waits until a message contains every part and returns it.
+func (l messages) waitFor(t *testing.T, timeout time.Duration, parts ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		l.mu.Lock()
+		for i := *l.next; i < len(*l.msgs); i++ {
+			m := (*l.msgs)[i]
+			all := true
+			for _, p := range parts {
+				all = all && strings.Contains(m, p)
+			}
+			if all {
+				*l.next = i + 1
+				l.mu.Unlock()
+				return m
+			}
+		}
+		l.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t.Fatalf("no message with %q; got:\n%s", parts, strings.Join(*l.msgs, "\n"))
+	return ""
+}
+
+// TestDemoFlows runs the real program on the demo fleet — simulated OTA
+// devices on loopback and a simulated ROM on a pseudo-terminal, through
+// the real espota, serialflash and ops code — and drives it with keys:
+// flash an ESP32 over the air, see the firewall hint for the board that
+// never connects back, and switch the serial board's boot slot.
+func TestDemoFlows(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	fleet, err := demo.Start(ctx, t.TempDir(), nil)
+	require.NoError(t, err)
+	defer fleet.Close()
+
+	rec := messages{mu: &sync.Mutex{}, msgs: &[]string{}, next: new(int)}
+	log := slog.New(rec)
+	backend := tuibackend.New(tuibackend.Config{
+		Watcher:        discovery.New(discovery.Options{Static: fleet.Devices, DisableMDNS: true, DisableSerial: true}),
+		ConnectTimeout: 2 * time.Second,
+		Serial:         serialflash.Options{Baud: 921600},
+		OpenSerialPort: fleet.OpenSerialPort,
+		Logger:         slog.New(slog.DiscardHandler),
+	})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- tui.Run(ctx, tui.Config{Demo: true, DemoPassword: demo.Password, RecentFiles: fleet.Files, Logger: log},
+			backend.TUI(), tea.WithInput(pr), tea.WithOutput(io.Discard), tea.WithWindowSize(120, 40), tea.WithoutSignalHandler())
+	}()
+	keys := func(s string) {
+		t.Helper()
+		_, err := pw.Write([]byte(s))
+		require.NoError(t, err)
+	}
+	filter := func(name string) {
+		keys("/" + strings.Repeat("\x7f", 20) + name + "\r")
+	}
+	app := fleet.Files[1] // greenhouse-v2.7.1.bin, an ESP32 app
+	rec.waitFor(t, 10*time.Second, "found greenhouse-ctl")
+
+	// 1. OTA with the PBKDF2 password.
+	filter("greenhouse")
+	keys("f")
+	keys(strings.Repeat("\x7f", 200) + app + "\r")
+	rec.waitFor(t, 10*time.Second, "image", "greenhouse-v2.7.1.bin")
+	keys("\r")
+	time.Sleep(200 * time.Millisecond)
+	keys(demo.Password + "\r")
+	rec.waitFor(t, 60*time.Second, "flash greenhouse-ctl done")
+
+	// 2. The board behind a firewall: the hint names the port to open.
+	filter("garage")
+	keys("f")
+	keys(strings.Repeat("\x7f", 200) + app + "\r")
+	rec.waitFor(t, 10*time.Second, "image", "greenhouse-v2.7.1.bin")
+	keys("\r")
+	hint := rec.waitFor(t, 60*time.Second, "hint for garage-door")
+	require.Contains(t, hint, "allow inbound TCP on port")
+
+	// 3. Switch the serial board's boot slot from ota_0 to ota_1.
+	filter("bench")
+	keys("\r") // detail
+	keys("p")
+	rec.waitFor(t, 60*time.Second, "partitions of", "bench-3", "ota_0 boots next")
+	keys("j") // down: from ota_0 to ota_1
+	keys("s")
+	time.Sleep(200 * time.Millisecond)
+	keys("y")
+	rec.waitFor(t, 90*time.Second, "bench-3", "ota_1 boots next")
+
+	keys("q")
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the program did not quit")
+	}
+
+	// The board's app slots were never written by the switch.
+	st, err := ops.ReadPartitionState(ctx, ops.FileFlash(fleet.ROM.Flash()), 0, ops.ReadOptions{})
+	require.NoError(t, err)
+	require.Equal(t, "ota_1", st.BootsNext)
+	row, _ := st.Row("ota_0")
+	require.Equal(t, "v2.6.3", row.App.Version)
+}
