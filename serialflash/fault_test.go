@@ -18,6 +18,7 @@ import (
 
 // Each fault knob must end in its own clear outcome within a bounded time.
 func TestFaultKnobs(t *testing.T) {
+	t.Parallel()
 	data := firmwareLike(8000, 9)
 	write := []serialflash.Region{{Addr: 0x10000, Data: data}}
 	for _, tc := range []struct {
@@ -72,6 +73,7 @@ func TestFaultKnobs(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32S3, Faults: tc.faults})
 			opts := fastOpts()
 			opts.CommandTimeout = time.Second
@@ -91,6 +93,7 @@ func TestFaultKnobs(t *testing.T) {
 }
 
 func TestCancelMidWriteLeavesPortUsable(t *testing.T) {
+	t.Parallel()
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32, Pace: true})
 	f := openPTY(t, env, fastOpts())
 	ctx, cancel := context.WithCancel(testCtx(t))
@@ -129,6 +132,7 @@ func TestCancelMidWriteLeavesPortUsable(t *testing.T) {
 }
 
 func TestDownloadModeButNoAnswer(t *testing.T) {
+	t.Parallel()
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32S3, Faults: romsim.Faults{NeverSync: true}})
 	port, err := serialflash.OpenPort(testCtx(t), env.path)
 	require.NoError(t, err)
@@ -143,6 +147,7 @@ func TestDownloadModeButNoAnswer(t *testing.T) {
 }
 
 func TestContextCancelledDuringSync(t *testing.T) {
+	t.Parallel()
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32, Faults: romsim.Faults{NeverSync: true}})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -157,6 +162,7 @@ func TestContextCancelledDuringSync(t *testing.T) {
 // Real images from Espressif's test set go through the ROM and come back
 // byte for byte.
 func TestFixtureImagesRoundTrip(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join("..", "..", "shared", "fixtures", "images")
 	entries, err := os.ReadDir(dir)
 	if err != nil {

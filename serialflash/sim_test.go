@@ -121,6 +121,7 @@ func firmwareLike(n int, seed uint64) []byte {
 }
 
 func TestDetectAndInfoEveryProfile(t *testing.T) {
+	t.Parallel()
 	want := map[firmware.Chip]struct {
 		mac string
 		rev int
@@ -135,6 +136,7 @@ func TestDetectAndInfoEveryProfile(t *testing.T) {
 	}
 	for _, p := range romsim.Profiles() {
 		t.Run(p.Name, func(t *testing.T) {
+			t.Parallel()
 			env := startPTY(t, romsim.Config{Chip: p.Chip})
 			f := openPTY(t, env, fastOpts())
 			require.Equal(t, p.Chip, f.Chip())
@@ -153,6 +155,7 @@ func TestDetectAndInfoEveryProfile(t *testing.T) {
 }
 
 func TestSecurityFlags(t *testing.T) {
+	t.Parallel()
 	for _, chip := range []firmware.Chip{firmware.ChipESP32, firmware.ChipESP32S3} {
 		env := startPTY(t, romsim.Config{Chip: chip, Security: romsim.Security{SecureBoot: true, FlashEncryption: true, JTAGDisabled: true}})
 		f := openPTY(t, env, fastOpts())
@@ -166,11 +169,13 @@ func TestSecurityFlags(t *testing.T) {
 }
 
 func TestWriteVerifyReadBackCompressedAndPlain(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		chip       firmware.Chip
 		noCompress bool
 	}{{firmware.ChipESP32, false}, {firmware.ChipESP32S3, false}, {firmware.ChipESP32C3, true}, {firmware.ChipESP8266, false}} {
 		t.Run(tc.chip.String(), func(t *testing.T) {
+			t.Parallel()
 			env := startPTY(t, romsim.Config{Chip: tc.chip})
 			opts := fastOpts()
 			opts.NoCompress = tc.noCompress
@@ -225,6 +230,7 @@ func TestWriteVerifyReadBackCompressedAndPlain(t *testing.T) {
 }
 
 func TestEraseRegion(t *testing.T) {
+	t.Parallel()
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32C3})
 	require.NoError(t, env.rom.LoadFlash(0, bytes.Repeat([]byte{0x11}, 0x4000)))
 	f := openPTY(t, env, fastOpts())
@@ -237,6 +243,7 @@ func TestEraseRegion(t *testing.T) {
 }
 
 func TestUnalignedWriteKeepsSectorHead(t *testing.T) {
+	t.Parallel()
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32})
 	f := openPTY(t, env, fastOpts())
 	data := []byte("hello, unaligned world")
@@ -246,6 +253,7 @@ func TestUnalignedWriteKeepsSectorHead(t *testing.T) {
 }
 
 func TestWriteTooBigRefused(t *testing.T) {
+	t.Parallel()
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32})
 	f := openPTY(t, env, fastOpts())
 	err := f.WriteFlash(testCtx(t), []serialflash.Region{{Addr: 0x3FF000, Data: make([]byte, 0x2000)}})
@@ -253,6 +261,7 @@ func TestWriteTooBigRefused(t *testing.T) {
 }
 
 func TestSocketPort(t *testing.T) {
+	t.Parallel()
 	addr, rom, stop, err := romsim.StartTCP(context.Background(), romsim.Config{Chip: firmware.ChipESP32S3}, "")
 	require.NoError(t, err)
 	t.Cleanup(stop)
@@ -269,6 +278,7 @@ func TestSocketPort(t *testing.T) {
 }
 
 func TestBaudChangeOverPTY(t *testing.T) {
+	t.Parallel()
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32})
 	opts := fastOpts()
 	opts.Baud = 460800
@@ -280,6 +290,7 @@ func TestBaudChangeOverPTY(t *testing.T) {
 }
 
 func TestBaudStepDownWhenLinkFails(t *testing.T) {
+	t.Parallel()
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32C3, Faults: romsim.Faults{MaxReliableBaud: 230400}})
 	opts := fastOpts()
 	opts.Baud = 921600
@@ -293,6 +304,7 @@ func TestBaudStepDownWhenLinkFails(t *testing.T) {
 }
 
 func TestSyncThroughNoiseAndRefusals(t *testing.T) {
+	t.Parallel()
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32S3, Faults: romsim.Faults{RefuseSyncUntil: 4, GarbageBetweenFrames: true}})
 	f := openPTY(t, env, fastOpts())
 	require.Equal(t, firmware.ChipESP32S3, f.Chip())
@@ -301,6 +313,7 @@ func TestSyncThroughNoiseAndRefusals(t *testing.T) {
 }
 
 func TestResetDecoratorClassicSequence(t *testing.T) {
+	t.Parallel()
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32, StartInApp: true, AppLog: []byte("I (31) boot: ESP-IDF v5.1\r\n")})
 	port, err := serialflash.OpenPort(testCtx(t), env.path)
 	require.NoError(t, err)
@@ -321,6 +334,7 @@ func TestResetDecoratorClassicSequence(t *testing.T) {
 }
 
 func TestClassicResetOrder(t *testing.T) {
+	t.Parallel()
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32})
 	port, err := serialflash.OpenPort(testCtx(t), env.path)
 	require.NoError(t, err)
@@ -331,6 +345,7 @@ func TestClassicResetOrder(t *testing.T) {
 }
 
 func TestWrongBootMode(t *testing.T) {
+	t.Parallel()
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32, StartInApp: true, Faults: romsim.Faults{NeverSync: true}})
 	port, err := serialflash.OpenPort(testCtx(t), env.path)
 	require.NoError(t, err)
@@ -347,6 +362,7 @@ func TestWrongBootMode(t *testing.T) {
 }
 
 func TestNoModemLinesSaid(t *testing.T) {
+	t.Parallel()
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32, Faults: romsim.Faults{NeverSync: true}})
 	opts := fastOpts()
 	opts.Before = serialflash.ResetDefault
@@ -357,6 +373,7 @@ func TestNoModemLinesSaid(t *testing.T) {
 }
 
 func TestPortErrors(t *testing.T) {
+	t.Parallel()
 	_, err := serialflash.Open(testCtx(t), "/dev/does-not-exist-espdeck", fastOpts())
 	require.ErrorIs(t, err, serialflash.ErrPortNotFound)
 	require.NotEmpty(t, serialflash.Hint(err))
