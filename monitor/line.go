@@ -160,18 +160,21 @@ func parseFormat(l *Line) {
 	t := l.Text
 	l.tagAt = -1
 	l.Message = t
-	if m := idfRE.FindStringSubmatchIndex(t); m != nil && m[6] < m[7] {
+	// The first bytes tell which pattern can match; skip the others.
+	idfLike := len(t) > 4 && strings.IndexByte("EWIDV", t[0]) >= 0 && t[1] == ' ' && t[2] == '('
+	bracket := len(t) > 2 && t[0] == '['
+	if m := match(idfLike, idfRE, t); m != nil && m[6] < m[7] {
 		l.Format, l.Level = FormatIDF, Level(t[m[2]])
 		l.DeviceTime, l.Tag, l.Message = t[m[4]:m[5]], t[m[6]:m[7]], t[m[8]:m[9]]
 		l.tagAt = m[6]
 		return
 	}
-	if m := arduinoRE.FindStringSubmatchIndex(t); m != nil {
+	if m := match(bracket, arduinoRE, t); m != nil {
 		l.Format, l.DeviceTime, l.Level = FormatArduino, t[m[2]:m[3]], Level(t[m[4]])
 		l.Tag, l.Message, l.tagAt = t[m[6]:m[7]], t[m[8]:m[9]], m[6]
 		return
 	}
-	if m := arduinoOldRE.FindStringSubmatchIndex(t); m != nil {
+	if m := match(bracket, arduinoOldRE, t); m != nil {
 		l.Format, l.Level = FormatArduino, Level(t[m[2]])
 		l.Tag, l.Message, l.tagAt = t[m[4]:m[5]], t[m[6]:m[7]], m[4]
 		return
@@ -193,10 +196,17 @@ func parseFormat(l *Line) {
 			return
 		}
 	}
-	if m := bracketTagRE.FindStringSubmatchIndex(t); m != nil {
+	if m := match(bracket, bracketTagRE, t); m != nil {
 		l.Format, l.Tag, l.Message, l.tagAt = FormatESP8266, t[m[2]:m[3]], t[m[4]:m[5]], m[2]
 		return
 	}
+}
+
+func match(possible bool, re *regexp.Regexp, s string) []int {
+	if !possible {
+		return nil
+	}
+	return re.FindStringSubmatchIndex(s)
 }
 
 // Clean returns s without ANSI escape sequences and control characters, and

@@ -122,7 +122,10 @@ func (x *Extractor) Line(line string) []Ref {
 			refs = append(refs, Ref{a, KindPC, "alloc call"})
 		}
 	}
-	for _, m := range regRE.FindAllStringSubmatch(t, -1) {
+	// Cheap checks first: the regular expressions are the slow part and
+	// almost every line of a log has none of these words.
+	hasReg := strings.Contains(t, "PC") || strings.Contains(t, "RA") || strings.Contains(t, "A0")
+	for _, m := range regMatches(hasReg, t) {
 		a, ok := parseHex(m[2])
 		if !ok {
 			continue
@@ -141,12 +144,22 @@ func (x *Extractor) Line(line string) []Ref {
 			refs = append(refs, Ref{a, KindReturn, m[1]})
 		}
 	}
+	if !strings.Contains(t, "epc") {
+		return refs
+	}
 	for _, m := range epcRE.FindAllStringSubmatch(t, -1) {
 		if a, ok := parseHex(m[2]); ok && a != 0 {
 			refs = append(refs, Ref{a, KindPC, m[1]})
 		}
 	}
 	return refs
+}
+
+func regMatches(has bool, t string) [][]string {
+	if !has {
+		return nil
+	}
+	return regRE.FindAllStringSubmatch(t, -1)
 }
 
 // backtrace parses " 0xPC:0xSP 0xPC:0xSP |<-CORRUPTED".
