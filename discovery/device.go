@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -148,4 +149,30 @@ type Event struct {
 	Kind   EventKind `json:"kind"`
 	Device Device    `json:"device"`
 	Status Status    `json:"status"` // set for StatusChanged; the current status otherwise
+}
+
+// OTAPort returns the port an OTA upload goes to, or 0 when unknown. For
+// ArduinoOTA it is the advertised port (the OTA UDP port). ESPHome does not
+// advertise its OTA port (the service port is the native API's), so the
+// platform's default is returned: ESP8266 8266, ESP32 3232, RP2040 2040,
+// LibreTiny BK72xx/RTL87xx 8892. A YAML that changes the port needs a
+// hand-entered one.
+func (d Device) OTAPort() int {
+	switch d.Protocol {
+	case ProtocolArduinoOTA:
+		return d.Port
+	case ProtocolESPHome:
+		p := strings.ToUpper(d.Platform)
+		switch {
+		case p == "ESP8266":
+			return 8266
+		case p == "ESP32":
+			return 3232
+		case p == "RP2040":
+			return 2040
+		case strings.HasPrefix(p, "BK72"), strings.HasPrefix(p, "RTL87"):
+			return 8892
+		}
+	}
+	return 0
 }

@@ -587,3 +587,14 @@ func TestChooseInterfacesNamed(t *testing.T) {
 		require.False(t, strings.HasPrefix(ni.Iface.Name, "docker"))
 	}
 }
+
+func TestOTAPort(t *testing.T) {
+	require.Equal(t, 3232, Device{Protocol: ProtocolArduinoOTA, Port: 3232}.OTAPort())
+	require.Equal(t, 8266, Device{Protocol: ProtocolArduinoOTA, Port: 8266}.OTAPort())
+	require.Equal(t, 8266, Device{Protocol: ProtocolESPHome, Port: 6053, Platform: "ESP8266"}.OTAPort())
+	require.Equal(t, 3232, Device{Protocol: ProtocolESPHome, Port: 6053, Platform: "ESP32"}.OTAPort())
+	require.Equal(t, 2040, Device{Protocol: ProtocolESPHome, Port: 6053, Platform: "RP2040"}.OTAPort())
+	require.Equal(t, 8892, Device{Protocol: ProtocolESPHome, Port: 6053, Platform: "BK7231N"}.OTAPort())
+	require.Equal(t, 0, Device{Protocol: ProtocolESPHome, Port: 6053}.OTAPort())
+	require.Equal(t, 0, Device{Protocol: ProtocolSerial, Path: "/dev/ttyUSB0"}.OTAPort())
+}

@@ -127,11 +127,10 @@ func listWatch(c *cli, r *reporter, w *discovery.Watcher, asJSON bool) int {
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
 	events := w.Watch(ctx)
-	var tw *tabwriter.Writer
+	// Rows are printed as they happen, so columns have fixed widths (a
+	// tabwriter would realign only what it buffers).
 	if !asJSON {
-		tw = tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "CHANGE\tNAME\tPROTOCOL\tADDRESS\tBOARD\tDETAILS")
-		tw.Flush()
+		fmt.Fprintln(c.stdout, watchLine("CHANGE\tNAME\tPROTOCOL\tADDRESS\tBOARD\tDETAILS"))
 	}
 	lastMsg := ""
 	for ev := range events {
@@ -148,13 +147,27 @@ func listWatch(c *cli, r *reporter, w *discovery.Watcher, asJSON bool) int {
 			}
 		default:
 			r.event("device", map[string]any{"device": ev.Device.ID, "change": ev.Kind.String(), "info": ev.Device})
-			if tw != nil {
-				fmt.Fprintf(tw, "%s\t%s\n", ev.Kind, listRow(ev.Device))
-				tw.Flush()
+			if !asJSON {
+				fmt.Fprintln(c.stdout, watchLine(ev.Kind.String()+"\t"+listRow(ev.Device)))
 			}
 		}
 	}
 	return r.finish(nil, map[string]any{"count": len(w.Snapshot()), "status": w.Status()})
+}
+
+// watchLine pads tab-separated cells to fixed widths.
+func watchLine(row string) string {
+	widths := []int{8, 22, 12, 22, 15}
+	cells := strings.Split(row, "\t")
+	var b strings.Builder
+	for i, cell := range cells {
+		if i < len(widths) && i < len(cells)-1 {
+			fmt.Fprintf(&b, "%-*s ", widths[i], cell)
+		} else {
+			b.WriteString(cell)
+		}
+	}
+	return strings.TrimRight(b.String(), " ")
 }
 
 func printDeviceTable(out io.Writer, devs []discovery.Device) {
