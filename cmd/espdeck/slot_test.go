@@ -140,4 +140,9 @@ func TestSwitchRefusesInvalidSlotOnBoard(t *testing.T) {
 	require.Equal(t, "unknown_partition", lastResult(t, r.stdout)["error"])
 	r = runCLI(t, map[string]string{"ESPDECK_PORT": port, "ESPDECK_BAUD": "fast"}, "partitions", "show")
 	require.Equal(t, exitUsage, r.code)
+
+	// Last: the default is to start the app again afterwards.
+	r = runCLI(t, env, "partitions", "show", "--json")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	require.False(t, rom.InDownloadMode(), "the board was sent back to its app")
 }
