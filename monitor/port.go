@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -71,9 +73,16 @@ func (e *OpenError) Hint() string {
 // OpenSerial opens name with go.bug.st/serial: 8N1 at baud, modem lines left
 // as they are (never InitialStatusBits: pseudo-terminals refuse them), input
 // flushed (bytes from before we opened are stale), 50 ms read timeout.
+//
+// A name of the form socket://HOST:PORT connects to a TCP serial server
+// (ser2net, esp-link, espdeck sim serial --tcp) instead; such a port has no
+// modem lines and its baud rate is the server's business.
 func OpenSerial(ctx context.Context, name string, baud int) (Port, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("open serial port %s: %w", name, err)
+	}
+	if addr, ok := strings.CutPrefix(name, "socket://"); ok {
+		return openSocket(ctx, name, addr)
 	}
 	p, err := serial.Open(name, &serial.Mode{BaudRate: baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
 	if err != nil {
@@ -102,6 +111,47 @@ func classifyOpenError(name string, err error) error {
 		oe.Kind = ErrPortNotFound
 	}
 	return oe
+}
+
+// socketPort is a TCP connection standing in for a serial port.
+type socketPort struct {
+	net.Conn
+	name string
+}
+
+func openSocket(ctx context.Context, name, addr string) (Port, error) {
+	var d net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		oe := &OpenError{Port: name, Cause: err}
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			oe.Kind = ErrPortNotFound
+		}
+		return nil, oe
+	}
+	return &socketPort{Conn: conn, name: name}, nil
+}
+
+// Read waits at most 50 ms, like the serial ports: a timeout is (0, nil).
+func (p *socketPort) Read(b []byte) (int, error) {
+	if err := p.Conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		return 0, err
+	}
+	n, err := p.Conn.Read(b)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return n, nil
+	}
+	return n, err
+}
+
+func (p *socketPort) SetDTR(bool) error { return p.noLines() }
+func (p *socketPort) SetRTS(bool) error { return p.noLines() }
+
+func (p *socketPort) noLines() error {
+	return fmt.Errorf("%w: %s is a TCP connection (RFC 2217 is not supported); press the board's RESET (EN) button instead", ErrNoModemControl, p.name)
 }
 
 // modemError turns the error of SetDTR/SetRTS into one that says what to do

@@ -58,7 +58,7 @@ const (
 func runMonitor(c *cli, args []string) int {
 	fs, cm := c.newFlags("monitor", monitorUsage)
 	fs.Lookup("log").Usage = "keep a plain-text transcript of the session (with host timestamps) in `FILE`"
-	port := fs.String("port", c.getenv("ESPDECK_PORT"), "serial `PORT` (default $ESPDECK_PORT)")
+	port := fs.String("port", c.getenv("ESPDECK_PORT"), "serial `PORT` or socket://HOST:PORT (default $ESPDECK_PORT)")
 	baud := fs.Int("baud", 115200, "the app's console baud rate")
 	elfPath := fs.String("elf", "", "decode crashes with this application `ELF`")
 	filterSpec := fs.String("filter", "", "show only these tags/levels, e.g. W or wifi,E")
