@@ -1,13 +1,18 @@
 package tui
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 	"charm.land/lipgloss/v2/table"
 	"github.com/stretchr/testify/require"
@@ -117,3 +122,59 @@ func TestIdleMemoryWith200Devices(t *testing.T) {
 }
 
 func mb(n uint64) float64 { return float64(n) / (1 << 20) }
+
+// TestIdleProgramRSSWith200Devices runs the real program with 200 devices
+// discovered and reads the process's resident set size once it is idle.
+// The target is under 60 MB; the race detector multiplies memory, so the
+// bound is only enforced without it.
+func TestIdleProgramRSSWith200Devices(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("needs /proc to read the resident set size")
+	}
+	var devs []Device
+	for _, ev := range bigFleet(200) {
+		devs = append(devs, ev.Device)
+	}
+	fake := NewFakeBackend(FakeOptions{Devices: devs})
+	rec := newLogRecorder()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Logger: slog.New(rec)}, fake.Backend(),
+			tea.WithInput(pr), tea.WithOutput(io.Discard), tea.WithWindowSize(120, 40), tea.WithoutSignalHandler())
+	}()
+	rec.waitFor(t, "found node-199")
+	time.Sleep(300 * time.Millisecond) // a few frames and ticks at rest
+	runtime.GC()
+	rss := vmRSS(t)
+	_, err := pw.Write([]byte("q"))
+	require.NoError(t, err)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the program did not quit")
+	}
+	t.Logf("idle TUI with 200 devices: VmRSS %.1f MB (whole test process, race detector %v)", float64(rss)/1024, raceEnabled)
+	if !raceEnabled {
+		require.Less(t, rss, int64(60*1024), "idle RSS in kB")
+	}
+}
+
+// vmRSS is the process's resident set size in kB.
+func vmRSS(t *testing.T) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	require.NoError(t, err)
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, err := strconv.ParseInt(f[1], 10, 64)
+			require.NoError(t, err)
+			return n
+		}
+	}
+	t.Fatal("no VmRSS in /proc/self/status")
+	return 0
+}
