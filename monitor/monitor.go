@@ -99,6 +99,7 @@ type Monitor struct {
 	paused   bool
 	held     []Line
 	dropped  int
+	holders  int                // flash jobs holding the released port
 	release  chan chan struct{} // Release → Run: close the port, then ack
 	reattach chan struct{}      // reattach func → Run: reopen
 	resetCh  chan struct{}      // ResetIntoApp → Run: the board restarts, forget crash state
@@ -207,10 +208,21 @@ func (m *Monitor) Run(ctx context.Context) error {
 }
 
 func (m *Monitor) waitReattach(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return fmt.Errorf("monitor %s: %w", m.name, ctx.Err())
-	case <-m.reattach:
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("monitor %s: %w", m.name, ctx.Err())
+		case ack := <-m.release:
+			close(ack) // another job borrows the already released port
+			continue
+		case <-m.reattach:
+		}
+		m.mu.Lock()
+		lent := m.holders > 0
+		m.mu.Unlock()
+		if !lent {
+			break
+		}
 	}
 	if err := m.reopen(ctx); err != nil {
 		return err
@@ -233,6 +245,13 @@ func (m *Monitor) reopen(ctx context.Context) error {
 		case <-ctx.Done():
 			t.Stop()
 			return fmt.Errorf("monitor %s: %w", m.name, ctx.Err())
+		case ack := <-m.release:
+			// A flash job wants the port while we wait for it to come back
+			// (a board re-enumerating): let it have it.
+			t.Stop()
+			close(ack)
+			m.notice(LevelNone, "port released for flashing")
+			return m.waitReattach(ctx)
 		case <-t.C:
 		}
 	}
@@ -264,36 +283,47 @@ func (m *Monitor) closePort() {
 
 // Release closes the port so that a flash job can open it, and returns a
 // function that hands it back (the monitor reopens it and goes on reading).
-// It waits until the port is closed. Call it only while Run is running;
-// calling reattach more than once is harmless.
+// It waits until the port is closed. Several jobs may hold the port at once
+// (the monitor reopens it when the last one hands it back); calling a
+// reattach function more than once is harmless. Release needs Run to be
+// running.
 func (m *Monitor) Release(ctx context.Context) (reattach func(), err error) {
 	m.mu.Lock()
 	running := m.running
+	if running {
+		m.holders++
+	}
 	m.mu.Unlock()
 	if !running {
 		return nil, errors.New("monitor: Release needs Run to be running")
 	}
-	ack := make(chan struct{})
-	select {
-	case m.release <- ack:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("release %s: %w", m.name, ctx.Err())
-	}
-	select {
-	case <-ack:
-	case <-ctx.Done():
-		// Run will still close the port; the caller gave up waiting.
-		return nil, fmt.Errorf("release %s: %w", m.name, ctx.Err())
-	}
 	var once sync.Once
-	return func() {
+	giveBack := func() {
 		once.Do(func() {
+			m.mu.Lock()
+			m.holders--
+			m.mu.Unlock()
 			select {
 			case m.reattach <- struct{}{}:
 			default:
 			}
 		})
-	}, nil
+	}
+	ack := make(chan struct{})
+	select {
+	case m.release <- ack:
+	case <-ctx.Done():
+		giveBack()
+		return nil, fmt.Errorf("release %s: %w", m.name, ctx.Err())
+	}
+	select {
+	case <-ack:
+	case <-ctx.Done():
+		// Run will still close the port; give it back at once.
+		giveBack()
+		return nil, fmt.Errorf("release %s: %w", m.name, ctx.Err())
+	}
+	return giveBack, nil
 }
 
 // ResetIntoApp restarts the board into its application with the usual

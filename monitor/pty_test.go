@@ -264,3 +264,38 @@ func TestReleaseNeedsRun(t *testing.T) {
 	_, err := New("x", Options{}).Release(context.Background())
 	require.Error(t, err)
 }
+
+// Two jobs borrow the port at once: the monitor reopens it only when both
+// have handed it back.
+func TestReleaseWithTwoHolders(t *testing.T) {
+	b := newBoard(t)
+	sink := newSink()
+	var m *Monitor
+	var openedWhileLent sync.Once
+	lentOpen := false
+	open := func(ctx context.Context, name string, baud int) (Port, error) {
+		if m != nil {
+			m.mu.Lock()
+			if m.holders > 0 {
+				openedWhileLent.Do(func() { lentOpen = true })
+			}
+			m.mu.Unlock()
+		}
+		return OpenSerial(ctx, name, baud)
+	}
+	m = New(b.path, Options{OnLine: sink.onLine, Open: open})
+	ctx := startMonitor(t, m)
+	sink.waitFor(t, "announcing the port", func(l Line) bool { return l.Kind == KindNotice })
+
+	r1, err := m.Release(ctx)
+	require.NoError(t, err)
+	r2, err := m.Release(ctx)
+	require.NoError(t, err, "a second borrower gets the already released port")
+	r1()
+	require.ErrorIs(t, m.Write(ctx, []byte("x")), ErrReleased)
+	r2()
+	sink.waitFor(t, "the reattach notice", textIs("port reattached"))
+	require.False(t, lentOpen, "the port was reopened while a job still held it")
+	b.print(t, "I (2) app: back\r\n")
+	sink.waitFor(t, "a line after reattaching", textIs("I (2) app: back"))
+}
