@@ -31,6 +31,13 @@ func TestFaultKnobs(t *testing.T) {
 			require.Contains(t, err.Error(), "write block 3")
 			require.NotEmpty(t, serialflash.Hint(err))
 		}},
+		{"slow replies within the timeout", romsim.Faults{DelayOp: 0x11, Delay: 150 * time.Millisecond}, func(t *testing.T, _, err error, _ *romsim.ROM) {
+			require.NoError(t, err)
+		}},
+		{"reply later than the timeout", romsim.Faults{DelayOp: 0x13, Delay: 2500 * time.Millisecond}, func(t *testing.T, _, err error, _ *romsim.ROM) {
+			require.ErrorIs(t, err, serialflash.ErrTimeout)
+			require.Contains(t, err.Error(), "MD5")
+		}},
 		{"stall", romsim.Faults{StallOp: 0x11, StallNth: 2}, func(t *testing.T, _, err error, _ *romsim.ROM) {
 			require.ErrorIs(t, err, serialflash.ErrTimeout)
 		}},

@@ -66,6 +66,10 @@ type Faults struct {
 	// (and only that one).
 	DropReplyOp  byte
 	DropReplyNth int
+	// DelayOp and Delay hold back every reply to DelayOp by Delay (a slow
+	// flash chip, a congested serial server).
+	DelayOp byte
+	Delay   time.Duration
 	// CorruptChecksumNth makes the ROM see a bad checksum on the Nth data
 	// block (FLASH_DATA or FLASH_DEFL_DATA) and answer 01 07.
 	CorruptChecksumNth int
@@ -634,6 +638,9 @@ func (s *session) reply(op byte, value uint32, out []byte, errCode byte) {
 	}
 	if f.MaxReliableBaud > 0 && rate > f.MaxReliableBaud {
 		return
+	}
+	if f.DelayOp == op && f.Delay > 0 {
+		s.sleepUntil(time.Now().Add(f.Delay))
 	}
 	status := make([]byte, s.r.p.StatusLen)
 	if errCode != 0 {
