@@ -23,9 +23,10 @@ import (
 //     (issue #145); a second answer in the same round completes it, because
 //     by then the host name is aliased to the instance entry.
 //
-// The socket shares port 5353 (SO_REUSEADDR) like every mDNS stack does; when
-// another program holds the port exclusively the bind fails and nothing is
-// sent (the caller then reports ErrPort5353Busy from the library).
+// The socket shares port 5353 (SO_REUSEADDR, SO_REUSEPORT) like every mDNS
+// stack does; when another program holds the port exclusively the bind
+// fails and nothing is sent (the caller then reports ErrPort5353Busy from
+// the library).
 func sendStandardQuery(ctx context.Context, iface netInterface, service string) error {
 	msg, err := ptrQuery(strings.Trim(service, ".") + ".local")
 	if err != nil {
@@ -50,6 +51,8 @@ func sendFrom5353(ctx context.Context, network string, ifindex int, msg []byte, 
 			if serr != nil {
 				return
 			}
+			// Some stacks share the port through SO_REUSEPORT only; best effort.
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
 			if network == "udp4" {
 				serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifindex)})
 			} else {
