@@ -103,7 +103,9 @@ func parseSigBlock(b []byte) (SignatureBlock, bool) {
 		blk.Digest = append([]byte(nil), b[4:36]...)
 		n := new(big.Int).SetBytes(reversed(b[36:420]))
 		e := binary.LittleEndian.Uint32(b[420:424])
-		if n.Sign() == 0 || e < 3 || e > 1<<31-1 {
+		// A real RSA modulus is odd and 3072 bits; anything else cannot
+		// be a key the ROM accepts.
+		if n.Bit(0) == 0 || n.BitLen() != 3072 || e < 3 || e > 1<<31-1 {
 			return blk, false
 		}
 		blk.PublicKey = &rsa.PublicKey{N: n, E: int(e)}
@@ -117,6 +119,9 @@ func parseSigBlock(b []byte) (SignatureBlock, bool) {
 			blk.Scheme = SchemeECDSAP384
 			blk.Digest = append([]byte(nil), b[4:52]...)
 			x, y := leInt(b[53:101]), leInt(b[101:149])
+			if !elliptic.P384().IsOnCurve(x, y) {
+				return blk, false
+			}
 			blk.PublicKey = &ecdsa.PublicKey{Curve: elliptic.P384(), X: x, Y: y}
 			blk.r, blk.s = leInt(b[149:197]), leInt(b[197:245])
 			blk.KeyDigest = sha256.Sum256(b[52:149])
@@ -134,6 +139,11 @@ func parseSigBlock(b []byte) (SignatureBlock, bool) {
 			return blk, false
 		}
 		x, y := leInt(b[37:37+klen]), leInt(b[37+klen:37+2*klen])
+		// An off-curve point is no key (and would make the generic P-192
+		// arithmetic panic).
+		if !curve.IsOnCurve(x, y) {
+			return blk, false
+		}
 		blk.PublicKey = &ecdsa.PublicKey{Curve: curve, X: x, Y: y}
 		blk.r, blk.s = leInt(b[101:101+klen]), leInt(b[101+klen:101+2*klen])
 		blk.KeyDigest = sha256.Sum256(b[36:101])
@@ -237,7 +247,10 @@ func (blk *SignatureBlock) verify(key crypto.PublicKey) bool {
 		}
 		return rsa.VerifyPSS(k, crypto.SHA256, blk.Digest, blk.sig, &rsa.PSSOptions{SaltLength: 32, Hash: crypto.SHA256}) == nil
 	case *ecdsa.PublicKey:
-		if blk.r == nil || k.Curve == nil || k.Curve.Params().Name != blk.PublicKey.(*ecdsa.PublicKey).Curve.Params().Name {
+		if blk.r == nil || k.Curve == nil || k.X == nil || k.Y == nil || k.Curve.Params().Name != blk.PublicKey.(*ecdsa.PublicKey).Curve.Params().Name {
+			return false
+		}
+		if !k.Curve.IsOnCurve(k.X, k.Y) {
 			return false
 		}
 		return ecdsa.Verify(k, blk.Digest, blk.r, blk.s)
@@ -250,8 +263,8 @@ func (blk *SignatureBlock) verify(key crypto.PublicKey) bool {
 func PublicKeyDigest(pub crypto.PublicKey) ([32]byte, error) {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
-		if k.N.BitLen() != 3072 {
-			return [32]byte{}, fmt.Errorf("%w: Secure Boot V2 RSA keys are 3072 bits, this one has %d", ErrKey, k.N.BitLen())
+		if k.N.BitLen() != 3072 || k.N.Bit(0) == 0 {
+			return [32]byte{}, fmt.Errorf("%w: Secure Boot V2 RSA keys are 3072 bits with an odd modulus, this one has %d bits", ErrKey, k.N.BitLen())
 		}
 		buf := rsaKeyFields(k)
 		return sha256.Sum256(buf), nil

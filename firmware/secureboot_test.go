@@ -11,6 +11,8 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"hash/crc32"
+	"math/big"
 	"testing"
 )
 
@@ -259,5 +261,33 @@ func TestMultipleBlocks(t *testing.T) {
 	}
 	if res, err := VerifySignature(multi, []crypto.PublicKey{keys[2].Public()}); err != nil || res.Block != 2 {
 		t.Errorf("key 2: %+v %v", res, err)
+	}
+}
+
+// TestHostileBlocks: blocks with a valid CRC but impossible keys (an even
+// RSA modulus, an ECDSA point off its curve) are skipped, never a panic.
+func TestHostileBlocks(t *testing.T) {
+	stamp := func(b []byte) []byte {
+		b[0] = sigBlockMagic
+		binary.LittleEndian.PutUint32(b[sigCRCOffset:], crc32.ChecksumIEEE(b[:sigCRCOffset]))
+		return b
+	}
+	rsaEven := make([]byte, SectorSize)
+	rsaEven[1] = sigVersionRSA
+	for i := 36; i < 420; i++ {
+		rsaEven[i] = 0xFE // even, 3072 bits
+	}
+	binary.LittleEndian.PutUint32(rsaEven[420:], 65537)
+	p192Off := make([]byte, SectorSize)
+	p192Off[1], p192Off[36] = sigVersionECDSA, 1
+	p192Off[37], p192Off[61] = 7, 9 // (7, 9) is not on P-192
+	for name, sector := range map[string][]byte{"even RSA modulus": stamp(rsaEven), "P-192 point off the curve": stamp(p192Off)} {
+		if _, err := ParseSignatureSector(sector); !errors.Is(err, ErrUnsigned) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	even := &rsa.PublicKey{N: new(big.Int).Lsh(big.NewInt(1), 3071), E: 65537}
+	if _, err := PublicKeyDigest(even); !errors.Is(err, ErrKey) {
+		t.Errorf("PublicKeyDigest(even modulus) = %v", err)
 	}
 }
