@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -107,7 +108,8 @@ func runTUI(c *cli, args []string) int {
 	if *baud > 0 {
 		serialOpts.Baud = *baud
 	}
-	bcfg := tuibackend.Config{Policy: policy, HostIP: *hostIP, HostPort: *hostPort, Serial: serialOpts, ELF: *elf, Logger: log}
+	bcfg := tuibackend.Config{Policy: policy, HostIP: *hostIP, HostPort: *hostPort, Serial: serialOpts, ELF: *elf, Logger: log,
+		Password: storedPassword(cfg, c.getenv, log)}
 	tcfg := tui.Config{Concurrency: cfg.Defaults.Concurrency, ASCII: *ascii, Logger: log}
 	wopts := discovery.Options{Static: static, DisableMDNS: *noMDNS, Logger: log}
 
@@ -172,4 +174,34 @@ func signingPolicy(path string) (ops.Policy, error) {
 		return ops.Policy{}, fmt.Errorf("signing key %s: %w", filepath.Base(path), err)
 	}
 	return ops.Policy{SigningKeys: []crypto.PublicKey{key}}, nil
+}
+
+// storedPassword finds a device's OTA password without asking: the config
+// file's password_env or password_file for that host, else ESPDECK_PASSWORD.
+// Failures are logged (never the password) and the TUI then asks.
+func storedPassword(cfg config.Config, getenv func(string) string, log *slog.Logger) func(tui.Device) (string, bool) {
+	return func(dev tui.Device) (string, bool) {
+		host, _, err := net.SplitHostPort(dev.Address)
+		if err != nil {
+			host = dev.Address
+		}
+		for _, key := range []string{dev.Name, host, dev.Address} {
+			d, ok := cfg.Lookup(key)
+			if !ok {
+				continue
+			}
+			pw, err := d.Password(getenv)
+			if err == nil {
+				return pw, true
+			}
+			if !errors.Is(err, config.ErrNoPassword) {
+				log.Warn("stored password unavailable", "device", dev.Name, "err", err)
+			}
+			break
+		}
+		if pw := getenv("ESPDECK_PASSWORD"); pw != "" {
+			return pw, true
+		}
+		return "", false
+	}
 }

@@ -38,6 +38,10 @@ type Config struct {
 	OpenSerialPort func(ctx context.Context, name string) (serialflash.Port, error)
 	// OpenMonitorPort opens a port for the monitor (nil: monitor.OpenSerial).
 	OpenMonitorPort monitor.OpenFunc
+	// Password returns a stored OTA password for a device (from the config
+	// file's password_env/password_file, or ESPDECK_PASSWORD), so that the
+	// TUI does not ask for it. Nil: always ask.
+	Password func(dev tui.Device) (string, bool)
 	// ELF is the application ELF for backtrace decoding in the monitor ("" none).
 	ELF string
 	// MonitorBaud is the application's console rate (default 115200).

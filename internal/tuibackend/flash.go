@@ -58,9 +58,15 @@ func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byt
 		return tui.FlashResult{Error: fmt.Sprintf("device address %q is not host:port", req.Device.Address)}
 	}
 	port, _ := strconv.Atoi(portStr)
+	password := req.Password.Reveal()
+	if password == "" && b.cfg.Password != nil {
+		if pw, ok := b.cfg.Password(req.Device); ok {
+			password = pw
+		}
+	}
 	var lastStage espota.Stage
 	r, err := espota.Upload(ctx, espota.Target{Host: host, Port: port}, data, espota.Options{
-		Password:       espota.Secret(req.Password.Reveal()),
+		Password:       espota.Secret(password),
 		HostIP:         b.cfg.HostIP,
 		HostPort:       b.cfg.HostPort,
 		InviteTimeout:  b.cfg.InviteTimeout,
