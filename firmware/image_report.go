@@ -74,7 +74,9 @@ func (im *Image) EsptoolReport() string {
 	}
 	p("")
 	title(chipName + " image footer")
-	if im.ChecksumValid() {
+	if im.Format == FormatESP8266V2 {
+		p("Checksum: not checked (ESP8266 v2 image: only its header is read)")
+	} else if im.ChecksumValid() {
 		p("Checksum: 0x%x (valid)", im.Checksum)
 	} else {
 		p("Checksum: 0x%x (invalid - calculated %02x)", im.Checksum, im.ComputedChecksum)

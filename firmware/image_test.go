@@ -322,3 +322,17 @@ func TestPatchFlashParams(t *testing.T) {
 		t.Errorf("ESP8266 1 MB = %d", c)
 	}
 }
+
+func TestESP8266V2Header(t *testing.T) {
+	im := mustParse(t, []byte{0xEA, 4, byte(FlashDIO), 0x20, 0x04, 0x10, 0x10, 0x40, 1, 2, 3})
+	if im.Format != FormatESP8266V2 || im.Chip != ChipESP8266 || im.Entry != 0x40101004 || im.FlashSizeName() != "1MB" {
+		t.Errorf("%+v", im)
+	}
+	rep := im.EsptoolReport()
+	if !strings.Contains(rep, "Image version: 2") || !strings.Contains(rep, "Checksum: not checked") {
+		t.Errorf("report:\n%s", rep)
+	}
+	if im.Verify() != nil || !strings.Contains(im.Summary(""), "not checked") {
+		t.Error("v2 images are not integrity-checked and must say so")
+	}
+}
