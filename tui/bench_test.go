@@ -70,15 +70,16 @@ func BenchmarkRenderDeviceList(b *testing.B) {
 		b.Run(fmt.Sprintf("espdeck/%dx%d", size[0], size[1]), func(b *testing.B) {
 			b.ReportAllocs()
 			var n int
+			cpu0 := processCPU()
 			for b.Loop() {
 				n += len(m.View().Content)
 			}
-			b.SetBytes(int64(n / max(b.N, 1)))
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/frame")
+			reportFrame(b, n, processCPU()-cpu0)
 		})
 		b.Run(fmt.Sprintf("baseline-lipgloss-table/%dx%d", size[0], size[1]), func(b *testing.B) {
 			b.ReportAllocs()
 			var n int
+			cpu0 := processCPU()
 			for b.Loop() {
 				t := table.New().Headers("NAME", "ADDRESS", "KIND", "BOARD", "AUTH", "STATUS").Width(size[0]).
 					StyleFunc(func(row, col int) lipgloss.Style { return lipgloss.NewStyle() })
@@ -87,9 +88,18 @@ func BenchmarkRenderDeviceList(b *testing.B) {
 				}
 				n += len(t.String())
 			}
-			b.SetBytes(int64(n / max(b.N, 1)))
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/frame")
+			reportFrame(b, n, processCPU()-cpu0)
 		})
+	}
+}
+
+// reportFrame reports bytes per frame (MB/s), wall time per frame and the
+// process CPU time per frame (load-independent on a shared machine).
+func reportFrame(b *testing.B, bytes int, cpu time.Duration) {
+	b.SetBytes(int64(bytes / max(b.N, 1)))
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/frame")
+	if cpu > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/frame")
 	}
 }
 

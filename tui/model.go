@@ -423,15 +423,17 @@ func (m Model) render() string {
 	var body []string
 	if m.showHelp {
 		body = m.fullHelpLines(bodyH)
+		for i, l := range body {
+			body[i] = clip(l, m.width)
+		}
 	} else {
 		body = m.bodyLines(bodyH)
 	}
 	lines := make([]string, 0, m.height)
-	lines = append(lines, header)
+	lines = append(lines, clip(header, m.width))
 	lines = append(lines, fit(body, bodyH)...)
-	lines = append(lines, footer...)
-	for i, l := range lines {
-		lines[i] = clip(l, m.width)
+	for _, l := range footer {
+		lines = append(lines, clip(l, m.width))
 	}
 	return strings.Join(lines, "\n")
 }
@@ -470,6 +472,11 @@ func (m Model) bodyLines(h int) []string {
 	}
 	if len(main) > top {
 		main = main[:top]
+	}
+	if m.screen != screenList { // the list is boxed, and boxes fit already
+		for i, l := range main {
+			main[i] = clip(l, m.width)
+		}
 	}
 	// Screens shorter than the space keep the bottom boxes right below them.
 	return append(main, bottom...)
@@ -614,15 +621,27 @@ func fit(lines []string, h int) []string {
 
 // clip cuts a rendered line to w cells.
 func clip(s string, w int) string {
-	if lipgloss.Width(s) <= w {
+	if len(s) <= w || cellWidth(s) <= w { // bytes bound cells: the cheap test first
 		return s
 	}
 	return ansi.Truncate(s, w, "…")
 }
 
+// cellWidth is the terminal cells s takes. Most cells are plain ASCII,
+// where the byte count is the answer; anything else goes to the full
+// grapheme-aware measure.
+func cellWidth(s string) int {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || c < 0x20 {
+			return ansi.StringWidth(s)
+		}
+	}
+	return len(s)
+}
+
 // pad makes s exactly w cells wide (cut with an ellipsis when longer).
 func pad(s string, w int) string {
-	n := lipgloss.Width(s)
+	n := cellWidth(s)
 	if n > w {
 		return ansi.Truncate(s, w, "…")
 	}
