@@ -229,7 +229,7 @@ func (b *Backend) flashSerial(ctx context.Context, req tui.FlashRequest, data []
 	}
 	if slot != "" {
 		progress(tui.Progress{Stage: "finalize", Note: "boot " + slot})
-		if _, _, err := ops.SwitchBootSlot(ctx, io, 0, slot, ops.ChangeOptions{Chip: info.Chip}); err != nil {
+		if _, _, err := ops.SwitchBootSlot(ctx, io, 0, slot, ops.ChangeOptions{Chip: info.Chip, TargetVerified: true}); err != nil {
 			r := serialResult(err)
 			r.Error = fmt.Sprintf("written to %s, but selecting it to boot failed: %s", slot, r.Error)
 			return r
