@@ -44,6 +44,13 @@ type Target struct {
 	SlotSize     uint32        // bytes available for the image; 0 when not known
 }
 
+// NewTarget returns a Target for route with nothing known: the chip
+// unknown (firmware.ChipUnknown — the zero Chip is ESP32, so a literal
+// Target{Route: r} claims an ESP32) and the revision unknown.
+func NewTarget(r Route) Target {
+	return Target{Route: r, Chip: firmware.ChipUnknown, ChipRevision: -1}
+}
+
 // Policy is what the user configured for pre-flight checks.
 type Policy struct {
 	// Force turns failed checks into warnings — except a failed signature
@@ -295,6 +302,12 @@ func (pf *preflight) serial() {
 	case len(pf.data) > 0 && pf.data[0] == firmware.ImageMagic:
 		// Starts like an image but does not parse: a corrupt image.
 		pf.fail("integrity", imgErr, true)
+	case bootKnown && addr == bootOff && !allFF(pf.data):
+		// Anything but a bootloader here leaves the board unbootable.
+		pf.fail("content", fmt.Errorf("expected a bootloader image at 0x%x (the bootloader offset) but found %s: write the bootloader .bin here, or give the right address", addr, pf.v.Content), true)
+	case pf.v.Content == firmware.ContentPartitionTable:
+		pf.v.Warnings = append(pf.v.Warnings, fmt.Sprintf("a partition table written at 0x%x, not 0x8000: the bootloader finds it only if it was built with CONFIG_PARTITION_TABLE_OFFSET=0x%x", addr, addr))
+		pf.pass("content", "partition table")
 	default:
 		pf.skip("content", fmt.Sprintf("raw data (%s) at 0x%x is written as it is", pf.v.Content, addr))
 	}
@@ -437,6 +450,15 @@ func mergedWhat(data []byte) string {
 		return "the " + im.Chip.String() + " bootloader"
 	}
 	return "a bootloader"
+}
+
+func allFF(b []byte) bool {
+	for _, c := range b {
+		if c != 0xFF {
+			return false
+		}
+	}
+	return true
 }
 
 func sizeWord(n uint32) string {

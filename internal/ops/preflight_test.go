@@ -92,7 +92,7 @@ func TestPreflightOTAApp(t *testing.T) {
 	})
 
 	t.Run("unknown chip is skipped", func(t *testing.T) {
-		v, err := Preflight(app(firmware.ChipESP32C3, "1", 10), Target{Route: RouteOTAApp, Chip: firmware.ChipUnknown}, Policy{})
+		v, err := Preflight(app(firmware.ChipESP32C3, "1", 10), NewTarget(RouteOTAApp), Policy{})
 		if err != nil || statusOf(v, "chip") != CheckSkipped || statusOf(v, "fit") != CheckSkipped {
 			t.Errorf("%v %+v", err, v.Checks)
 		}
@@ -257,6 +257,22 @@ func TestPreflightSerial(t *testing.T) {
 		var tl *firmware.TooLargeError
 		if !errors.As(err, &tl) || tl.Slot != 0x1000 || tl.Image != 0x2000 || !tl.EndOfFlash || !strings.Contains(err.Error(), "4 MB chip") {
 			t.Errorf("err = %v", err)
+		}
+	})
+	t.Run("not a bootloader at the bootloader offset", func(t *testing.T) {
+		_, err := Preflight(fixture(t, "images/partitions_singleapp.bin"), esp32(0x1000, 300), Policy{})
+		if err == nil || !strings.Contains(err.Error(), "expected a bootloader image at 0x1000") || !strings.Contains(err.Error(), "partition table") {
+			t.Errorf("err = %v", err)
+		}
+		// Erased bytes there are a deliberate erase, not a mistake.
+		if _, err := Preflight(bytes.Repeat([]byte{0xFF}, 4096), esp32(0x1000, 300), Policy{}); err != nil {
+			t.Errorf("FF at the bootloader offset: %v", err)
+		}
+	})
+	t.Run("partition table at another offset", func(t *testing.T) {
+		v, err := Preflight(fixture(t, "images/partitions_singleapp.bin"), esp32(0x9000, 300), Policy{})
+		if err != nil || len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0], "CONFIG_PARTITION_TABLE_OFFSET=0x9000") {
+			t.Errorf("%v %v", err, v.Warnings)
 		}
 	})
 	t.Run("raw data elsewhere", func(t *testing.T) {
