@@ -190,3 +190,81 @@ func TestDecodeCLI(t *testing.T) {
 	require.Equal(t, exitUsage, r.code)
 	require.Contains(t, r.stderr, "not the .bin")
 }
+
+// Keys typed on a terminal: Ctrl+P pauses, Ctrl+R tries a reset (a pty board
+// has no modem lines, which is said), other keys go to the board, Ctrl+]
+// quits with success.
+func TestMonitorCLIKeys(t *testing.T) {
+	boardMaster, boardSlave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	defer boardMaster.Close()
+	defer boardSlave.Close()
+	kbdMaster, kbdSlave, err := pty.Open() // the user's terminal
+	require.NoError(t, err)
+	defer kbdMaster.Close()
+	defer kbdSlave.Close()
+
+	var out, errb syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"monitor", "--port", boardSlave.Name()}, kbdSlave, &out, &errb, func(string) string { return "" })
+	}()
+	// Wait for the monitor to put the keyboard in raw mode, then type.
+	waitRaw := func(f *os.File) {
+		for i := 0; i < 600; i++ {
+			tio, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+			if err == nil && tio.Lflag&unix.ICANON == 0 {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatal("the monitor never put the terminal in raw mode")
+	}
+	waitRaw(kbdSlave)
+	waitRaw(boardSlave)
+	_, err = kbdMaster.Write([]byte{keyReset})
+	require.NoError(t, err)
+	_, err = kbdMaster.Write([]byte("h\r"))
+	require.NoError(t, err)
+	// What was typed reaches the board, Enter as CR LF.
+	got := make([]byte, 0, 8)
+	buf := make([]byte, 8)
+	for deadline := time.Now().Add(30 * time.Second); len(got) < 3 && time.Now().Before(deadline); {
+		boardMaster.SetReadDeadline(time.Now().Add(time.Second))
+		n, _ := boardMaster.Read(buf)
+		got = append(got, buf[:n]...)
+	}
+	require.Equal(t, "h\r\n", string(got))
+	_, err = kbdMaster.Write([]byte{keyQuit})
+	require.NoError(t, err)
+	select {
+	case code := <-done:
+		require.Equal(t, exitOK, code, errb.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("Ctrl+] did not quit")
+	}
+	require.Contains(t, out.String(), "no modem control lines; press the board's RESET (EN) button instead\r\n")
+	require.Contains(t, errb.String(), "Ctrl+R reset")
+}
+
+// syncBuffer is a bytes.Buffer safe for the command's goroutines and the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
