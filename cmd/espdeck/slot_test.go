@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -144,5 +145,7 @@ func TestSwitchRefusesInvalidSlotOnBoard(t *testing.T) {
 	// Last: the default is to start the app again afterwards.
 	r = runCLI(t, env, "partitions", "show", "--json")
 	require.Equal(t, exitOK, r.code, r.stderr)
-	require.False(t, rom.InDownloadMode(), "the board was sent back to its app")
+	// The ROM acts on the last command after it was sent: wait for it.
+	require.Eventually(t, func() bool { return !rom.InDownloadMode() }, 20*time.Second, 20*time.Millisecond,
+		"the board was sent back to its app")
 }
