@@ -511,17 +511,26 @@ func (u *upload) transfer(ctx context.Context, conn *net.TCPConn) error {
 	var sent int64
 	lastProgress := time.Now()
 	lastEvent := time.Time{}
-	rate := func() float64 {
-		el := time.Since(tstart).Seconds()
-		if el <= 0 {
-			return 0
+	var lastDone int64
+	// taken is what the device has acknowledged where the OS tells us,
+	// else what we handed to the socket. It never goes down.
+	taken := func() int64 {
+		done := sent
+		if q, ok := queuedBytes(conn); ok {
+			done = max(sent-q, 0)
 		}
-		return float64(sent) / el
+		lastDone = max(lastDone, done)
+		return lastDone
 	}
 	emit := func(force bool) {
 		if force || time.Since(lastEvent) >= progressEvery {
 			lastEvent = time.Now()
-			u.progress(Progress{Stage: StageTransfer, Done: sent, Rate: rate(), Addr: conn.RemoteAddr().String()})
+			done := taken()
+			rate := 0.0
+			if el := time.Since(tstart).Seconds(); el > 0 {
+				rate = float64(done) / el
+			}
+			u.progress(Progress{Stage: StageTransfer, Done: done, Rate: rate, Addr: conn.RemoteAddr().String()})
 		}
 	}
 	emit(true)
@@ -538,8 +547,8 @@ func (u *upload) transfer(ctx context.Context, conn *net.TCPConn) error {
 		if n > 0 {
 			sent += int64(n)
 			lastProgress = time.Now()
-			emit(sent == u.total)
 		}
+		emit(false)
 		if err == nil {
 			continue
 		}
@@ -552,7 +561,7 @@ func (u *upload) transfer(ctx context.Context, conn *net.TCPConn) error {
 					return e
 				}
 				return &Error{Kind: ErrTransfer, Stage: StageTransfer,
-					Msg:  fmt.Sprintf("the device at %s stopped taking data for %s after %d of %d bytes", u.dev, u.opts.StallTimeout, sent, u.total),
+					Msg:  fmt.Sprintf("the device at %s stopped taking data for %s after %d of %d bytes", u.dev, u.opts.StallTimeout, taken(), u.total),
 					Hint: "the device may have hung, rebooted or lost Wi-Fi; check its power and signal, then try again"}
 			}
 			continue
@@ -562,10 +571,9 @@ func (u *upload) transfer(ctx context.Context, conn *net.TCPConn) error {
 			return e
 		}
 		return &Error{Kind: ErrTransfer, Stage: StageTransfer,
-			Msg:   fmt.Sprintf("the connection to %s was lost after %d of %d bytes", u.dev, sent, u.total),
+			Msg:   fmt.Sprintf("the connection to %s was lost after %d of %d bytes", u.dev, taken(), u.total),
 			Cause: err, Hint: "the device may have rebooted or lost Wi-Fi; check its power and signal, then try again"}
 	}
-	u.res.Transfer = time.Since(tstart)
 	if sent < u.total {
 		// The receiver finished before we sent everything.
 		if e := u.verdict(rx, 0); e != nil {
@@ -576,8 +584,20 @@ func (u *upload) transfer(ctx context.Context, conn *net.TCPConn) error {
 			Hint: "the device may have run out of time or memory; check its serial log and try again"}
 	}
 
+	// Let the bar follow the device until it has taken the last byte.
+	for taken() < sent && !rx.finished() && time.Since(lastProgress) < u.opts.StallTimeout {
+		emit(false)
+		if sleepCtx(ctx, 20*time.Millisecond) != nil {
+			return ctx.Err()
+		}
+	}
+	u.res.Transfer = time.Since(tstart)
 	u.setStage(StageFinalize)
-	u.progress(Progress{Stage: StageFinalize, Done: sent, Rate: rate(), Addr: conn.RemoteAddr().String()})
+	rate := 0.0
+	if el := time.Since(tstart).Seconds(); el > 0 {
+		rate = float64(sent) / el
+	}
+	u.progress(Progress{Stage: StageFinalize, Done: sent, Rate: rate, Addr: conn.RemoteAddr().String()})
 	for {
 		idle := time.Since(rx.lastRx())
 		left := u.opts.FinalizeTimeout - idle
