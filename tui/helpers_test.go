@@ -115,3 +115,41 @@ func windowSize(w, h int) tea.WindowSizeMsg { return tea.WindowSizeMsg{Width: w,
 func fmtInt(n int) string { return strconv.Itoa(n) }
 
 func monCtx(mon *monitorState) context.Context { return mon.ctx }
+
+// findMsg runs cmd (and the commands of a batch, each on its own goroutine)
+// and returns the first message of type T.
+func findMsg[T any](t *testing.T, cmd tea.Cmd) T {
+	t.Helper()
+	require.NotNil(t, cmd)
+	out := make(chan tea.Msg, 64)
+	var run func(c tea.Cmd)
+	run = func(c tea.Cmd) {
+		if c == nil {
+			return
+		}
+		go func() {
+			msg := c()
+			if b, ok := msg.(tea.BatchMsg); ok {
+				for _, sub := range b {
+					run(sub)
+				}
+				return
+			}
+			out <- msg
+		}()
+	}
+	run(cmd)
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case msg := <-out:
+			if v, ok := msg.(T); ok {
+				return v
+			}
+		case <-deadline:
+			var zero T
+			t.Fatalf("no %T from the command", zero)
+			return zero
+		}
+	}
+}

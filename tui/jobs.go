@@ -158,7 +158,12 @@ func (m *Model) startJob(j *job) tea.Cmd {
 	m.logf(slog.LevelInfo, "flash %s: %s over %s", j.name, j.req.File, route)
 	m.yieldMonitor(j)
 	sink := progressSink(j.id, m.progCh, m.cfg.ProgressInterval, m.cfg.Now)
-	return runFlash(ctx, m.be.Flasher, j.id, j.req, sink)
+	run := runFlash(ctx, m.be.Flasher, j.id, j.req, sink)
+	if !m.spinning {
+		m.spinning = true
+		return tea.Batch(run, m.spin.Tick)
+	}
+	return run
 }
 
 // applyProgress folds progress reports into their jobs.
@@ -428,8 +433,8 @@ func (m Model) progressLine(j *job, w int) string {
 	bar := progress.New(progress.WithColors(m.st.BarFull), progress.WithFillCharacters('█', '░'))
 	bar.EmptyColor = m.st.BarEmpty
 	bar.SetWidth(barW)
-	if j.total <= 0 {
-		return stage + " " + m.st.Faint.Render(pad(j.note, barW)) + tail
+	if j.total <= 0 { // a stage without a byte count: show that it is alive
+		return stage + " " + m.spin.View() + " " + m.st.Faint.Render(pad(j.note, barW-2)) + tail
 	}
 	return stage + " " + bar.ViewAs(j.percent()) + tail
 }

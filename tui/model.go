@@ -11,6 +11,7 @@ import (
 
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/spinner"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
@@ -108,6 +109,9 @@ type Model struct {
 	mon        *monitorState
 	monSession int
 
+	spin     spinner.Model // turns while jobs run; stops when none do
+	spinning bool
+
 	logs     []logEntry
 	showLog  bool
 	errMsg   string
@@ -156,7 +160,12 @@ func New(cfg Config, backend Backend) Model {
 	f := textinput.New()
 	f.Prompt = "/"
 	f.Placeholder = "type to filter"
+	sp := spinner.MiniDot
+	if cfg.ASCII {
+		sp = spinner.Line
+	}
 	m := Model{
+		spin:      spinner.New(spinner.WithSpinner(sp), spinner.WithStyle(st.Key)),
 		cfg:       cfg,
 		be:        backend,
 		keys:      DefaultKeyMap(),
@@ -255,6 +264,14 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return nil
 	case tickMsg:
 		return tick()
+	case spinner.TickMsg:
+		if m.activeJobs() == 0 {
+			m.spinning = false
+			return nil
+		}
+		var cmd tea.Cmd
+		m.spin, cmd = m.spin.Update(msg)
+		return cmd
 	case tea.KeyPressMsg:
 		return m.handleKey(msg)
 	case tea.PasteMsg:

@@ -249,10 +249,7 @@ func TestFailureShowsHintAndRetries(t *testing.T) {
 	require.NotNil(t, cmd)
 	require.Len(t, m.jobs, 1)
 	// Run the real fake flash: it reports progress and then the firewall failure.
-	msg := runMsg(t, cmd)
-	fin, ok := msg.(jobFinishedMsg)
-	require.True(t, ok, "got %T", msg)
-	m = send(t, m, fin)
+	m = send(t, m, findMsg[jobFinishedMsg](t, cmd))
 	require.Equal(t, jobFailed, m.jobs[0].state)
 	requireScreenContains(t, m, "failed", "never connected back", "41234", "r retries")
 	require.Equal(t, "failed", m.rowStatus(m.cursorRow()))
@@ -401,7 +398,7 @@ func TestQuitWhileFlashingAsksAndCancels(t *testing.T) {
 	require.Nil(t, cmd, "waits for the job to end")
 	require.Error(t, m.ctx.Err())
 	// The running fake flash sees the cancellation and ends.
-	fin := runMsg(t, flashCmd).(jobFinishedMsg)
+	fin := findMsg[jobFinishedMsg](t, flashCmd)
 	require.True(t, fin.result.Canceled)
 	m, cmd = sendCmd(t, m, fin)
 	require.Equal(t, jobCanceled, m.jobs[0].state)
@@ -633,4 +630,19 @@ func TestDeviceGoneDuringFlashDialog(t *testing.T) {
 	m = press(t, m, "enter")
 	require.Empty(t, m.jobs)
 	require.Contains(t, m.errMsg, "gone from discovery")
+}
+
+func TestSpinnerRunsOnlyWhileJobsRun(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{})
+	m = cursorTo(t, m, "sensor-attic")
+	m = chooseFile(t, m, "sensor-attic.bin")
+	m = press(t, m, "enter")
+	require.True(t, m.spinning)
+	requireScreenContains(t, m, "starting")
+	m, cmd := sendCmd(t, m, m.spin.Tick())
+	require.NotNil(t, cmd, "turns while the job runs")
+	m = send(t, m, jobFinishedMsg{job: m.jobs[0].id, result: FlashResult{}})
+	m, cmd = sendCmd(t, m, m.spin.Tick())
+	require.Nil(t, cmd, "stops when no job runs: no repaints when idle")
+	require.False(t, m.spinning)
 }
