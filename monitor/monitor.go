@@ -147,6 +147,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 		m.mu.Unlock()
 	}()
 
+	if sym := m.opts.Symbolizer; sym != nil {
+		go sym.Preload() // finite; Lookup waits for it if a crash comes first
+	}
 	port, err := m.opts.Open(ctx, m.name, m.opts.Baud)
 	if err != nil {
 		return err

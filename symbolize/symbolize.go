@@ -304,6 +304,10 @@ func (s *Symbolizer) symbol(addr uint64) string {
 	return ""
 }
 
+// Preload builds the address tables now instead of at the first Lookup
+// (about 50 ms for a 4 MB ELF), so that the first crash prints at once.
+func (s *Symbolizer) Preload() { s.build() }
+
 func (s *Symbolizer) build() {
 	s.once.Do(func() {
 		if s.dwarf == nil {
