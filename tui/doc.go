@@ -7,5 +7,20 @@
 // The package never opens a socket or a port. Everything it needs is
 // declared in backend.go as small interfaces with plain values; cmd/espdeck
 // adapts the real packages to them and tests use FakeBackend. Build a model
-// with New and run it with Run (or tea.NewProgram for custom options).
+// with New and run it with Run, which passes Bubble Tea options through
+// (tea.WithInput, tea.WithOutput, tea.WithWindowSize for tests).
+//
+// Long work runs in commands that end with one message named for what
+// happened (jobFinishedMsg, partitionsMsg). Flash progress goes through one
+// fan-in channel: each job's callback sends at most every
+// Config.ProgressInterval (or on a stage change) and drops a report rather
+// than block the flash; a command that re-arms itself drains the channel.
+//
+// Tests: model tests drive Update with keys and backend messages; golden
+// screens (ANSI stripped, 80×24 and 120×40) live in testdata/golden and are
+// rewritten with
+//
+//	go test ./tui -run 'Golden|README' -update
+//
+// which also rewrites README-capture.txt, the text capture for the README.
 package tui

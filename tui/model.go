@@ -221,6 +221,9 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.applyDeviceEvents(msg.events)
 		if msg.closed {
 			m.devsClosed = true
+			if m.ctx.Err() == nil {
+				m.logf(slog.LevelWarn, "discovery stopped: the device list no longer updates")
+			}
 			return nil
 		}
 		return waitDevices(m.ctx, m.devCh)
