@@ -15,7 +15,6 @@ const maxDeviceText = 512
 // Counts are used only as a sign of life; success is the text OK and
 // nothing else. Any other text is a device error, kept verbatim.
 type replyStream struct {
-	digits  int64 // count digits seen (liveness only)
 	pendO   bool  // saw 'O', waiting to see whether 'K' follows
 	ok      bool  // "OK" seen
 	text    []byte
@@ -46,7 +45,7 @@ func (r *replyStream) feed(b []byte) {
 			r.startText('O')
 			r.feed([]byte{c})
 		case c >= '0' && c <= '9':
-			r.digits++
+			// A count: a sign of life only.
 		case c == 'O':
 			r.pendO = true
 		case c == ' ' || c == '\r' || c == '\n' || c == '\t':
@@ -76,9 +75,5 @@ func (r *replyStream) failed() (msg string, complete bool) {
 
 // message returns the device's text without the line ending.
 func (r *replyStream) message() string {
-	s := strings.TrimRight(string(r.text), "\r\n \t")
-	if r.pendO && !r.inText {
-		return "O"
-	}
-	return s
+	return strings.TrimRight(string(r.text), "\r\n \t")
 }

@@ -120,9 +120,13 @@ func (u *upload) preflight() error {
 	}
 	if !u.opts.Filesystem && u.image[0] != 0xE9 {
 		if !u.opts.Force {
+			hint := "a device rejects it only after the whole upload (\"Wrong Magic Byte\"); upload a filesystem image with --fs, or send it anyway with --force"
+			if u.image[0] == 0x1F {
+				hint = "this looks gzip-compressed: only ESP8266 boards on core 2.7.0 or later accept that; send it with --force if that is your board"
+			}
 			return &Error{Kind: ErrNotAnApp,
 				Msg:  fmt.Sprintf("the file does not look like an application image (first byte 0x%02X, expected 0xE9)", u.image[0]),
-				Hint: "a device rejects it only after the whole upload (\"Wrong Magic Byte\"); upload a filesystem image with --fs, or send it anyway with --force"}
+				Hint: hint}
 		}
 		u.log.Warn("sending an image whose first byte is not 0xE9 because Force is set", "first_byte", u.image[0])
 	}
