@@ -15,8 +15,8 @@ const maxDeviceText = 512
 // Counts are used only as a sign of life; success is the text OK and
 // nothing else. Any other text is a device error, kept verbatim.
 type replyStream struct {
-	pendO   bool  // saw 'O', waiting to see whether 'K' follows
-	ok      bool  // "OK" seen
+	pendO   bool // saw 'O', waiting to see whether 'K' follows
+	ok      bool // "OK" seen
 	text    []byte
 	inText  bool // a non-count, non-OK byte arrived: the rest is a message
 	textEnd bool // the message line ended ('\n')
