@@ -71,9 +71,12 @@ func TestSymbolTableAddressesResolveToTheirFunction(t *testing.T) {
 		}
 	}
 	checked := 0
-	for _, sym := range syms {
+	for i, sym := range syms {
 		if elf.ST_TYPE(sym.Info) != elf.STT_FUNC || sym.Size < 4 || !exec[sym.Section] {
 			continue // ROM functions (absolute symbols) are not in the ELF's code
+		}
+		if testing.Short() && i%8 != 0 {
+			continue
 		}
 		for _, addr := range []uint64{sym.Value, sym.Value + sym.Size/2, sym.Value + sym.Size - 1} {
 			frames := s.Lookup(addr)
@@ -98,7 +101,9 @@ func TestSymbolTableAddressesResolveToTheirFunction(t *testing.T) {
 			checked++
 		}
 	}
-	require.Greater(t, checked, 3000, "the fixture has thousands of functions")
+	if !testing.Short() {
+		require.Greater(t, checked, 3000, "the fixture has thousands of functions")
+	}
 }
 
 func TestFileAndLineFromDWARF(t *testing.T) {
