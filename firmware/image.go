@@ -492,7 +492,7 @@ func (im *Image) Summary(name string) string {
 		}
 		parts = append(parts, v)
 	}
-	parts = append(parts, humanSize(int64(im.Length)))
+	parts = append(parts, humanSize(int64(im.FileSize))) // what is written, signature included
 	switch {
 	case im.Format == FormatESP8266V2:
 		parts = append(parts, "not checked")
