@@ -305,7 +305,7 @@ func (m *Model) listKey(msg tea.KeyPressMsg) tea.Cmd {
 		}
 	case key.Matches(msg, k.Flash):
 		return m.startFlowForList()
-	case key.Matches(msg, k.AddHost):
+	case key.Matches(msg, k.AddHost) && m.be.Devices != nil:
 		m.prompt = newInputPrompt("Add a network device", []string{"Host name or address, with :port when it is not 3232."}, "host[:port]", false,
 			func(m *Model, v string) tea.Cmd {
 				v = strings.TrimSpace(v)

@@ -99,6 +99,10 @@ func (m *Model) startSerialRecovery(r *row) tea.Cmd {
 }
 
 func (m *Model) startFlow(targets []string) tea.Cmd {
+	if m.be.Flasher == nil || m.be.Images == nil {
+		m.fail("flashing is not available in this build of the workbench; use espdeck ota or espdeck serial write")
+		return nil
+	}
 	for _, t := range targets {
 		if j := m.jobFor(m.rowByKey(t)); j != nil && j.running() {
 			m.fail(fmt.Sprintf("%s is being flashed already; wait for it or press c to cancel it", j.name))

@@ -646,3 +646,14 @@ func TestSpinnerRunsOnlyWhileJobsRun(t *testing.T) {
 	require.Nil(t, cmd, "stops when no job runs: no repaints when idle")
 	require.False(t, m.spinning)
 }
+
+func TestMissingBackendPartsDoNotPanic(t *testing.T) {
+	m := New(Config{Now: fixedNow}, Backend{})
+	t.Cleanup(m.cancel)
+	require.Nil(t, waitDevices(m.ctx, watchDevices(m.ctx, nil)))
+	m = send(t, m, windowSize(80, 24))
+	m = send(t, m, deviceEventsMsg{events: []DeviceEvent{{Device: Device{ID: "usb:x", Kind: KindSerial, Port: "/dev/x"}}}})
+	m = press(t, m, "a", "f", "enter", "p", "m", "esc")
+	require.Contains(t, m.errMsg, "not available")
+	_ = screenText(m)
+}
