@@ -141,13 +141,9 @@ func (c *conn) exchange(ctx context.Context, op Opcode, data []byte, chk uint32,
 		if r.op == op {
 			return r, nil
 		}
-		if r.unsupportedShape() && r.op != OpSync {
-			c.drainUnsupported(ctx)
-			return response{}, &CommandError{Op: op, Status: r.data[0], Code: r.data[1]}
-		}
-		if r.unsupportedShape() && r.op == OpSync {
-			// The ESP32 ROM answers an unsupported command with the previous
-			// reply's opcode: after a SYNC that is SYNC with status 01 05.
+		if r.unsupportedShape() {
+			// The ESP32 ROM answers an unsupported command with the
+			// previous reply's opcode and value and status 01 05 (§13).
 			c.drainUnsupported(ctx)
 			return response{}, &CommandError{Op: op, Status: r.data[0], Code: r.data[1]}
 		}

@@ -197,3 +197,23 @@ func TestFixtureImagesRoundTrip(t *testing.T) {
 		require.Equal(t, r.Data, back, names[i])
 	}
 }
+
+func TestWriteStepsDownWhenLinkFailsMidTransfer(t *testing.T) {
+	t.Parallel()
+	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32C3})
+	opts := fastOpts()
+	opts.Baud = 921600
+	opts.CommandTimeout = time.Second
+	var notices []string
+	opts.OnNotice = func(s string) { notices = append(notices, s) }
+	f := openPTY(t, env, opts)
+	require.Equal(t, 921600, f.Baud())
+	// The adapter starts failing at this rate (a warm CH340).
+	env.rom.SetFaults(romsim.Faults{MaxReliableBaud: 460800})
+	data := firmwareLike(6000, 13)
+	require.NoError(t, f.WriteFlash(testCtx(t), []serialflash.Region{{Addr: 0x4000, Data: data}}))
+	require.Equal(t, 460800, f.Baud())
+	require.Equal(t, data, env.rom.Flash()[0x4000:0x4000+len(data)])
+	require.NotEmpty(t, notices)
+	require.Contains(t, notices[0], "stepping down")
+}

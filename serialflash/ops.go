@@ -107,10 +107,9 @@ func (f *Flasher) WriteFlash(ctx context.Context, regions []Region) error {
 		err := f.writeRegion(ctx, pr, i+1, len(regions))
 		if err != nil && ctx.Err() == nil && f.baud > 115200 && errors.Is(err, ErrTimeout) {
 			f.notice("the link failed at %d Bd while writing 0x%X (%v); stepping down and writing the region again", f.baud, r.Addr, err)
-			lower := 0
-			for _, s := range stepDown(f.baud)[1:] {
-				lower = s
-				break
+			lower := 115200
+			if steps := stepDown(f.baud); len(steps) > 1 {
+				lower = steps[1]
 			}
 			if rerr := f.reconnect(ctx); rerr != nil {
 				return fmt.Errorf("write at 0x%X: %w (then: %w)", r.Addr, err, rerr)
