@@ -657,3 +657,15 @@ func TestMissingBackendPartsDoNotPanic(t *testing.T) {
 	require.Contains(t, m.errMsg, "not available")
 	_ = screenText(m)
 }
+
+func TestASCIIGlyphs(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{ASCII: true, Demo: true})
+	m = cursorTo(t, m, "greenhouse-ctl")
+	m = press(t, m, "space")
+	s := screenText(m)
+	require.Contains(t, s, " pw ")
+	require.Contains(t, s, "DEMO - password: demo")
+	require.NotContains(t, s, "🔒")
+	require.NotContains(t, s, "▸")
+	require.Contains(t, s, " * greenhouse-ctl", "marks are asterisks")
+}
