@@ -119,7 +119,7 @@ func (e *RevisionError) Error() string {
 	if e.Max >= 0 {
 		want = "v" + revString(e.Min) + " to v" + revString(e.Max)
 	}
-	return fmt.Sprintf("the image requires %s revision %s but the chip is v%s: rebuild with a matching minimum/maximum revision (CONFIG_%s_REV_MIN)",
+	return fmt.Sprintf("the image requires %s revision %s but the chip is v%s: rebuild with a matching minimum/maximum revision (menuconfig: CONFIG_%s_REV_MIN_FULL)",
 		e.Chip, want, revString(e.Revision), chipConfigName(e.Chip))
 }
 
