@@ -591,7 +591,7 @@ func (u *upload) transfer(ctx context.Context, conn *net.TCPConn) error {
 	// Let the bar follow the device until it has taken the last byte.
 	for taken() < sent && !rx.finished() && time.Since(lastProgress) < u.opts.StallTimeout {
 		emit(false)
-		if sleepCtx(ctx, 20*time.Millisecond) != nil {
+		if sleepCtx(ctx, 5*time.Millisecond) != nil {
 			return ctx.Err()
 		}
 	}
