@@ -47,11 +47,14 @@ func (b *Backend) targetFor(dev tui.Device, data []byte) ops.Target {
 
 // defaultSerialAddress is where an image of this kind belongs when the user
 // did not say: the bootloader offset for a bootloader, 0x8000 for a
-// partition table, the first app slot (0x10000) for an app.
+// partition table, 0x0 for a merged image, the first app slot (0x10000)
+// for an app.
 func defaultSerialAddress(chip firmware.Chip, data []byte) uint32 {
 	switch firmware.Classify(data) {
 	case firmware.ContentPartitionTable:
 		return firmware.DefaultTableOffset
+	case firmware.ContentMerged:
+		return 0 // a merged factory image starts at the beginning of flash
 	case firmware.ContentBootloader:
 		if ci, ok := chip.Info(); ok {
 			return ci.BootloaderOffset
