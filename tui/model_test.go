@@ -669,3 +669,32 @@ func TestASCIIGlyphs(t *testing.T) {
 	require.NotContains(t, s, "▸")
 	require.Contains(t, s, " * greenhouse-ctl", "marks are asterisks")
 }
+
+func TestResizeReflowsEveryScreen(t *testing.T) {
+	m, fake := newTestModel(t, 120, 40, Config{})
+	m = openBenchDetail(t, m, fake)
+	m, cmd := sendCmd(t, m, keyMsg("m"))
+	m = send(t, m, runMsg(t, cmd))
+	for _, size := range [][2]int{{80, 24}, {60, 15}, {200, 60}} {
+		m = send(t, m, windowSize(size[0], size[1]))
+		lines := strings.Split(screenText(m), "\n")
+		require.Len(t, lines, size[1])
+		require.Equal(t, size[0], m.mon.vp.Width(), "the monitor follows the width")
+		for _, l := range lines {
+			require.LessOrEqual(t, lipglossWidth(l), size[0])
+		}
+	}
+}
+
+func TestSecondCtrlCLeavesAtOnce(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{})
+	m = cursorTo(t, m, "sensor-attic")
+	m = chooseFile(t, m, "sensor-attic.bin")
+	m = press(t, m, "enter")
+	m = press(t, m, "ctrl+c")
+	require.NotNil(t, m.prompt, "the first ctrl+c asks")
+	m = press(t, m, "y")
+	require.True(t, m.quitting)
+	_, cmd := sendCmd(t, m, keyMsg("ctrl+c"))
+	require.IsType(t, tea.QuitMsg{}, runMsg(t, cmd), "a second ctrl+c does not wait for the job")
+}
