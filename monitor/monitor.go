@@ -11,8 +11,8 @@ import (
 	"github.com/espdeck/espdeck/symbolize"
 )
 
-// Options configures a Monitor. The zero value of every field but OnLine is
-// a usable default.
+// Options configures a Monitor. Every field's zero value is a usable
+// default (without OnLine the lines are dropped, which only tests want).
 type Options struct {
 	// Baud is the port speed; default 115200 (ESP-IDF's console default).
 	Baud int
