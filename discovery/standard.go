@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"syscall"
 
-	"golang.org/x/sys/unix"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // sendStandardQuery multicasts one RFC 6762 query for service from UDP port
@@ -44,26 +44,7 @@ func sendStandardQuery(ctx context.Context, iface netInterface, service string) 
 }
 
 func sendFrom5353(ctx context.Context, network string, ifindex int, msg []byte, to *net.UDPAddr) error {
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-			if serr != nil {
-				return
-			}
-			// Some stacks share the port through SO_REUSEPORT only; best effort.
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-			if network == "udp4" {
-				serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifindex)})
-			} else {
-				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF, ifindex)
-			}
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
+	lc := net.ListenConfig{Control: shareMDNSPort}
 	addr := "0.0.0.0:5353"
 	if network == "udp6" {
 		addr = "[::]:5353"
@@ -73,6 +54,18 @@ func sendFrom5353(ctx context.Context, network string, ifindex int, msg []byte, 
 		return fmt.Errorf("open %s socket on port 5353: %w", network, err)
 	}
 	defer pc.Close()
+	ifc, err := net.InterfaceByIndex(ifindex)
+	if err != nil {
+		return fmt.Errorf("interface %d: %w", ifindex, err)
+	}
+	if network == "udp4" {
+		err = ipv4.NewPacketConn(pc).SetMulticastInterface(ifc)
+	} else {
+		err = ipv6.NewPacketConn(pc).SetMulticastInterface(ifc)
+	}
+	if err != nil {
+		return fmt.Errorf("send mDNS queries out of %s: %w", ifc.Name, err)
+	}
 	if _, err := pc.WriteTo(msg, to); err != nil {
 		return fmt.Errorf("send standard mDNS query to %s: %w", to, err)
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package netns runs a test inside a private network namespace that the test
 // makes itself, so that mDNS traffic (multicast to 224.0.0.251 and ff02::fb)
 // never reaches the host's network. It is for tests only.
