@@ -341,6 +341,7 @@ func TestDeviceErrors(t *testing.T) {
 		{"esp32 md5 failure", otasim.Config{Faults: otasim.Faults{MD5Failure: true}}, "MD5 Check Failed"},
 		{"esp8266 md5 failure", otasim.Config{Flavour: otasim.ESP8266, Faults: otasim.Faults{MD5Failure: true}}, "ERROR[7]: MD5 verification failed: expected: "},
 		{"arbitrary error", otasim.Config{Faults: otasim.Faults{ErrorText: "Could Not Activate The Firmware"}}, "Could Not Activate The Firmware"},
+		{"arbitrary invitation reply", otasim.Config{Flavour: otasim.ESP8266, Faults: otasim.Faults{InviteReply: "ERR: ERROR[15]: Update already running\n"}}, "ERR: ERROR[15]: Update already running"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkLeaks(t)

@@ -41,6 +41,7 @@ func runSimOTA(c *cli, args []string) int {
 	delay := fs.Duration("delay", 0, "fault: delay every reply by `D` (models a round trip)")
 	md5Fail := fs.Bool("md5-failure", false, "fault: report an MD5 mismatch at the end")
 	ignore := fs.Int("ignore", 0, "fault: ignore the first `N` invitations")
+	errText := fs.String("error", "", "fault: end every upload with this device error `TEXT` instead of OK")
 	imagePath := fs.String("image", "", "also write a small valid ESP32 test app image to `FILE`")
 	if _, err := parse(fs, args); err != nil {
 		return usageExit(err)
@@ -48,7 +49,7 @@ func runSimOTA(c *cli, args []string) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	custom := false
-	for _, n := range []string{"count", "password", "scheme", "flavour", "flavor", "md5-secret", "slot", "never-connect", "slow", "delay", "md5-failure", "ignore"} {
+	for _, n := range []string{"count", "password", "scheme", "flavour", "flavor", "md5-secret", "slot", "never-connect", "slow", "delay", "md5-failure", "ignore", "error"} {
 		custom = custom || set[n]
 	}
 
@@ -89,7 +90,7 @@ func runSimOTA(c *cli, args []string) int {
 			cfg.AppSlot = int64(n)
 		}
 		cfg.Faults = otasim.Faults{NeverConnect: *neverConnect, ReadRate: *slow, ReplyDelay: *delay,
-			MD5Failure: *md5Fail, IgnoreInvitations: *ignore}
+			MD5Failure: *md5Fail, IgnoreInvitations: *ignore, ErrorText: *errText}
 		if *count < 1 || *count > 64 {
 			fmt.Fprintln(c.stderr, "espdeck: --count must be between 1 and 64")
 			return exitUsage
@@ -192,6 +193,9 @@ func describeSim(cfg otasim.Config) string {
 	}
 	if f.MD5Failure {
 		parts = append(parts, "reports an MD5 failure")
+	}
+	if f.ErrorText != "" {
+		parts = append(parts, fmt.Sprintf("ends uploads with %q", f.ErrorText))
 	}
 	if f.IgnoreInvitations > 0 {
 		parts = append(parts, fmt.Sprintf("ignores the first %d invitations", f.IgnoreInvitations))

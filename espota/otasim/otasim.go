@@ -100,6 +100,9 @@ type Faults struct {
 	// ErrorText is sent instead of OK at the end of the transfer (as a
 	// failing Update.end would, with the flavour's line ending).
 	ErrorText string
+	// InviteReply, when set, is the UDP reply to every invitation instead
+	// of the normal handling (e.g. "ERR: ERROR[15]: Update already running\n").
+	InviteReply string
 }
 
 // Config describes a simulated device.
@@ -365,6 +368,10 @@ func (d *Device) serve(ctx context.Context) {
 			if invitations <= d.cfg.Faults.IgnoreInvitations {
 				d.count(func(s *Stats) { s.Ignored++ })
 				d.log.Debug("ignoring invitation (fault)")
+				continue
+			}
+			if d.cfg.Faults.InviteReply != "" {
+				d.reply(ctx, from, d.cfg.Faults.InviteReply)
 				continue
 			}
 			cur = pending{inv: inv, from: from, scheme: "none"}
