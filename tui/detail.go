@@ -209,8 +209,13 @@ func chipLines(c ChipInfo, field func(string, string) string, warn func(...strin
 	return out
 }
 
-var networkStages = []string{"invite", "auth", "connect", "transfer", "finalize"}
-var serialStages = []string{"sync", "erase", "write", "verify", "reset"}
+// stagesOf lists a route's stages in order.
+func stagesOf(r Route) []string {
+	if r == RouteSerial {
+		return []string{"sync", "erase", "write", "verify", "reset"}
+	}
+	return []string{"invite", "auth", "connect", "transfer", "finalize"}
+}
 
 // jobDetail is the stage list of a running job, or the last result.
 func (m Model) jobDetail(j *job, field func(string, string) string) []string {
@@ -218,10 +223,7 @@ func (m Model) jobDetail(j *job, field func(string, string) string) []string {
 	st := m.st
 	switch j.state {
 	case jobRunning, jobQueued:
-		stages := networkStages
-		if j.req.Route == RouteSerial {
-			stages = serialStages
-		}
+		stages := stagesOf(j.req.Route)
 		var parts []string
 		reached := false
 		for _, s := range stages {
