@@ -1,11 +1,13 @@
 package monitor
 
 import (
+	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/espdeck/espdeck/symbolize"
 	"github.com/stretchr/testify/require"
 )
 
@@ -206,4 +208,32 @@ func FuzzParser(f *testing.F) {
 			}
 		}
 	})
+}
+
+// RISC-V panics list MEPC/RA and a stack dump; only words inside the ELF's
+// code are decoded. (The fixture is an Xtensa ELF; the extraction does not
+// depend on the architecture, only on the addresses.)
+func TestStackWordsDecodedOnlyInCode(t *testing.T) {
+	if _, err := os.Stat(fixtureELF); err != nil {
+		t.Skipf("fixture %s not present (%v)", fixtureELF, err)
+	}
+	sym, err := symbolize.Open(fixtureELF)
+	require.NoError(t, err)
+	p := NewParser(sym)
+	var decoded []string
+	for _, s := range []string{
+		"Guru Meditation Error: Core  0 panic'ed (Load access fault). Exception was unhandled.",
+		"MEPC    : 0x400d0a2b  RA      : 0x400d4ad9  SP      : 0x3fc8f090  GP      : 0x3fc8b600  ",
+		"",
+		"Stack memory:",
+		"3fc8f090: 0x00000000 0x40088c85 0x3fc8f0d0 0x4000c46c",
+		"",
+		"ELF file SHA256: 138cb4392e3b7980",
+	} {
+		for _, d := range p.Parse(s, time.Time{}).Decoded {
+			decoded = append(decoded, d.Ref.Label+" "+d.Frames[len(d.Frames)-1].Function)
+		}
+	}
+	require.Equal(t, []string{"MEPC app_main", "RA main_task", "stack vPortTaskWrapper"}, decoded,
+		"0x3fc8f0d0 (RAM) and 0x4000c46c (ROM) are not the ELF's code")
 }
