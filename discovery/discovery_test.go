@@ -598,3 +598,38 @@ func TestOTAPort(t *testing.T) {
 	require.Equal(t, 0, Device{Protocol: ProtocolESPHome, Port: 6053}.OTAPort())
 	require.Equal(t, 0, Device{Protocol: ProtocolSerial, Path: "/dev/ttyUSB0"}.OTAPort())
 }
+
+func TestWatcherMergesInterfacesStably(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := testOptions(newFakeNet())
+		opts.interfaces = func([]string) ([]netInterface, []string, error) {
+			return []netInterface{
+				{Iface: net.Interface{Index: 2, Name: "eth0"}, Has4: true},
+				{Iface: net.Interface{Index: 3, Name: "wlan0"}, Has4: true},
+			}, nil, nil
+		}
+		opts.lookup = func(ctx context.Context, ni netInterface, service string, timeout time.Duration, _ *slog.Logger) ([]entry, error) {
+			ip := "10.0.0.20"
+			if ni.Iface.Name == "wlan0" {
+				ip = "10.1.0.20"
+				timeout -= time.Millisecond // wlan0 answers first
+			}
+			time.Sleep(timeout)
+			return []entry{arduinoEntry("esp32-ee", ip, "board=esp32")}, nil
+		}
+		w := New(opts)
+		ctx, cancel := context.WithCancel(t.Context())
+		events := w.Watch(ctx)
+		defer drain(cancel, events)
+		ev := next(t, events)
+		require.Equal(t, Added, ev.Kind)
+		require.Equal(t, "eth0", ev.Device.Interface, "the first interface in order, not the first to answer")
+		require.Equal(t, []netip.Addr{netip.MustParseAddr("10.0.0.20"), netip.MustParseAddr("10.1.0.20")}, ev.Device.Addrs)
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		for len(events) > 0 {
+			ev := <-events
+			require.Equal(t, StatusChanged, ev.Kind, "a device seen on two interfaces must not flap: %v", ev.Kind)
+		}
+	})
+}

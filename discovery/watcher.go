@@ -400,16 +400,16 @@ func (w *Watcher) round(ctx context.Context) {
 		entries []entry
 		err     error
 	}
-	results := make([]result, 0, len(ifaces)*len(o.Services))
-	var mu sync.Mutex
+	// One slot per query, in interface then service order, so that merging
+	// a device seen on two interfaces gives the same result every round
+	// (otherwise its Interface would flip and cause needless updates).
+	results := make([]result, len(ifaces)*len(o.Services))
 	var wg sync.WaitGroup
-	for _, ni := range ifaces {
-		for _, svc := range o.Services {
+	for i, ni := range ifaces {
+		for j, svc := range o.Services {
 			wg.Go(func() {
 				es, err := o.lookup(ctx, ni, svc, o.RoundTimeout, o.Logger)
-				mu.Lock()
-				results = append(results, result{ni.Iface.Name, svc, es, err})
-				mu.Unlock()
+				results[i*len(o.Services)+j] = result{ni.Iface.Name, svc, es, err}
 			})
 		}
 	}
