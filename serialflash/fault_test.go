@@ -143,12 +143,12 @@ func TestDownloadModeButNoAnswer(t *testing.T) {
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32S3, Faults: romsim.Faults{NeverSync: true}})
 	port, err := serialflash.OpenPort(testCtx(t), env.path)
 	require.NoError(t, err)
-	defer port.Close()
-	env.rom.Reset(true) // the download banner arrives after opening
+	lp := &linePort{Port: port, rom: env.rom}
+	defer lp.Close()
 	opts := fastOpts()
+	opts.Before = serialflash.ResetDefault
 	opts.ConnectAttempts = 1
-	opts.BootLogWait = 300 * time.Millisecond
-	_, err = serialflash.OpenWithPort(testCtx(t), port, opts)
+	_, err = serialflash.OpenWithPort(testCtx(t), lp, opts)
 	require.ErrorIs(t, err, serialflash.ErrNoSync)
 	require.Contains(t, err.Error(), "download mode but does not answer")
 }
