@@ -237,3 +237,48 @@ func TestStackWordsDecodedOnlyInCode(t *testing.T) {
 	require.Equal(t, []string{"MEPC app_main", "RA main_task", "stack vPortTaskWrapper"}, decoded,
 		"0x3fc8f0d0 (RAM) and 0x4000c46c (ROM) are not the ELF's code")
 }
+
+// FuzzLineSplitter checks that no byte is lost or invented when bytes arrive
+// in arbitrary pieces, and that where a read boundary falls does not change
+// the lines.
+func FuzzLineSplitter(f *testing.F) {
+	f.Add([]byte("a\r\nb\rc\n\nlong line here\r"), uint(3))
+	f.Add([]byte("\r\r\n\n\r"), uint(1))
+	f.Add([]byte("I (1) x: y\r\nGuru Meditation Error\r\nBacktrace: 0x400d0a2b:0x3ffb5f40\r\n"), uint(20))
+	f.Fuzz(func(t *testing.T, data []byte, cut uint) {
+		run := func(pieces ...[]byte) []string {
+			var raws []string
+			m := New("fuzz", Options{MaxLineLength: 16, OnLine: func(l Line) {
+				if !l.Partial {
+					raws = append(raws, l.Raw)
+				}
+			}})
+			now := time.Unix(0, 0)
+			for _, p := range pieces {
+				m.feed(p, now)
+			}
+			m.flushPending(true)
+			return raws
+		}
+		whole := run(data)
+		k := int(cut % uint(len(data)+1))
+		split := run(data[:k], data[k:])
+		if strings.Join(whole, "\n") != strings.Join(split, "\n") {
+			t.Fatalf("a read boundary at %d changed the lines: %q vs %q", k, whole, split)
+		}
+		var kept []byte
+		for _, c := range data {
+			if c != '\r' && c != '\n' {
+				kept = append(kept, c)
+			}
+		}
+		if strings.Join(whole, "") != string(kept) {
+			t.Fatalf("bytes lost or invented: %q from %q", whole, data)
+		}
+		for _, r := range whole {
+			if len(r) > 16 {
+				t.Fatalf("line longer than MaxLineLength: %q", r)
+			}
+		}
+	})
+}
