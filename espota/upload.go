@@ -253,12 +253,14 @@ func (u *upload) negotiate(ctx context.Context) error {
 	md5Secret := u.opts.MD5Secret
 	var tried []string
 	silentAuth := 0
+	var minWait, latency time.Duration
 	for {
 		u.setStage(StageInvite)
-		reply, err := u.invite(ctx)
+		reply, took, err := u.invite(ctx, minWait)
 		if err != nil {
 			return err
 		}
+		latency = took
 		switch {
 		case reply == "OK":
 			u.res.AuthScheme = SchemeNone
@@ -322,6 +324,10 @@ func (u *upload) negotiate(ctx context.Context) error {
 			// The device went silent: it may have reset to IDLE (another
 			// uploader, or a retransmission crossed our reply). Start over.
 			silentAuth++
+			// The likely cause is a slow device: our retry crossed its
+			// reply and reset it. Do not retry faster than it answered.
+			minWait = max(minWait, 2*latency)
+			u.drain()
 			if silentAuth >= maxAuthSessions {
 				return &Error{Kind: ErrNoAnswer, Stage: StageAuth,
 					Msg:  fmt.Sprintf("the device at %s answered the invitation but not the authentication (%d tries)", u.dev, silentAuth),
@@ -348,18 +354,20 @@ func (u *upload) negotiate(ctx context.Context) error {
 }
 
 // invite sends the invitation with bounded retries inside InviteTimeout and
-// returns the first reply text.
-func (u *upload) invite(ctx context.Context) (string, error) {
+// returns the first reply text and how long after the first send it came.
+// No retry goes out sooner than minWait after the previous one.
+func (u *upload) invite(ctx context.Context, minWait time.Duration) (string, time.Duration, error) {
 	cmd := cmdFlash
 	if u.opts.Filesystem {
 		cmd = cmdFilesystem
 	}
 	msg := invitation(cmd, u.port, u.total, u.md5)
-	deadline := time.Now().Add(u.opts.InviteTimeout)
+	first := time.Now()
+	deadline := first.Add(u.opts.InviteTimeout)
 	// Waits of 1, 2, 3, 4 tenths of the budget: quick retries for a lost
 	// datagram, longer ones for a device that is slow to answer.
 	for attempt := 1; ; attempt++ {
-		wait := u.opts.InviteTimeout * time.Duration(attempt) / 10
+		wait := max(u.opts.InviteTimeout*time.Duration(attempt)/10, minWait)
 		if attempt == inviteAttempts || time.Until(deadline) < wait {
 			wait = time.Until(deadline)
 		}
@@ -368,13 +376,13 @@ func (u *upload) invite(ctx context.Context) (string, error) {
 		u.log.Debug("invitation", "attempt", attempt, "device", u.dev.String(), "wait", wait)
 		reply, err := u.exchange(ctx, msg, wait)
 		if err != nil {
-			return "", err
+			return "", 0, err
 		}
 		if reply != "" {
-			return reply, nil
+			return reply, time.Since(first), nil
 		}
 		if attempt >= inviteAttempts || time.Until(deadline) <= 0 {
-			return "", &Error{Kind: ErrNoAnswer, Stage: StageInvite,
+			return "", 0, &Error{Kind: ErrNoAnswer, Stage: StageInvite,
 				Msg: fmt.Sprintf("no answer from %s to %d invitations in %s", u.dev, attempt, u.opts.InviteTimeout.Round(time.Millisecond)),
 				Hint: "check the address and port (ESP32 3232, ESP8266 8266), that the board is powered and on this network, " +
 					"that the sketch calls ArduinoOTA.handle() often (a busy device stays silent), and that UDP to it is not blocked"}
@@ -422,6 +430,18 @@ func (u *upload) exchange(ctx context.Context, msg []byte, wait time.Duration) (
 		}
 		return "", &Error{Kind: ErrNoAnswer, Stage: u.stage, Msg: fmt.Sprintf("cannot read the reply of %s", u.dev), Cause: err,
 			Hint: "check the network connection"}
+	}
+}
+
+// drain discards datagrams already waiting (late replies to an earlier
+// attempt) so they are not taken for answers to the next one.
+func (u *upload) drain() {
+	buf := make([]byte, 512)
+	for range 16 {
+		u.udp.SetReadDeadline(time.Now())
+		if _, err := u.udp.Read(buf); err != nil {
+			return
+		}
 	}
 }
 

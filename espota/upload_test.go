@@ -505,3 +505,20 @@ func TestBadInput(t *testing.T) {
 	require.ErrorIs(t, err, ErrListen)
 	require.True(t, errors.Is(err, ErrListen))
 }
+
+// A slow device answers the first invitation after our retry went out; it
+// then swallows the retry (WAITAUTH → IDLE) and ignores our answer. The
+// uploader must start over with a fresh invitation and succeed.
+func TestAuthAfterCrossedRetry(t *testing.T) {
+	checkLeaks(t)
+	dev := startSim(t, otasim.Config{Password: "pw", Faults: otasim.Faults{ReplyDelay: 400 * time.Millisecond}})
+	opts := testOpts()
+	opts.Password = "pw"
+	opts.InviteTimeout = 3 * time.Second // first retry after 300 ms
+	opts.AuthTimeout = time.Second
+	res, err := Upload(context.Background(), simTarget(dev), specImage(3000), opts)
+	require.NoError(t, err)
+	require.Equal(t, SchemeMD5, res.AuthScheme)
+	require.GreaterOrEqual(t, res.Invitations, 2)
+	require.GreaterOrEqual(t, dev.Stats().Swallowed, 1, "the crossed retry was swallowed")
+}
