@@ -106,6 +106,9 @@ type Device struct {
 
 	AuthRequired bool   // the device asks for a password
 	AuthScheme   string // "MD5", "PBKDF2-SHA256" once learned; "" unknown
+	// PasswordStored says the backend holds this device's password (from
+	// the config file or the environment), so the TUI does not ask for it.
+	PasswordStored bool
 
 	Presence   Presence
 	SerialMode SerialMode

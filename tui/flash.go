@@ -307,7 +307,7 @@ func (m *Model) proceedFlow() tea.Cmd {
 			return nil
 		}
 		d, rt := m.targetDevice(rk)
-		if rt == RouteNetwork && d.AuthRequired {
+		if rt == RouteNetwork && d.AuthRequired && !d.PasswordStored {
 			pw, ok := m.passwords[rk]
 			if !ok {
 				return m.askPassword(rk, "", func(m *Model, s Secret) tea.Cmd { return m.proceedFlow() })

@@ -698,3 +698,19 @@ func TestSecondCtrlCLeavesAtOnce(t *testing.T) {
 	_, cmd := sendCmd(t, m, keyMsg("ctrl+c"))
 	require.IsType(t, tea.QuitMsg{}, runMsg(t, cmd), "a second ctrl+c does not wait for the job")
 }
+
+func TestStoredPasswordIsNotAskedFor(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{Demo: true})
+	m = cursorTo(t, m, "greenhouse-ctl")
+	r := m.rowByKey(m.visible[m.cursor].key)
+	require.NotNil(t, r.net)
+	d := *r.net
+	d.PasswordStored = true
+	m = send(t, m, deviceEventsMsg{events: []DeviceEvent{{Kind: DeviceUpdated, Device: d}}})
+	m = cursorTo(t, m, "greenhouse-ctl")
+	m = chooseFile(t, m, "greenhouse-v2.7.1.bin")
+	m = press(t, m, "enter")
+	require.Nil(t, m.prompt, "the backend holds the password: no prompt")
+	require.Len(t, m.jobs, 1)
+	require.Equal(t, Secret(""), m.jobs[0].req.Password, "the backend fills it in")
+}

@@ -65,6 +65,9 @@ func (b *Backend) convertEvent(e discovery.Event) (tui.DeviceEvent, bool) {
 		return tui.DeviceEvent{}, false
 	}
 	d := b.decorate(convertDevice(e.Device))
+	if d.AuthRequired && b.cfg.Password != nil {
+		_, d.PasswordStored = b.cfg.Password(d)
+	}
 	b.mu.Lock()
 	if kind == tui.DeviceRemoved {
 		delete(b.latest, d.ID)
