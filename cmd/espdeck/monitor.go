@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/charmbracelet/x/term"
@@ -136,10 +137,13 @@ func runMonitor(c *cli, args []string) int {
 	// Keys: only from a terminal, which is put in raw mode for the session.
 	keys := make(chan byte, 64)
 	raw := false
+	restore := func() {}
 	if f, ok := c.stdin.(*os.File); ok && !cm.json && isTerminal(f) {
 		if st, err := term.MakeRaw(f.Fd()); err == nil {
 			raw = true
-			defer term.Restore(f.Fd(), st)
+			var once sync.Once
+			restore = func() { once.Do(func() { term.Restore(f.Fd(), st) }) }
+			defer restore()
 			go readKeys(f, keys)
 		}
 	}
@@ -176,7 +180,11 @@ func runMonitor(c *cli, args []string) int {
 			if !resetDone && l.Kind == monitor.KindNotice {
 				resetDone = true // the port is open: reset as asked
 				if err := mon.ResetIntoApp(ctx); err != nil {
-					rep.warn(err.Error())
+					if cm.json {
+						rep.warn(err.Error())
+					} else {
+						out.say("--- " + err.Error())
+					}
 				}
 			}
 			if untilRE != nil && !l.Partial && l.Kind == monitor.KindDevice && untilRE.MatchString(l.Text) {
@@ -212,6 +220,7 @@ func runMonitor(c *cli, args []string) int {
 		}
 	}
 	err = <-runErr
+	restore() // the final message needs the terminal's normal line endings
 	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded) && quitCtx.Err() == nil
 	fields := map[string]any{"port": *port, "lines": out.count, "crashes": out.crashes}
 	var oe *monitor.OpenError
