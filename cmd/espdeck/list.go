@@ -27,7 +27,8 @@ entries. Without --watch it listens for one round and prints a table.
 Examples:
   espdeck list                          one look, a table
   espdeck list --watch                  live: added / updated / removed lines (Ctrl-C ends)
-  espdeck list --json | jq -r .info.id  one JSON object per device, then a result
+  espdeck list --json                   one JSON object per device, then a result
+  espdeck list --json | jq -r 'select(.event=="device") | .target'   addresses and ports for scripts
   espdeck list --timeout 4s             listen longer for slow responders
   espdeck list --host 10.0.7.20:3232    also show a board mDNS cannot reach (other VLAN)
   espdeck list --interface eth1         query one network interface only`
@@ -106,7 +107,7 @@ func runList(c *cli, args []string) int {
 		return r.finish(interrupted("list"), nil)
 	}
 	for _, d := range devs {
-		r.event("device", map[string]any{"device": d.ID, "change": "found", "info": d})
+		r.event("device", map[string]any{"device": d.ID, "change": "found", "target": d.Target(), "info": d})
 	}
 	if !cm.json {
 		if len(devs) > 0 {
@@ -146,7 +147,7 @@ func listWatch(c *cli, r *reporter, w *discovery.Watcher, asJSON bool) int {
 				lastMsg = ev.Status.Message
 			}
 		default:
-			r.event("device", map[string]any{"device": ev.Device.ID, "change": ev.Kind.String(), "info": ev.Device})
+			r.event("device", map[string]any{"device": ev.Device.ID, "change": ev.Kind.String(), "target": ev.Device.Target(), "info": ev.Device})
 			if !asJSON {
 				fmt.Fprintln(c.stdout, watchLine(ev.Kind.String()+"\t"+listRow(ev.Device)))
 			}

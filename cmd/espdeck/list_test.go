@@ -29,6 +29,7 @@ func TestListHandAddedJSON(t *testing.T) {
 		require.Equal(t, l["device"], info["id"])
 		require.Equal(t, "manual", info["protocol"])
 		require.Equal(t, true, info["static"])
+		require.NotEmpty(t, l["target"])
 		ids = append(ids, info["id"].(string))
 	}
 	require.ElementsMatch(t, []string{"manual/192.0.2.10:3232", "manual/[2001:db8::1]:8266", "manual/greenhouse.local"}, ids)
