@@ -633,3 +633,19 @@ func TestWatcherMergesInterfacesStably(t *testing.T) {
 		}
 	})
 }
+
+func TestWatcherOneFamilyIsDegraded(t *testing.T) {
+	f := newFakeNet()
+	f.set(ServiceArduino, arduinoEntry("esp32-ff", "10.0.0.30"))
+	opts := testOptions(f)
+	opts.RoundTimeout = 10 * time.Millisecond
+	lookup := opts.lookup
+	opts.lookup = func(ctx context.Context, ni netInterface, svc string, timeout time.Duration, l *slog.Logger) ([]entry, error) {
+		es, _ := lookup(ctx, ni, svc, timeout, l)
+		return es, errors.Join(errors.New("query on eth0"), errOneFamily)
+	}
+	devs, st := New(opts).Scan(t.Context())
+	require.Len(t, devs, 1, "answers heard over the working family count")
+	require.Equal(t, StateDegraded, st.MDNS)
+	require.Contains(t, st.Message, "5353")
+}

@@ -24,6 +24,10 @@ import (
 // stacks and tools do not.
 var ErrPort5353Busy = errors.New("UDP port 5353 is held exclusively by another program")
 
+// errOneFamily means a query ran, but over one address family only: the
+// other family's port 5353 is held exclusively by another program.
+var errOneFamily = errors.New("UDP port 5353 is held exclusively by another program for IPv4 or IPv6; mDNS works over the other family only")
+
 // ErrNoInterface means no network interface qualifies for mDNS.
 var ErrNoInterface = errors.New("no usable network interface for mDNS")
 
@@ -112,6 +116,9 @@ func mdnsLookup(ctx context.Context, iface netInterface, service string, timeout
 	}
 	if len(out) == cap(ch) {
 		logger.Warn("mDNS answers may have been dropped: entries buffer full", "interface", iface.Iface.Name, "service", service)
+	}
+	if err == nil && lw.bindFailed.Load() {
+		return out, fmt.Errorf("query %s on %s: %w", service, iface.Iface.Name, errOneFamily)
 	}
 	if err != nil {
 		if strings.Contains(err.Error(), "multicast udp port") && lw.bindFailed.Load() {

@@ -422,11 +422,15 @@ func (w *Watcher) round(ctx context.Context) {
 	queried := false
 	var errs []error
 	for _, r := range results {
-		if r.err != nil {
+		switch {
+		case r.err == nil:
+			queried = true
+		case errors.Is(r.err, errOneFamily):
+			queried = true // it ran, over the other family
+			errs = append(errs, r.err)
+		default:
 			errs = append(errs, r.err)
 			o.Logger.Debug("mDNS query failed", "interface", r.iface, "service", r.service, "err", r.err)
-		} else {
-			queried = true
 		}
 		for _, e := range r.entries {
 			d, ok := deviceFromEntry(e, r.service, r.iface)
@@ -493,6 +497,9 @@ func (w *Watcher) applyMDNS(ctx context.Context, seen map[string]Device, queried
 	case errors.Is(err, ErrNoInterface):
 		st.MDNS = StateUnavailable
 		w.mdnsMsg = "no network interface is up with multicast and a routable address; showing USB and hand-added devices only"
+	case errors.Is(err, errOneFamily) && !errors.Is(err, ErrPort5353Busy):
+		st.MDNS = StateDegraded
+		w.mdnsMsg = errOneFamily.Error()
 	case !queried:
 		st.MDNS = StateUnavailable
 		w.mdnsMsg = "mDNS queries failed (" + firstLine(err) + "); showing USB and hand-added devices only"
