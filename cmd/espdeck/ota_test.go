@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"github.com/espdeck/espdeck/espota/otasim"
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/ops"
@@ -246,4 +247,40 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// On a terminal, a device that asks for a password gets a no-echo prompt.
+func TestOTAUploadPromptsOnTerminal(t *testing.T) {
+	master, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminal here: %v", err)
+	}
+	defer master.Close()
+	defer tty.Close()
+	dev := otaSim(t, otasim.Config{Password: otaTestPassword, Scheme: otasim.SchemePBKDF2})
+	file, _ := otaImage(t, 10_000)
+	go func() {
+		// Answer the prompt once it is on screen.
+		buf := make([]byte, 256)
+		var seen []byte
+		for !bytes.Contains(seen, []byte("assword")) {
+			n, err := master.Read(buf)
+			if err != nil {
+				return
+			}
+			seen = append(seen, buf[:n]...)
+		}
+		master.Write([]byte(otaTestPassword + "\r"))
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out lockedBuffer
+	// The prompt goes to stderr; the reader above watches the terminal, so
+	// point stderr at the terminal too and keep stdout for JSON.
+	code := run(ctx, []string{"ota", "upload", "--host", dev.Addr().String(), "--file", file, "--json"},
+		tty, &out, tty, func(string) string { return "" })
+	require.Equal(t, exitOK, code)
+	res := lastResult(t, out.String())
+	require.Equal(t, "pbkdf2-sha256", res["auth_scheme"])
+	require.NotContains(t, out.String(), otaTestPassword)
 }
