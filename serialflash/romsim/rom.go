@@ -825,12 +825,13 @@ func (s *session) sync(data []byte) {
 	r.syncs++
 	n := r.syncs
 	f := r.faults
+	// The ROM's auto-baud locks onto the 0x55 pattern at whatever rate the
+	// host uses. Over TCP there is no host rate: the rate CHANGE_BAUDRATE
+	// set holds until the next reset.
 	if r.cfg.HostBaud != nil {
 		if h := r.cfg.HostBaud(); h > 0 {
-			r.romBaud = h // the ROM's auto-baud locks onto the 0x55 pattern
+			r.romBaud = h
 		}
-	} else {
-		r.romBaud = 115200
 	}
 	r.mu.Unlock()
 	if f.NeverSync || n <= f.RefuseSyncUntil {
