@@ -177,7 +177,11 @@ func runOTAUpload(c *cli, args []string) int {
 	if f.fs {
 		route = ops.RouteOTAFilesystem
 	}
-	verdict, err := ops.Preflight(image, ops.Target{Route: route}, ops.Policy{Force: cm.force})
+	policy, err := c.preflightPolicy(cm)
+	if err != nil {
+		return usage(err.Error(), "fix the config file's signing_key")
+	}
+	verdict, err := ops.Preflight(image, ops.NewTarget(route), policy)
 	for _, w := range verdict.Warnings {
 		r.warn(w)
 	}

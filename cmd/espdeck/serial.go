@@ -345,6 +345,10 @@ func printInfo(c *cli, info serialflash.ChipInfo, fl *serialflash.Flasher) {
 
 func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info serialflash.ChipInfo, regions []serialflash.Region, files []string, fields map[string]any) *failure {
 	flashSize := fl.FlashSize()
+	policy, err := c.preflightPolicy(cm)
+	if err != nil {
+		return &failure{code: exitUsage, name: "bad_config", message: err.Error(), hint: "fix the config file's signing_key"}
+	}
 	var out []map[string]any
 	for i, reg := range regions {
 		end := uint64(reg.Addr) + uint64(len(reg.Data))
@@ -354,7 +358,7 @@ func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info 
 				hint:    "check the address and file; if the flash size was detected wrongly, give it with --flash-size"}
 		}
 		v, err := ops.Preflight(reg.Data, ops.Target{Route: ops.RouteSerial, Chip: info.Chip, ChipRevision: info.Revision,
-			FlashSize: flashSize, Address: reg.Addr}, ops.Policy{Force: cm.force})
+			FlashSize: flashSize, Address: reg.Addr}, policy)
 		for _, w := range v.Warnings {
 			r.warn(files[i] + ": " + w)
 		}

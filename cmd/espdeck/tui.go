@@ -1,21 +1,17 @@
 package main
 
 import (
-	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/espdeck/espdeck/discovery"
-	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/config"
 	"github.com/espdeck/espdeck/internal/demo"
-	"github.com/espdeck/espdeck/internal/ops"
 	"github.com/espdeck/espdeck/internal/tuibackend"
 	"github.com/espdeck/espdeck/serialflash"
 	"github.com/espdeck/espdeck/tui"
@@ -158,22 +154,6 @@ func manualDevice(hostport, name string) (discovery.Device, error) {
 		d.Addrs = []netip.Addr{ip}
 	}
 	return d, nil
-}
-
-// signingPolicy loads the configured signing key (none: no key policy).
-func signingPolicy(path string) (ops.Policy, error) {
-	if path == "" {
-		return ops.Policy{}, nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ops.Policy{}, fmt.Errorf("signing key from the config file: %w", err)
-	}
-	key, err := firmware.ParsePublicKeyPEM(data)
-	if err != nil {
-		return ops.Policy{}, fmt.Errorf("signing key %s: %w", filepath.Base(path), err)
-	}
-	return ops.Policy{SigningKeys: []crypto.PublicKey{key}}, nil
 }
 
 // storedPassword finds a device's OTA password without asking: the config
