@@ -204,11 +204,17 @@ var (
 // strapping text.
 func bootMode(log []byte) (download, seen bool, desc string) {
 	s := string(log)
-	if m := bootRe.FindAllStringSubmatch(s, -1); m != nil {
-		last := m[len(m)-1]
-		mode := strings.ToUpper(last[2])
-		desc = strings.TrimSpace("boot:" + last[1] + " " + paren(last[2]))
-		dl := strings.Contains(mode, "DOWNLOAD") || strings.Contains(mode, "UART_BOOT") || waitingRe.MatchString(s)
+	if idx := bootRe.FindAllStringSubmatchIndex(s, -1); idx != nil {
+		last := idx[len(idx)-1]
+		value := s[last[2]:last[3]]
+		mode := ""
+		if last[4] >= 0 {
+			mode = s[last[4]:last[5]]
+		}
+		desc = strings.TrimSpace("boot:" + value + " " + paren(mode))
+		up := strings.ToUpper(mode)
+		// Only a "waiting for download" after the last banner counts.
+		dl := strings.Contains(up, "DOWNLOAD") || strings.Contains(up, "UART_BOOT") || waitingRe.MatchString(s[last[1]:])
 		return dl, true, desc
 	}
 	if m := boot8266.FindAllStringSubmatch(s, -1); m != nil {

@@ -132,8 +132,28 @@ func FuzzParseResponse(f *testing.F) {
 		if errors.As(err, &ce) && ce.Status == 0 {
 			t.Fatal("a CommandError with status 0")
 		}
-		if len(frame) >= 8 {
-			_ = securityFromInfo(append(make([]byte, 0, 20), make([]byte, 20)...))
+		if err == nil && int(respLen) == 20 {
+			s := securityFromInfo(out)
+			if s.SecureBoot != (out[0]&1 == 1) {
+				t.Fatal("secure boot flag misread")
+			}
+		}
+	})
+}
+
+// The boot-log reader must survive any line noise, and the last banner wins.
+func FuzzBootMode(f *testing.F) {
+	f.Add([]byte("ets Jul 29 2019 12:21:46\r\nrst:0x1 (POWERON_RESET),boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\n"))
+	f.Add([]byte("boot mode:(1,7)"))
+	f.Add([]byte{0xff, 0x00, 'b', 'o', 'o', 't', ':'})
+	f.Fuzz(func(t *testing.T, noise []byte) {
+		bootMode(noise)
+		dl, seen, desc := bootMode(append(noise, "\r\nrst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"...))
+		if !seen || desc == "" {
+			t.Fatal("banner not found after noise")
+		}
+		if dl {
+			t.Fatal("a normal-boot banner read as download mode")
 		}
 	})
 }
