@@ -142,3 +142,16 @@ func TestSerialNoSyncExitCode(t *testing.T) {
 	require.Equal(t, "no_sync", res["error"])
 	require.NotEmpty(t, res["hint"])
 }
+
+func TestSerialEraseFlashAlias(t *testing.T) {
+	path, rom := startSerialSim(t, romsim.Config{Chip: firmware.ChipESP32S3, FlashImage: bytes.Repeat([]byte{0x42}, 0x3000)})
+	r := runCLI(t, nil, "erase_flash", "--port", path, "--before", "no-reset", "--json")
+	require.Equal(t, exitOK, r.code, r.stdout)
+	flash := rom.Flash()
+	require.Equal(t, bytes.Repeat([]byte{0xFF}, len(flash)), flash)
+
+	// Secure boot on: erasing is refused without --force.
+	path, _ = startSerialSim(t, romsim.Config{Chip: firmware.ChipESP32S3, Security: romsim.Security{SecureBoot: true}})
+	r = runCLI(t, nil, "serial", "erase", "0x0", "0x1000", "--port", path, "--before", "no-reset", "--json")
+	require.Equal(t, exitRefused, r.code, r.stdout)
+}
