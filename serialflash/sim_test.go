@@ -393,3 +393,17 @@ func TestPortErrors(t *testing.T) {
 	require.ErrorIs(t, err, serialflash.ErrPortBusy)
 	require.NotEmpty(t, serialflash.Hint(err))
 }
+
+func TestSecureDownloadModeInfo(t *testing.T) {
+	t.Parallel()
+	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32S3, Faults: romsim.Faults{SecureDownloadMode: true}})
+	f := openPTY(t, env, fastOpts())
+	info, err := f.Info(testCtx(t))
+	require.NoError(t, err)
+	require.Equal(t, firmware.ChipESP32S3, info.Chip, "identified by GET_SECURITY_INFO's chip id")
+	require.True(t, info.Security.SecureDownloadMode)
+	require.Equal(t, -1, info.Revision, "eFuses are unreadable in Secure Download Mode")
+	require.Empty(t, info.MAC)
+	_, err = f.ReadFlash(testCtx(t), 0, 64)
+	require.ErrorIs(t, err, serialflash.ErrUnsupported)
+}
