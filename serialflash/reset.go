@@ -49,20 +49,18 @@ type ResetStrategy interface {
 	Reset(ctx context.Context, p Port) error
 }
 
-// line is one step of a reset sequence: set a line or wait.
+// line is one step of a reset sequence: set DTR, set RTS, or wait.
 type line struct {
-	dtr, rts *bool
-	wait     time.Duration
+	kind byte // 'D', 'R' or 'W'
+	on   bool
+	wait time.Duration
 }
 
-var on, off = true, false
-
-func setD(v *bool) line           { return line{dtr: v} }
-func setR(v *bool) line           { return line{rts: v} }
-func wait(d time.Duration) line   { return line{wait: d} }
-func setDR(d, r *bool) []line     { return []line{setD(d), setR(r)} }
-func join(parts ...[]line) []line { return append([]line(nil), concat(parts)...) }
-func concat(parts [][]line) []line {
+func setD(on bool) line         { return line{kind: 'D', on: on} }
+func setR(on bool) line         { return line{kind: 'R', on: on} }
+func wait(d time.Duration) line { return line{kind: 'W', wait: d} }
+func setDR(d, r bool) []line    { return []line{setD(d), setR(r)} }
+func join(parts ...[]line) []line {
 	var out []line
 	for _, p := range parts {
 		out = append(out, p...)
@@ -75,14 +73,14 @@ func concat(parts [][]line) []line {
 func run(ctx context.Context, p Port, seq []line) error {
 	dtr := false
 	for _, s := range seq {
-		switch {
-		case s.dtr != nil:
-			dtr = *s.dtr
+		switch s.kind {
+		case 'D':
+			dtr = s.on
 			if err := p.SetDTR(dtr); err != nil {
 				return err
 			}
-		case s.rts != nil:
-			if err := p.SetRTS(*s.rts); err != nil {
+		case 'R':
+			if err := p.SetRTS(s.on); err != nil {
 				return err
 			}
 			if err := p.SetDTR(dtr); err != nil {
@@ -103,7 +101,7 @@ type ClassicReset struct{ Delay time.Duration }
 
 func (r ClassicReset) Name() string { return fmt.Sprintf("classic reset (%v)", r.Delay) }
 func (r ClassicReset) Reset(ctx context.Context, p Port) error {
-	return run(ctx, p, []line{setD(&off), setR(&on), wait(100 * time.Millisecond), setD(&on), setR(&off), wait(r.Delay), setD(&off)})
+	return run(ctx, p, []line{setD(false), setR(true), wait(100 * time.Millisecond), setD(true), setR(false), wait(r.Delay), setD(false)})
 }
 
 // UnixTightReset is the tighter POSIX variant (§4.2). go.bug.st/serial has
@@ -113,8 +111,8 @@ type UnixTightReset struct{ Delay time.Duration }
 
 func (r UnixTightReset) Name() string { return fmt.Sprintf("tight reset (%v)", r.Delay) }
 func (r UnixTightReset) Reset(ctx context.Context, p Port) error {
-	return run(ctx, p, join(setDR(&off, &off), setDR(&on, &on), setDR(&off, &on), []line{wait(100 * time.Millisecond)},
-		setDR(&on, &off), []line{wait(r.Delay)}, setDR(&off, &off), []line{setD(&off)}))
+	return run(ctx, p, join(setDR(false, false), setDR(true, true), setDR(false, true), []line{wait(100 * time.Millisecond)},
+		setDR(true, false), []line{wait(r.Delay)}, setDR(false, false), []line{setD(false)}))
 }
 
 // USBJTAGReset is the sequence for the built-in USB-Serial/JTAG peripheral
@@ -124,8 +122,8 @@ type USBJTAGReset struct{}
 func (USBJTAGReset) Name() string { return "USB-Serial/JTAG reset" }
 func (USBJTAGReset) Reset(ctx context.Context, p Port) error {
 	ms := 100 * time.Millisecond
-	return run(ctx, p, []line{setR(&off), setD(&off), wait(ms), setD(&on), setR(&off), wait(ms),
-		setR(&on), setD(&off), setR(&on), wait(ms), setD(&off), setR(&off)})
+	return run(ctx, p, []line{setR(false), setD(false), wait(ms), setD(true), setR(false), wait(ms),
+		setR(true), setD(false), setR(true), wait(ms), setD(false), setR(false)})
 }
 
 // NoReset leaves the lines alone.
@@ -151,7 +149,7 @@ func strategies(mode ResetMode, usb string) []ResetStrategy {
 // hardReset pulses EN (RTS) to run the app (§4.10).
 func hardReset(ctx context.Context, p Port, usbOTG bool) error {
 	if usbOTG {
-		return run(ctx, p, []line{setR(&on), wait(200 * time.Millisecond), setR(&off), wait(200 * time.Millisecond)})
+		return run(ctx, p, []line{setR(true), wait(200 * time.Millisecond), setR(false), wait(200 * time.Millisecond)})
 	}
-	return run(ctx, p, []line{setD(&off), setR(&on), wait(100 * time.Millisecond), setR(&off)})
+	return run(ctx, p, []line{setD(false), setR(true), wait(100 * time.Millisecond), setR(false)})
 }
