@@ -382,7 +382,14 @@ func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info 
 		return serialFailure(c, err, "writing flash")
 	}
 	fields["regions"] = out
-	r.say("wrote and verified %d region(s)", len(regions))
+	fields["baud"] = fl.Baud() // a failing link may have stepped it down
+	verified := info.Chip != firmware.ChipESP8266 && !info.Security.SecureDownloadMode
+	fields["verified_md5"] = verified
+	if verified {
+		r.say("wrote and verified %d region(s)", len(regions))
+	} else {
+		r.say("wrote %d region(s); this ROM cannot read back, so only its per-block write check applies", len(regions))
+	}
 	return nil
 }
 
