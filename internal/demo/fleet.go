@@ -116,7 +116,7 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Fleet, error) {
 	f.SerialPath, f.ROM, f.stop = path, rom, stop
 	f.Devices = append(f.Devices, discovery.Device{
 		ID: "demo/bench-3", Name: "bench-3", Protocol: discovery.ProtocolSerial, Path: path,
-		VID: 0x10c4, PID: 0xea60, Bridge: "CP210x (simulated)", ChipFamily: "ESP32",
+		VID: 0x10c4, PID: 0xea60, Bridge: "CP210x", ChipFamily: "ESP32",
 	})
 
 	if err := f.writeFiles(dir); err != nil {
