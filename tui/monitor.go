@@ -251,10 +251,15 @@ func (m Model) renderLogLine(l LogLine) []string {
 		if !l.Time.IsZero() {
 			ts = st.Faint.Render(l.Time.Format("15:04:05.000")) + " "
 		}
-		line = ts + lvl + " " + st.Bold.Render(l.Tag) + ": " + l.Text
-		if l.Level == 'D' || l.Level == 'V' {
-			line = ts + lvl + " " + st.Bold.Render(l.Tag) + ": " + st.Faint.Render(l.Text)
+		tag := ""
+		if l.Tag != "" { // crash lines carry a level but no tag
+			tag = st.Bold.Render(l.Tag) + ": "
 		}
+		text := l.Text
+		if l.Level == 'D' || l.Level == 'V' {
+			text = st.Faint.Render(text)
+		}
+		line = ts + lvl + " " + tag + text
 	}
 	out := []string{line}
 	if len(l.Backtrace) > 0 {
@@ -316,7 +321,10 @@ func plainLogLine(l LogLine) string {
 		b.WriteString(l.Time.Format("15:04:05.000 "))
 	}
 	if l.Level != 0 {
-		fmt.Fprintf(&b, "%c %s: ", rune(l.Level), l.Tag)
+		fmt.Fprintf(&b, "%c ", rune(l.Level))
+		if l.Tag != "" {
+			fmt.Fprintf(&b, "%s: ", l.Tag)
+		}
 	}
 	b.WriteString(l.Text)
 	for _, f := range l.Backtrace {
