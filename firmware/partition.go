@@ -375,7 +375,7 @@ func (t *PartitionTable) Verify(o VerifyOptions) error {
 			return tableErr(i, p.Name, "ends at 0x%x, beyond the 4 GB address space", p.End())
 		}
 		if o.FlashSize != 0 && p.End() > uint64(o.FlashSize) {
-			return tableErr(i, p.Name, "ends at 0x%x but the flash is only 0x%x bytes (%s)", p.End(), o.FlashSize, sizeText(o.FlashSize))
+			return tableErr(i, p.Name, "ends at 0x%x but the flash is only 0x%x bytes (%s)", p.End(), o.FlashSize, SizeText(o.FlashSize))
 		}
 	}
 	// Overlaps, in offset order as gen_esp32part checks them.
@@ -407,7 +407,7 @@ func isPrimaryBootloaderOrTable(p Partition) bool {
 func verifyPartition(i int, p Partition, o VerifyOptions) error {
 	align := offsetAlignment(p.Type)
 	if p.Offset%align != 0 {
-		return tableErr(i, p.Name, "offset 0x%x is not aligned to 0x%x (%s partitions start on %s boundaries)", p.Offset, align, typeName(p.Type), sizeText(align))
+		return tableErr(i, p.Name, "offset 0x%x is not aligned to 0x%x (%s partitions start on %s boundaries)", p.Offset, align, typeName(p.Type), SizeText(align))
 	}
 	if p.Type == TypeApp {
 		sa := uint32(0x1000)
@@ -496,8 +496,8 @@ func subtypeName(t, s uint8) string {
 	return fmt.Sprintf("0x%02x", s)
 }
 
-// sizeText renders a size as gen_esp32part's CSV does: NM or NK when exact, else hex.
-func sizeText(n uint32) string {
+// SizeText renders a size as gen_esp32part's CSV does: NM or NK when exact, else hex.
+func SizeText(n uint32) string {
 	switch {
 	case n != 0 && n%(1<<20) == 0:
 		return fmt.Sprintf("%dM", n>>20)

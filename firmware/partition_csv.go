@@ -374,7 +374,7 @@ func (t *PartitionTable) CSV() string {
 	b.WriteString("# ESP-IDF Partition Table\n# Name, Type, SubType, Offset, Size, Flags\n")
 	for _, p := range t.Partitions {
 		fmt.Fprintf(&b, "%s,%s,%s,0x%x,%s,%s\n", p.Name, typeName(p.Type), subtypeName(p.Type, p.SubType),
-			p.Offset, sizeText(p.Size), strings.Join(p.FlagNames(), ":"))
+			p.Offset, SizeText(p.Size), strings.Join(p.FlagNames(), ":"))
 	}
 	return b.String()
 }
@@ -384,7 +384,7 @@ func (t *PartitionTable) Format() string {
 	rows := [][]string{{"Name", "Type", "SubType", "Offset", "Size", "Flags"}}
 	for _, p := range t.Partitions {
 		rows = append(rows, []string{p.Name, typeName(p.Type), subtypeName(p.Type, p.SubType),
-			fmt.Sprintf("0x%x", p.Offset), sizeText(p.Size), strings.Join(p.FlagNames(), ":")})
+			fmt.Sprintf("0x%x", p.Offset), SizeText(p.Size), strings.Join(p.FlagNames(), ":")})
 	}
 	width := make([]int, len(rows[0]))
 	for _, r := range rows {

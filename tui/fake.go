@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/espdeck/espdeck/internal/humanize"
 	"net"
 	"os"
 	"path/filepath"
@@ -209,7 +210,7 @@ func (f *FakeBackend) Inspect(ctx context.Context, path string, target Device) (
 		img = fakeImage{chip: target.Chip, project: strings.TrimSuffix(base, filepath.Ext(base)), size: st.Size()}
 	}
 	facts := ImageFacts{Path: path, Kind: "app", Chip: img.chip, Project: img.project, Version: img.version, Size: img.size, SHAOK: true, SHAKnown: true}
-	facts.Summary = fmt.Sprintf("%s · %s app · %s · %s · SHA-256 ok", base, orUnknown(img.chip), orUnknown(img.version), size(img.size))
+	facts.Summary = fmt.Sprintf("%s · %s app · %s · %s · SHA-256 ok", base, orUnknown(img.chip), orUnknown(img.version), humanize.Bytes(img.size))
 	v := Verdict{Kind: VerdictOK}
 	switch {
 	case strings.HasPrefix(base, "unsigned"):
@@ -217,7 +218,7 @@ func (f *FakeBackend) Inspect(ctx context.Context, path string, target Device) (
 	case target.Chip != "" && img.chip != "" && target.Chip != img.chip:
 		v = Verdict{Kind: VerdictForceable, Reason: fmt.Sprintf("built for %s, this board is %s", img.chip, target.Chip)}
 	case img.size > 0x180000:
-		v = Verdict{Kind: VerdictForceable, Reason: fmt.Sprintf("the image is %s, the OTA slot holds %s", size(img.size), size(0x180000))}
+		v = Verdict{Kind: VerdictForceable, Reason: fmt.Sprintf("the image is %s, the OTA slot holds %s", humanize.Bytes(img.size), humanize.Bytes(0x180000))}
 	}
 	return facts, v, nil
 }

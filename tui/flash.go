@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"github.com/espdeck/espdeck/internal/humanize"
 	"log/slog"
 	"strings"
 
@@ -401,7 +402,7 @@ func factsLine(f ImageFacts, g glyphs) string {
 	if f.Version != "" {
 		parts = append(parts, f.Version)
 	}
-	parts = append(parts, size(f.Size))
+	parts = append(parts, humanize.Bytes(f.Size))
 	if f.SHAKnown {
 		if f.SHAOK {
 			parts = append(parts, "SHA-256 ok")

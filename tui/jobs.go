@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"github.com/espdeck/espdeck/internal/humanize"
 	"log/slog"
 	"strings"
 	"time"
@@ -303,35 +304,13 @@ func doneSummary(r FlashResult) string {
 		parts = append(parts, r.Version)
 	}
 	if r.Bytes > 0 {
-		parts = append(parts, size(r.Bytes))
+		parts = append(parts, humanize.Bytes(r.Bytes))
 	}
 	s := fmt.Sprintf("in %.1f s", r.Duration.Seconds())
 	if r.Bytes > 0 && r.Duration > 0 {
-		s += fmt.Sprintf(" (%s)", rate(float64(r.Bytes)/r.Duration.Seconds()))
+		s += fmt.Sprintf(" (%s)", humanize.Rate(float64(r.Bytes)/r.Duration.Seconds()))
 	}
 	return strings.Join(append(parts, s), " ")
-}
-
-// rate formats bytes per second.
-func rate(bps float64) string {
-	switch {
-	case bps >= 1<<20:
-		return fmt.Sprintf("%.1f MiB/s", bps/(1<<20))
-	case bps >= 1<<10:
-		return fmt.Sprintf("%.0f KiB/s", bps/(1<<10))
-	}
-	return fmt.Sprintf("%.0f B/s", bps)
-}
-
-// size formats a byte count.
-func size(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.2f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.0f KB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // ---------------------------------------------------------------- view
@@ -422,7 +401,7 @@ func (m Model) progressLine(j *job, w int) string {
 	stage = pad(stage, 9)
 	var tail string
 	if j.rate > 0 {
-		tail = "  " + rate(j.rate)
+		tail = "  " + humanize.Rate(j.rate)
 		if j.total > j.done {
 			eta := time.Duration(float64(j.total-j.done) / j.rate * float64(time.Second))
 			tail += "  eta " + age(eta.Round(time.Second))

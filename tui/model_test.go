@@ -138,7 +138,7 @@ func TestFlashAsksPasswordOnceAndSendsIt(t *testing.T) {
 
 	m = send(t, m, jobFinishedMsg{job: j.id, result: FlashResult{Bytes: 1268736, Version: "v2.7.1", Duration: 9600 * time.Millisecond}})
 	require.Equal(t, jobDone, m.jobs[0].state)
-	requireScreenContains(t, m, "done", "v2.7.1 1.21 MB in 9.6 s (129 KiB/s)")
+	requireScreenContains(t, m, "done", "v2.7.1 1.21 MiB in 9.6 s (129 KiB/s)")
 
 	// The second flash of the same board does not ask again.
 	m = chooseFile(t, m, "greenhouse-v2.7.1.bin")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/espdeck/espdeck/internal/humanize"
 	"io"
 	"log/slog"
 	"os"
@@ -281,31 +282,9 @@ func progressBar(stage string, done, total int64, rate float64, width int) strin
 	bar := strings.Repeat("█", filled) + strings.Repeat("░", width-filled)
 	s := fmt.Sprintf("%-9s %s %3d%%", stage, bar, int(frac*100))
 	if rate > 0 {
-		s += "  " + formatRate(rate)
+		s += "  " + humanize.Rate(rate)
 	}
 	return s
-}
-
-// formatRate renders bytes per second for people.
-func formatRate(bps float64) string {
-	switch {
-	case bps >= 1<<20:
-		return fmt.Sprintf("%.1f MiB/s", bps/(1<<20))
-	case bps >= 1<<10:
-		return fmt.Sprintf("%.0f KiB/s", bps/(1<<10))
-	}
-	return fmt.Sprintf("%.0f B/s", bps)
-}
-
-// formatSize renders a byte count for people (1.21 MB style, 1024-based).
-func formatSize(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // failure is a command's error as a person and a script see it.

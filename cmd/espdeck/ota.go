@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/espdeck/espdeck/internal/humanize"
 	"net"
 	"os"
 	"strconv"
@@ -225,7 +226,7 @@ func runOTAUpload(c *cli, args []string) int {
 		rate = float64(res.Bytes) / res.Transfer.Seconds()
 	}
 	r.say("Uploaded %s to %s in %s (%s, authentication: %s). The device is applying the update and restarting.",
-		formatSize(res.Bytes), res.Device, res.Duration.Round(10*time.Millisecond), formatRate(rate), res.AuthScheme)
+		humanize.Bytes(res.Bytes), res.Device, res.Duration.Round(10*time.Millisecond), humanize.Rate(rate), res.AuthScheme)
 	return r.finish(nil, map[string]any{
 		"auth_scheme": res.AuthScheme,
 		"bytes":       res.Bytes,

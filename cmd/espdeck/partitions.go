@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/espdeck/espdeck/internal/humanize"
 	"io"
 	"os"
 	"strings"
@@ -122,7 +123,7 @@ func showPartitionFile(c *cli, cm *common, path string, tableOff uint32) int {
 			return r.finish(tableFailure(path, err), nil)
 		}
 		if !cm.json {
-			fmt.Fprintf(c.stdout, "%s: flash dump of %s\n", path, formatSize(int64(len(data))))
+			fmt.Fprintf(c.stdout, "%s: flash dump of %s\n", path, humanize.Bytes(int64(len(data))))
 			printPartitionState(c.stdout, st)
 		}
 		fields := stateFields(st)
@@ -245,7 +246,7 @@ func printPartitionState(w io.Writer, st *ops.PartitionState) {
 		if len(notes) > 0 {
 			img += "  [" + strings.Join(notes, ", ") + "]"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t0x%x\t%s\t%s\t%s\n", mark, r.Name, r.Type, r.SubType, r.Offset, sizeLabel(r.Size), dash(r.OTAState), img)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t0x%x\t%s\t%s\t%s\n", mark, r.Name, r.Type, r.SubType, r.Offset, firmware.SizeText(r.Size), dash(r.OTAState), img)
 	}
 	tw.Flush()
 	if st.OTAData != nil {
@@ -283,17 +284,6 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// sizeLabel renders a partition size as the CSV would (1M, 16K, 0x1800).
-func sizeLabel(n uint32) string {
-	switch {
-	case n != 0 && n%(1<<20) == 0:
-		return fmt.Sprintf("%dM", n>>20)
-	case n != 0 && n%(1<<10) == 0:
-		return fmt.Sprintf("%dK", n>>10)
-	}
-	return fmt.Sprintf("0x%x", n)
 }
 
 func runPartitionsConvert(c *cli, args []string) int {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/espdeck/espdeck/internal/humanize"
 	"os"
 	"strings"
 
@@ -292,7 +293,7 @@ func sizeOrUnknown(n uint32) string {
 	if n == 0 {
 		return "size unknown"
 	}
-	return formatSize(int64(n))
+	return humanize.Bytes(int64(n))
 }
 
 func infoFields(info serialflash.ChipInfo, fl *serialflash.Flasher) map[string]any {
@@ -354,7 +355,7 @@ func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info 
 		end := uint64(reg.Addr) + uint64(len(reg.Data))
 		if flashSize != 0 && end > uint64(flashSize) {
 			return &failure{code: exitRefused, name: "too_big",
-				message: fmt.Sprintf("%s (%d bytes at 0x%X) ends at 0x%X, past the end of the %s flash", files[i], len(reg.Data), reg.Addr, end, formatSize(int64(flashSize))),
+				message: fmt.Sprintf("%s (%d bytes at 0x%X) ends at 0x%X, past the end of the %s flash", files[i], len(reg.Data), reg.Addr, end, humanize.Bytes(int64(flashSize))),
 				hint:    "check the address and file; if the flash size was detected wrongly, give it with --flash-size"}
 		}
 		v, err := ops.Preflight(reg.Data, ops.Target{Route: ops.RouteSerial, Chip: info.Chip, ChipRevision: info.Revision,
@@ -377,7 +378,7 @@ func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info 
 	for _, reg := range regions {
 		total += len(reg.Data)
 	}
-	r.stage("write", fmt.Sprintf("writing %d region(s), %s…", len(regions), formatSize(int64(total))))
+	r.stage("write", fmt.Sprintf("writing %d region(s), %s…", len(regions), humanize.Bytes(int64(total))))
 	if err := fl.WriteFlash(c.ctx, regions); err != nil {
 		return serialFailure(c, err, "writing flash")
 	}
@@ -394,7 +395,7 @@ func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info 
 }
 
 func serialRead(c *cli, r *reporter, fl *serialflash.Flasher, addr, size uint32, file string, fields map[string]any) *failure {
-	r.stage("read", fmt.Sprintf("reading %s from 0x%X…", formatSize(int64(size)), addr))
+	r.stage("read", fmt.Sprintf("reading %s from 0x%X…", humanize.Bytes(int64(size)), addr))
 	data, err := fl.ReadFlash(c.ctx, addr, size)
 	if err != nil {
 		return serialFailure(c, err, "reading flash")
@@ -408,7 +409,7 @@ func serialRead(c *cli, r *reporter, fl *serialflash.Flasher, addr, size uint32,
 		return &failure{code: exitUsage, name: "write_file", message: fmt.Sprintf("write %s: %v", file, err), hint: "check the output path"}
 	}
 	fields["file"], fields["address"], fields["size"], fields["md5"] = file, fmt.Sprintf("0x%X", addr), size, fmt.Sprintf("%x", sum)
-	r.say("read %s into %s", formatSize(int64(size)), file)
+	r.say("read %s into %s", humanize.Bytes(int64(size)), file)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/espdeck/espdeck/internal/humanize"
 	"os"
 	"strings"
 	"time"
@@ -186,7 +187,7 @@ func describeSim(cfg otasim.Config) string {
 		parts = append(parts, "never connects back")
 	}
 	if f.ReadRate > 0 {
-		parts = append(parts, fmt.Sprintf("slow: %s", formatRate(float64(f.ReadRate))))
+		parts = append(parts, fmt.Sprintf("slow: %s", humanize.Rate(float64(f.ReadRate))))
 	}
 	if f.ReplyDelay > 0 {
 		parts = append(parts, fmt.Sprintf("replies delayed %s", f.ReplyDelay.Round(time.Millisecond)))

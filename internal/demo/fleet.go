@@ -173,7 +173,7 @@ func (f *Fleet) OpenSerialPort(ctx context.Context, name string) (serialflash.Po
 	if err != nil || name != f.SerialPath {
 		return p, err
 	}
-	return &linesToROM{Port: p, rom: f.ROM}, nil
+	return &linesToROM{Port: p, lines: &romLines{rom: f.ROM}}, nil
 }
 
 // OpenMonitorPort is OpenSerialPort for the monitor.
@@ -182,56 +182,47 @@ func (f *Fleet) OpenMonitorPort(ctx context.Context, name string, baud int) (mon
 	if err != nil || name != f.SerialPath {
 		return p, err
 	}
-	return &monitorLines{Port: p, rom: f.ROM}, nil
+	return &monitorLines{Port: p, lines: &romLines{rom: f.ROM}}, nil
 }
 
-// linesToROM forwards DTR/RTS of a ROM-loader port to the simulator.
+// romLines carries DTR/RTS to the simulated board, as a dev board's
+// auto-reset circuit would; a pty cannot carry them itself.
+type romLines struct {
+	rom      *romsim.ROM
+	mu       sync.Mutex
+	dtr, rts bool
+}
+
+func (l *romLines) set(dtr, rts *bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if dtr != nil {
+		l.dtr = *dtr
+	}
+	if rts != nil {
+		l.rts = *rts
+	}
+	l.rom.SetLines(l.dtr, l.rts)
+	return nil
+}
+
+// linesToROM is a ROM-loader port whose modem lines reach the simulator.
 type linesToROM struct {
 	serialflash.Port
-	rom      *romsim.ROM
-	mu       sync.Mutex
-	dtr, rts bool
+	lines *romLines
 }
 
-func (p *linesToROM) SetDTR(on bool) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.dtr = on
-	p.rom.SetLines(p.dtr, p.rts)
-	return nil
-}
+func (p *linesToROM) SetDTR(on bool) error { return p.lines.set(&on, nil) }
+func (p *linesToROM) SetRTS(on bool) error { return p.lines.set(nil, &on) }
 
-func (p *linesToROM) SetRTS(on bool) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.rts = on
-	p.rom.SetLines(p.dtr, p.rts)
-	return nil
-}
-
-// monitorLines does the same for the monitor's port.
+// monitorLines is the same for the monitor's port.
 type monitorLines struct {
 	monitor.Port
-	rom      *romsim.ROM
-	mu       sync.Mutex
-	dtr, rts bool
+	lines *romLines
 }
 
-func (p *monitorLines) SetDTR(on bool) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.dtr = on
-	p.rom.SetLines(p.dtr, p.rts)
-	return nil
-}
-
-func (p *monitorLines) SetRTS(on bool) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.rts = on
-	p.rom.SetLines(p.dtr, p.rts)
-	return nil
-}
+func (p *monitorLines) SetDTR(on bool) error { return p.lines.set(&on, nil) }
+func (p *monitorLines) SetRTS(on bool) error { return p.lines.set(nil, &on) }
 
 // bootLog is what the simulated board's application prints after a normal
 // boot: an ESP-IDF boot, some app logs at each level, and a crash.

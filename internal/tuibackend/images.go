@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/espdeck/espdeck/internal/humanize"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,7 +82,7 @@ func factsOf(path string, data []byte) tui.ImageFacts {
 		f.SHAOK = img.HashAppended && img.SHA256Valid()
 		return f
 	}
-	f.Summary = fmt.Sprintf("%s · %s · %s", filepath.Base(path), f.Kind, humanSize(int64(len(data))))
+	f.Summary = fmt.Sprintf("%s · %s · %s", filepath.Base(path), f.Kind, humanize.Bytes(int64(len(data))))
 	return f
 }
 
@@ -123,14 +124,4 @@ func convertVerdict(v ops.Verdict, err error) tui.Verdict {
 	out.Kind = tui.VerdictRefused
 	out.Reason = err.Error()
 	return out
-}
-
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.2f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
