@@ -350,6 +350,9 @@ func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info 
 	if err != nil {
 		return &failure{code: exitUsage, name: "bad_config", message: err.Error(), hint: "fix the config file's signing_key"}
 	}
+	for _, w := range ops.SecurityWarnings(info.Security.SecureBoot, info.Security.FlashEncryption) {
+		r.warn(w)
+	}
 	var out []map[string]any
 	for i, reg := range regions {
 		end := uint64(reg.Addr) + uint64(len(reg.Data))

@@ -155,3 +155,18 @@ func TestSerialEraseFlashAlias(t *testing.T) {
 	r = runCLI(t, nil, "serial", "erase", "0x0", "0x1000", "--port", path, "--before", "no-reset", "--json")
 	require.Equal(t, exitRefused, r.code, r.stdout)
 }
+
+func TestSerialWriteWarnsOnSecuredChip(t *testing.T) {
+	path, _ := startSerialSim(t, romsim.Config{Chip: firmware.ChipESP32S3, Security: romsim.Security{SecureBoot: true, FlashEncryption: true}})
+	data := writeTemp(t, "nvs.bin", bytes.Repeat([]byte{0x5a}, 4096))
+	r := runCLI(t, nil, "serial", "write", "0x9000", data, "--port", path, "--json", "--after", "no-reset")
+	require.Equal(t, exitOK, r.code, r.stderr+r.stdout)
+	var warnings []string
+	for _, l := range jsonLines(t, r.stdout) {
+		if l["event"] == "warning" {
+			warnings = append(warnings, fmt.Sprint(l["message"]))
+		}
+	}
+	require.Contains(t, fmt.Sprint(warnings), "flash encryption is on")
+	require.Contains(t, fmt.Sprint(warnings), "secure boot is on")
+}

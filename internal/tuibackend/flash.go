@@ -199,6 +199,10 @@ func (b *Backend) flashSerial(ctx context.Context, req tui.FlashRequest, data []
 	if err != nil {
 		return serialResult(err)
 	}
+	for _, w := range ops.SecurityWarnings(info.Security.SecureBoot, info.Security.FlashEncryption) {
+		b.log.Warn("serial flash", "port", req.Device.Port, "warning", w)
+		progress(tui.Progress{Stage: "sync", Note: "warning: " + w})
+	}
 	io := ops.SerialFlashIO(f)
 	t := ops.Target{Route: ops.RouteSerial, Chip: info.Chip, ChipRevision: info.Revision, FlashSize: f.FlashSize(), Address: req.Address}
 	slot := ""
