@@ -1,6 +1,7 @@
 package main
 
 import (
+	tea "charm.land/bubbletea/v2"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -131,6 +132,9 @@ func runTUI(c *cli, args []string) int {
 	bcfg.Watcher = discovery.New(wopts)
 	backend := tuibackend.New(bcfg)
 	if err := tui.Run(c.ctx, tcfg, backend.TUI()); err != nil {
+		if errors.Is(err, tea.ErrInterrupted) || c.ctx.Err() != nil {
+			return exitInterrupted
+		}
 		fmt.Fprintf(c.stderr, "espdeck: %v\n", err)
 		return exitInternal
 	}
