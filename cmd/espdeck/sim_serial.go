@@ -8,24 +8,27 @@ import (
 	"time"
 
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/ops"
 	"github.com/espdeck/espdeck/serialflash/romsim"
 )
 
 const simSerialUsage = `Usage:
-  espdeck sim serial [--chip esp32s3] [--tcp 127.0.0.1:PORT] [--flash FILE] [--pace] [--app-log FILE]
+  espdeck sim serial [--chip esp32s3] [--tcp 127.0.0.1:PORT] [--demo | --flash FILE] [--pace] [--app-log FILE]
 
 Starts a simulated ROM bootloader and prints what to pass to --port: a
 pseudo-terminal path, or socket://ADDRESS with --tcp. It runs until Ctrl-C.
 Press Enter to reset the board into download mode (what holding BOOT and
 tapping EN does on a real board), or type "a" and Enter to reset it into its
 app. Each new --tcp connection resets it into download mode.
-The flash starts erased (or holds --flash FILE from address 0) and is lost
-on exit. The simulated board behaves like one with a working auto-reset
+The flash starts erased (or holds --flash FILE from address 0, or with
+--demo a bootloader, a partition table, otadata selecting ota_0 and three
+apps: factory 1.0.0, ota_0 2.0.0, ota_1 2.1.0) and is lost on exit. The simulated board behaves like one with a working auto-reset
 circuit: each time a program opens the port it restarts in download mode.
 (A pty has no DTR/RTS: espdeck notices that and says so.)
 
 Examples:
   espdeck sim serial --chip esp32c3
+  espdeck sim serial --demo            # then: espdeck partitions show --port /dev/pts/7
   espdeck serial info --port /dev/pts/7
   espdeck sim serial --tcp 127.0.0.1:4000 &  espdeck serial info --port socket://127.0.0.1:4000`
 
@@ -34,6 +37,7 @@ func runSimSerial(c *cli, args []string) int {
 	chipName := fs.String("chip", "esp32", "chip to simulate: esp32, esp32s2, esp32s3, esp32c3, esp32c6, esp8266")
 	tcp := fs.String("tcp", "", "listen on this loopback `ADDRESS` (socket://) instead of a pty")
 	flashFile := fs.String("flash", "", "preload flash from `FILE` at address 0")
+	demoFlash := fs.Bool("demo", false, "preload a partition table, otadata and three apps (to try partitions and slot commands)")
 	appLog := fs.String("app-log", "", "text `FILE` the board prints after a normal boot")
 	pace := fs.Bool("pace", false, "deliver bytes at the real baud rate and model flash erase/program time")
 	pos, err := parse(fs, args)
@@ -52,6 +56,16 @@ func runSimSerial(c *cli, args []string) int {
 	cfg := romsim.Config{Chip: chip, Pace: *pace, ResetOnOpen: true}
 	if *pace {
 		cfg.EraseSectorTime, cfg.ProgramByteTime = benchEraseSector, benchProgramByte
+	}
+	if *demoFlash && *flashFile != "" {
+		return bad("--demo and --flash both choose what the flash holds; pass one of them")
+	}
+	if *demoFlash {
+		b, err := ops.DemoFlash(chip)
+		if err != nil {
+			return bad(fmt.Sprintf("--demo: %v", err))
+		}
+		cfg.FlashImage = b
 	}
 	if *flashFile != "" {
 		b, err := os.ReadFile(*flashFile)
