@@ -78,9 +78,26 @@ func (c *cli) newFlags(name, usage string) (*flag.FlagSet, *common) {
 // It returns the positional arguments, or an error for --help (flag.ErrHelp)
 // or a bad flag; the caller returns usageExit(err).
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	// The flag package prints its error and then the whole usage; a mistyped
+	// flag would scroll its own message out of view. Print the usage only
+	// for --help, and for a mistake one sentence with the next step.
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	defer func() { fs.SetOutput(out); fs.Usage = usage }()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			fs.SetOutput(out)
+			if errors.Is(err, flag.ErrHelp) {
+				usage()
+				return nil, err
+			}
+			msg := err.Error()
+			if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+				msg = "unknown flag " + name
+			}
+			fmt.Fprintf(out, "espdeck: %s\n  run '%s --help' for the flags and examples\n", msg, strings.TrimSpace(fs.Name()))
 			return nil, err
 		}
 		rest := fs.Args()
