@@ -114,7 +114,7 @@ func showPartitionFile(c *cli, cm *common, path string, tableOff uint32) int {
 	r := c.reporter(cm, "")
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return r.finish(&failure{code: exitUsage, name: "bad_input", message: fmt.Sprintf("cannot read %s: %v", path, err)}, nil)
+		return r.finish(&failure{code: exitUsage, name: "bad_input", message: fmt.Sprintf("cannot read %s: %v", path, err), hint: "check the file name and path"}, nil)
 	}
 	// A flash dump: an image at the start and a table at the table offset.
 	if len(data) > int(tableOff)+2 && data[tableOff] == 0xAA && data[tableOff+1] == 0x50 && !(data[0] == 0xAA && data[1] == 0x50) {
@@ -323,7 +323,7 @@ func runPartitionsConvert(c *cli, args []string) int {
 	}
 	data, err := os.ReadFile(in)
 	if err != nil {
-		return r.finish(&failure{code: exitUsage, name: "bad_input", message: fmt.Sprintf("cannot read %s: %v", in, err)}, nil)
+		return r.finish(&failure{code: exitUsage, name: "bad_input", message: fmt.Sprintf("cannot read %s: %v", in, err), hint: "check the file name and path"}, nil)
 	}
 	tab, kind, err := parseTableFile(data, uint32(tableOff), bootOff)
 	if err != nil {
