@@ -107,7 +107,7 @@ func runList(c *cli, args []string) int {
 		return r.finish(interrupted("list"), nil)
 	}
 	for _, d := range devs {
-		r.event("device", map[string]any{"device": d.ID, "change": "found", "target": d.Target(), "info": d})
+		r.event("device", map[string]any{"device": d.ID, "change": "found", "target": listTarget(d), "info": d})
 	}
 	if !cm.json {
 		if len(devs) > 0 {
@@ -120,6 +120,24 @@ func runList(c *cli, args []string) int {
 		}
 	}
 	return r.finish(nil, map[string]any{"count": len(devs), "status": st})
+}
+
+// listTarget is what a script passes to --host or --port: the serial path,
+// or the address with the OTA port, so an ESP8266 (8266) or a board with
+// ArduinoOTA.setPort() is reached without guessing the port.
+func listTarget(d discovery.Device) string {
+	t := d.Target()
+	if d.Path != "" {
+		return t
+	}
+	port := d.OTAPort()
+	if d.Protocol == discovery.ProtocolManual {
+		port = d.Port
+	}
+	if port <= 0 {
+		return t
+	}
+	return net.JoinHostPort(t, strconv.Itoa(port))
 }
 
 // listWatch prints changes until the context ends (Ctrl-C), which is how a
@@ -147,7 +165,7 @@ func listWatch(c *cli, r *reporter, w *discovery.Watcher, asJSON bool) int {
 				lastMsg = ev.Status.Message
 			}
 		default:
-			r.event("device", map[string]any{"device": ev.Device.ID, "change": ev.Kind.String(), "target": ev.Device.Target(), "info": ev.Device})
+			r.event("device", map[string]any{"device": ev.Device.ID, "change": ev.Kind.String(), "target": listTarget(ev.Device), "info": ev.Device})
 			if !asJSON {
 				fmt.Fprintln(c.stdout, watchLine(ev.Kind.String()+"\t"+listRow(ev.Device)))
 			}
