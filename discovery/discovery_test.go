@@ -262,12 +262,12 @@ func arduinoEntry(name, ip string, txt ...string) entry {
 	return entry{Name: name + "._arduino._tcp.local.", Host: name + ".local.", AddrV4: netip.MustParseAddr(ip), Port: 3232, TXT: txt}
 }
 
+// testOptions browse one service over the fake network with the default
+// schedule (400 ms rounds, 800 ms ±20 % apart, removal after 5 missed
+// rounds), so the timing tests pin the defaults.
 func testOptions(f *fakeNet) Options {
 	return Options{
 		Services:      []string{ServiceArduino},
-		Interval:      time.Second,
-		RoundTimeout:  500 * time.Millisecond,
-		ExpireAfter:   3,
 		DisableSerial: true,
 		lookup:        f.lookup,
 		interfaces:    oneInterface,
@@ -312,30 +312,89 @@ func TestWatcherExpiryTiming(t *testing.T) {
 		ev := next(t, events)
 		require.Equal(t, Added, ev.Kind)
 		require.Equal(t, "arduino-ota/esp32-aa", ev.Device.ID)
-		require.Equal(t, 500*time.Millisecond, time.Since(start), "a device appears when the first round ends")
-		require.Equal(t, start.Add(500*time.Millisecond), ev.Device.FirstSeen)
+		require.Equal(t, 400*time.Millisecond, time.Since(start), "a device appears when the first round ends")
+		require.Equal(t, start.Add(400*time.Millisecond), ev.Device.FirstSeen)
 
 		// The device goes silent. It survives ExpireAfter-1 missed rounds
-		// and is removed at the end of the third.
+		// and is removed at the end of the fifth.
 		f.set(ServiceArduino)
 		silentFrom := time.Now()
 		ev = next(t, events)
 		require.Equal(t, Removed, ev.Kind)
 		require.Equal(t, "arduino-ota/esp32-aa", ev.Device.ID)
 		gone := time.Since(silentFrom)
-		// Three more rounds, each 0.8–1.2 s of interval plus 0.5 s of listening.
-		require.GreaterOrEqual(t, gone, 3*(800*time.Millisecond+500*time.Millisecond))
-		require.LessOrEqual(t, gone, 3*(1200*time.Millisecond+500*time.Millisecond))
+		// Five more rounds, each 0.64–0.96 s of interval plus 0.4 s of
+		// listening: the grace stays about 6 s, as before the shorter rounds.
+		require.GreaterOrEqual(t, gone, 5*(640*time.Millisecond+400*time.Millisecond))
+		require.LessOrEqual(t, gone, 5*(960*time.Millisecond+400*time.Millisecond))
 		require.Empty(t, w.Snapshot())
 
 		// Rounds start RoundTimeout + jittered Interval apart.
 		starts := f.startTimes()
-		require.GreaterOrEqual(t, len(starts), 4)
+		require.GreaterOrEqual(t, len(starts), 6)
 		for i := 1; i < len(starts); i++ {
 			gap := starts[i].Sub(starts[i-1])
-			require.GreaterOrEqual(t, gap, 1300*time.Millisecond, "round %d", i)
-			require.LessOrEqual(t, gap, 1700*time.Millisecond, "round %d", i)
+			require.GreaterOrEqual(t, gap, 1040*time.Millisecond, "round %d", i)
+			require.LessOrEqual(t, gap, 1360*time.Millisecond, "round %d", i)
 		}
+	})
+}
+
+// TestWatcherTimeToAppear starts a board answering at many phases of the
+// default round schedule and checks when its Added event comes. The fake
+// network answers like a responder: a round hears the board when it had
+// started before one of the round's two queries (the one-shot query at the
+// start, the standard query at standardQueryDelay), and the round's entries
+// are read when it ends. The bound is 1.5 × RoundTimeout + 1.2 × Interval
+// (1.56 s): just missing the standard query costs the rest of this round,
+// the longest jittered interval and the next round.
+func TestWatcherTimeToAppear(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var answeringSince time.Time // zero: silent
+		opts := testOptions(nil)
+		opts.lookup = func(ctx context.Context, _ netInterface, _ string, timeout time.Duration, _ *slog.Logger) ([]entry, error) {
+			heard := func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return !answeringSince.IsZero() && !answeringSince.After(time.Now())
+			}
+			got := heard()
+			time.Sleep(standardQueryDelay(timeout))
+			got = got || heard()
+			time.Sleep(timeout - standardQueryDelay(timeout))
+			if !got {
+				return nil, nil
+			}
+			return []entry{arduinoEntry("esp32-gg", "10.0.0.40")}, nil
+		}
+		w := New(opts)
+		ctx, cancel := context.WithCancel(t.Context())
+		events := w.Watch(ctx)
+		defer drain(cancel, events)
+
+		var worst, total time.Duration
+		const samples = 40
+		for i := range samples {
+			// Phases spread over more than one round period (about 1.2 s),
+			// in steps that do not divide it.
+			time.Sleep(time.Duration(i%13) * 97 * time.Millisecond)
+			mu.Lock()
+			answeringSince = time.Now()
+			mu.Unlock()
+			ev := next(t, events)
+			require.Equal(t, Added, ev.Kind)
+			took := time.Since(answeringSince)
+			worst, total = max(worst, took), total+took
+			require.LessOrEqual(t, took, 1560*time.Millisecond, "sample %d", i)
+
+			mu.Lock()
+			answeringSince = time.Time{}
+			mu.Unlock()
+			require.Equal(t, Removed, next(t, events).Kind)
+		}
+		t.Logf("virtual time to appear: mean %v, max %v", total/samples, worst)
+		require.Less(t, total/samples, 1200*time.Millisecond, "mean time to appear")
 	})
 }
 
@@ -360,7 +419,7 @@ func TestWatcherRefreshRunsARoundAtOnce(t *testing.T) {
 		starts := f.startTimes()
 		require.Len(t, starts, 2)
 		require.Equal(t, asked, starts[1], "Refresh starts a round immediately")
-		require.Equal(t, 500*time.Millisecond, time.Since(asked))
+		require.Equal(t, 400*time.Millisecond, time.Since(asked))
 	})
 }
 

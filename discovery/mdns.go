@@ -85,12 +85,16 @@ func mdnsLookup(ctx context.Context, iface netInterface, service string, timeout
 		DisableIPv6: !iface.Has6,
 		Logger:      log.New(lw, "", 0),
 	}
-	// A standard query from port 5353 a quarter into the round, once the
-	// library's multicast listener is up (see sendStandardQuery).
+	// A standard query from port 5353 halfway into the round, once the
+	// library's multicast listener is up (see sendStandardQuery). Halfway
+	// rather than at once: a board that starts answering during the first
+	// half of the round is still heard in this round, which shortens the
+	// time to appear by up to a whole round, while the second half leaves
+	// time for its answer.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTimer(timeout / 4)
+		t := time.NewTimer(standardQueryDelay(timeout))
 		defer t.Stop()
 		select {
 		case <-t.C:
@@ -128,6 +132,10 @@ func mdnsLookup(ctx context.Context, iface netInterface, service string, timeout
 	}
 	return out, nil
 }
+
+// standardQueryDelay is when, into a round of length timeout, the standard
+// query goes out.
+func standardQueryDelay(timeout time.Duration) time.Duration { return timeout / 2 }
 
 func copyEntry(e *mdns.ServiceEntry) entry {
 	out := entry{Name: e.Name, Host: e.Host, Port: e.Port, TXT: slices.Clone(e.InfoFields)}

@@ -26,15 +26,20 @@ type Options struct {
 	// loopback included.
 	Interfaces []string
 	// Interval between the end of one mDNS round and the start of the next
-	// (default 1 s), jittered by ±20 % so that many espdeck instances do not
-	// query in step.
+	// (default 800 ms), jittered by ±20 % so that many espdeck instances do
+	// not query in step.
 	Interval time.Duration
-	// RoundTimeout is how long one round listens for answers (default 1 s).
-	// hashicorp/mdns does not end a round early on cancellation, so this also
-	// bounds how long Watch takes to stop.
+	// RoundTimeout is how long one round listens for answers (default
+	// 400 ms). Answers are read when the round ends, so a board that starts
+	// answering appears after at most about 1.5 × RoundTimeout + 1.2 ×
+	// Interval (2 × RoundTimeout + 1.2 × Interval for a responder that
+	// answers the standard query by unicast to its source port, as
+	// hashicorp/mdns's server does). hashicorp/mdns does not end a round early on cancellation,
+	// so this also bounds how long Watch takes to stop.
 	RoundTimeout time.Duration
 	// ExpireAfter is how many rounds in a row a device may miss before it is
-	// removed (default 3). Rounds in which no query could be sent do not count.
+	// removed (default 5, about 6 s with the default schedule). Rounds in
+	// which no query could be sent do not count.
 	ExpireAfter int
 	// SerialInterval is how often USB serial ports are listed (default 1 s).
 	SerialInterval time.Duration
@@ -59,11 +64,17 @@ type Options struct {
 	interfaces func(names []string) ([]netInterface, []string, error)
 }
 
-// Defaults.
+// Defaults. A round every 1.2 s on average (each round sends two queries
+// per service and interface, see mdnsLookup) keeps the time for a new board
+// to appear under 2 s while the query rate stays at about 1.7 per service,
+// interface and second; the 400 ms listening window still leaves room for
+// Wi-Fi boards in power save, which see a multicast query only after a DTIM
+// beacon (about 100–300 ms). ExpireAfter × the mean round period
+// (5 × 1.2 s) keeps the grace before Removed at about 6 s.
 const (
-	DefaultInterval       = time.Second
-	DefaultRoundTimeout   = time.Second
-	DefaultExpireAfter    = 3
+	DefaultInterval       = 800 * time.Millisecond
+	DefaultRoundTimeout   = 400 * time.Millisecond
+	DefaultExpireAfter    = 5
 	DefaultSerialInterval = time.Second
 )
 
