@@ -108,6 +108,7 @@ type Monitor struct {
 	parser      *Parser
 	buf         []byte
 	cr          bool // a CR ended the buffered text; waiting to see if LF follows
+	crFlushed   bool // idle ended a line at its CR: a LF next is the rest of that CR LF
 	lastByte    time.Time
 	partialSeen bool // the buffered text has been shown as a Partial line
 }
@@ -439,6 +440,14 @@ func (m *Monitor) notice(level Level, text string) {
 func (m *Monitor) feed(p []byte, now time.Time) {
 	m.lastByte = now
 	for _, c := range p {
+		if m.crFlushed {
+			// The board (or a loaded host) paused between CR and LF; the
+			// line is out already, and the LF must not add an empty one.
+			m.crFlushed = false
+			if c == '\n' {
+				continue
+			}
+		}
 		if m.cr && c != '\n' && c != '\r' {
 			m.completeLine(now)
 		}
@@ -458,7 +467,7 @@ func (m *Monitor) feed(p []byte, now time.Time) {
 
 func (m *Monitor) completeLine(now time.Time) {
 	l := m.parser.Parse(string(m.buf), now)
-	m.buf, m.cr, m.partialSeen = m.buf[:0], false, false
+	m.buf, m.cr, m.crFlushed, m.partialSeen = m.buf[:0], false, false, false
 	m.emit(l)
 }
 
@@ -470,6 +479,7 @@ func (m *Monitor) idle(now time.Time) {
 	}
 	if m.cr {
 		m.completeLine(now)
+		m.crFlushed = true
 		return
 	}
 	if len(m.buf) > 0 && !m.partialSeen {

@@ -178,6 +178,22 @@ func TestLineSplitting(t *testing.T) {
 	require.Equal(t, got[6].Seq, got[7].Seq, "the complete line replaces the partial one")
 }
 
+// A pause between CR and LF longer than IdleFlush (a busy host, a
+// USB-UART's latency timer) ends the line at the CR; the LF that follows
+// is the rest of that line ending, not an empty line.
+func TestCRLFSplitByAPause(t *testing.T) {
+	var got []string
+	now := time.Unix(1000, 0)
+	m := New("x", Options{IdleFlush: 50 * time.Millisecond, OnLine: func(l Line) { got = append(got, l.Text) }})
+	m.feed([]byte("a\r"), now)
+	m.idle(now.Add(time.Second))
+	require.Equal(t, []string{"a"}, got, "a CR alone ends the line once the board is quiet")
+	m.feed([]byte("\nb\r"), now.Add(2*time.Second))
+	m.idle(now.Add(3 * time.Second))
+	m.feed([]byte("c\n\n"), now.Add(4*time.Second))
+	require.Equal(t, []string{"a", "b", "c", ""}, got, "only the LF right after the flushed CR is absorbed")
+}
+
 func FuzzParser(f *testing.F) {
 	f.Add("\x1b[0;31mE (1012) app: read failed\x1b[0m\nGuru Meditation Error: Core  0 panic'ed\nBacktrace: 0x400d0a2b:0x3ffb5f40")
 	f.Add("[  1034][W][WiFiGeneric.cpp:1062] _eventCallback(): x\n[E][a.cpp:1] f(): y")
