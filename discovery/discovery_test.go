@@ -398,6 +398,13 @@ func TestWatcherTimeToAppear(t *testing.T) {
 	})
 }
 
+func TestExpireRoundsDefault(t *testing.T) {
+	require.Equal(t, 5, New(Options{}).opts.ExpireAfter, "default schedule: 5 rounds of about 1.2 s")
+	require.Equal(t, 3, New(Options{RoundTimeout: 2 * time.Second}).opts.ExpireAfter, "2.8 s rounds: at least 3")
+	require.Equal(t, 6, New(Options{RoundTimeout: 500 * time.Millisecond, Interval: 500 * time.Millisecond}).opts.ExpireAfter)
+	require.Equal(t, 2, New(Options{ExpireAfter: 2}).opts.ExpireAfter, "an explicit value is kept")
+}
+
 func TestWatcherRefreshRunsARoundAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeNet()

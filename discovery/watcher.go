@@ -38,8 +38,11 @@ type Options struct {
 	// so this also bounds how long Watch takes to stop.
 	RoundTimeout time.Duration
 	// ExpireAfter is how many rounds in a row a device may miss before it is
-	// removed (default 5, about 6 s with the default schedule). Rounds in
-	// which no query could be sent do not count.
+	// removed (default: as many mean round periods as span
+	// DefaultExpireGrace, at least 3; 5 with the default schedule, 3 with
+	// 2 s rounds). Rounds in which no query could be sent do not count.
+	// The grace is set in rounds, not time, because only a round that asked
+	// and heard nothing is evidence that a board left.
 	ExpireAfter int
 	// SerialInterval is how often USB serial ports are listed (default 1 s).
 	SerialInterval time.Duration
@@ -69,12 +72,12 @@ type Options struct {
 // to appear under 2 s while the query rate stays at about 1.7 per service,
 // interface and second; the 400 ms listening window still leaves room for
 // Wi-Fi boards in power save, which see a multicast query only after a DTIM
-// beacon (about 100–300 ms). ExpireAfter × the mean round period
-// (5 × 1.2 s) keeps the grace before Removed at about 6 s.
+// beacon (about 100–300 ms). DefaultExpireGrace keeps the grace before
+// Removed at about 6 s (5 rounds of 1.2 s), whatever the schedule.
 const (
 	DefaultInterval       = 800 * time.Millisecond
 	DefaultRoundTimeout   = 400 * time.Millisecond
-	DefaultExpireAfter    = 5
+	DefaultExpireGrace    = 6 * time.Second
 	DefaultSerialInterval = time.Second
 )
 
@@ -89,7 +92,7 @@ func (o Options) withDefaults() Options {
 		o.RoundTimeout = DefaultRoundTimeout
 	}
 	if o.ExpireAfter <= 0 {
-		o.ExpireAfter = DefaultExpireAfter
+		o.ExpireAfter = expireRounds(DefaultExpireGrace, o.RoundTimeout+o.Interval)
 	}
 	if o.SerialInterval <= 0 {
 		o.SerialInterval = DefaultSerialInterval
@@ -111,6 +114,17 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
+
+// expireRounds is how many rounds of period spans grace, rounded up and at
+// least minExpireAfter, so that a single lost answer (or two, on a slow
+// schedule) never removes a board.
+func expireRounds(grace, period time.Duration) int {
+	n := int((grace + period - 1) / period)
+	return max(n, minExpireAfter)
+}
+
+// minExpireAfter is the fewest missed rounds that remove a board.
+const minExpireAfter = 3
 
 // Source states for Status.
 const (
