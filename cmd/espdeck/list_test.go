@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,12 +109,16 @@ func TestListUsageErrors(t *testing.T) {
 }
 
 func TestListWatchStreamsUntilInterrupted(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	// Ctrl-C comes once the device line is out: a fixed delay could end
+	// the watch before a slow machine has printed anything.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var out, errb bytes.Buffer
+	out := &cancelOnOutput{marker: "manual/192.0.2.77", cancel: cancel}
+	var errb bytes.Buffer
 	code := run(ctx, []string{"list", "--watch", "--no-mdns", "--no-usb", "--json", "--host", "192.0.2.77"},
-		strings.NewReader(""), &out, &errb, func(string) string { return "" })
+		strings.NewReader(""), out, &errb, func(string) string { return "" })
 	require.Equal(t, exitOK, code, "ending a watch with Ctrl-C is its normal end")
+	require.ErrorIs(t, ctx.Err(), context.Canceled, "the watch ended before the device was printed")
 	lines := jsonLines(t, out.String())
 	require.GreaterOrEqual(t, len(lines), 2)
 	require.Equal(t, "device", lines[0]["event"])
@@ -121,12 +126,38 @@ func TestListWatchStreamsUntilInterrupted(t *testing.T) {
 	require.Equal(t, "manual/192.0.2.77", lines[0]["device"])
 	require.Equal(t, "result", lines[len(lines)-1]["event"])
 
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel2()
-	out.Reset()
+	out = &cancelOnOutput{marker: "192.0.2.77", cancel: cancel2}
 	code = run(ctx2, []string{"list", "--watch", "--no-mdns", "--no-usb", "--host", "192.0.2.77"},
-		strings.NewReader(""), &out, &errb, func(string) string { return "" })
+		strings.NewReader(""), out, &errb, func(string) string { return "" })
 	require.Equal(t, exitOK, code)
+	require.ErrorIs(t, ctx2.Err(), context.Canceled, "the watch ended before the device was printed")
 	require.Regexp(t, `(?m)^CHANGE\s+NAME\s+PROTOCOL`, out.String())
 	require.Regexp(t, `(?m)^added\s+192\.0\.2\.77\s+manual`, out.String())
+}
+
+// cancelOnOutput is standard output that presses Ctrl-C (cancels the
+// command's context) once what was written contains marker.
+type cancelOnOutput struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	marker string
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnOutput) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.buf.Write(p)
+	if strings.Contains(c.buf.String(), c.marker) {
+		c.cancel()
+	}
+	return n, err
+}
+
+func (c *cancelOnOutput) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
 }
