@@ -83,7 +83,7 @@ func runPartitionsShow(c *cli, args []string) int {
 	if len(pos) == 1 {
 		return showPartitionFile(c, cm, pos[0], uint32(tableOff))
 	}
-	if err := boardEnv(c, fs, &bf); err != nil {
+	if err := boardEnv(c, cm, fs, &bf); err != nil {
 		fmt.Fprintf(c.stderr, "espdeck partitions show: %v\n", err)
 		return exitUsage
 	}

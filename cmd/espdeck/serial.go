@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/config"
 	"github.com/espdeck/espdeck/internal/ops"
 	"github.com/espdeck/espdeck/serialflash"
 )
@@ -90,13 +91,14 @@ func runSerial(c *cli, args []string) int {
 		}
 	})
 	if !baudSet {
-		if v := c.getenv("ESPDECK_BAUD"); v != "" {
-			b, err := parseUint(v)
-			if err != nil || b < 9600 {
-				fmt.Fprintf(c.stderr, "espdeck: ESPDECK_BAUD=%q is not a baud rate\n", v)
-				return exitUsage
-			}
-			sf.baud = int(b)
+		// The config file's baud, or ESPDECK_BAUD over it.
+		cfg, err := config.Load(cm.config, c.getenv)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "espdeck: %v\n  fix it, or give --baud (and --config FILE for another config file)\n", err)
+			return exitUsage
+		}
+		if cfg.Defaults.Baud > 0 {
+			sf.baud = cfg.Defaults.Baud
 		}
 	}
 	if verb == "erase-all" {

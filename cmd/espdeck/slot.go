@@ -5,10 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/config"
 	"github.com/espdeck/espdeck/internal/ops"
 	"github.com/espdeck/espdeck/serialflash"
 )
@@ -51,19 +51,20 @@ func addBoardFlags(fs *flag.FlagSet, b *boardFlags) {
 }
 
 // boardEnv fills what the command line left open from the environment
-// (ESPDECK_PORT, ESPDECK_BAUD), which overrides defaults but not flags.
-func boardEnv(c *cli, fs *flag.FlagSet, b *boardFlags) error {
+// (ESPDECK_PORT, ESPDECK_BAUD) and the config file's baud, which override
+// defaults but not flags.
+func boardEnv(c *cli, cm *common, fs *flag.FlagSet, b *boardFlags) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if b.port == "" {
 		b.port = c.getenv("ESPDECK_PORT")
 	}
-	if v := c.getenv("ESPDECK_BAUD"); v != "" && !set["baud"] {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return fmt.Errorf("ESPDECK_BAUD=%q is not a baud rate", v)
-		}
-		b.baud = n
+	cfg, err := config.Load(cm.config, c.getenv) // applies ESPDECK_BAUD
+	if err != nil {
+		return err
+	}
+	if cfg.Defaults.Baud > 0 && !set["baud"] {
+		b.baud = cfg.Defaults.Baud
 	}
 	return nil
 }
@@ -212,7 +213,7 @@ func runSlot(c *cli, args []string) int {
 	if err != nil || tableOff%0x1000 != 0 || tableOff > 0xFFFFF000 {
 		return usage("--table-offset %q: want a sector-aligned address such as 0x8000", bf.tableOffset)
 	}
-	if err := boardEnv(c, fs, &bf); err != nil {
+	if err := boardEnv(c, cm, fs, &bf); err != nil {
 		return usage("%v", err)
 	}
 	if bf.port == "" {
