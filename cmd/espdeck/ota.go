@@ -180,7 +180,7 @@ func runOTAUpload(c *cli, args []string) int {
 	}
 	policy, err := c.preflightPolicy(cm)
 	if err != nil {
-		return usage(err.Error(), "fix the config file's signing_key")
+		return usage(err.Error(), "fix the config file or the key file its signing_key names, or point --config at another one")
 	}
 	verdict, err := ops.Preflight(image, ops.NewTarget(route), policy)
 	for _, w := range verdict.Warnings {

@@ -350,7 +350,7 @@ func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info 
 	flashSize := fl.FlashSize()
 	policy, err := c.preflightPolicy(cm)
 	if err != nil {
-		return &failure{code: exitUsage, name: "bad_config", message: err.Error(), hint: "fix the config file's signing_key"}
+		return &failure{code: exitUsage, name: "bad_config", message: err.Error(), hint: "fix the config file or the key file its signing_key names, or point --config at another one"}
 	}
 	for _, w := range ops.SecurityWarnings(info.Security.SecureBoot, info.Security.FlashEncryption) {
 		r.warn(w)
