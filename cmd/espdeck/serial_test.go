@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -95,8 +96,11 @@ func TestSerialWriteReadErase(t *testing.T) {
 	r = runCLI(t, nil, "serial", "erase", "0x9000", "0x2000", "--port", path, "--before", "no-reset")
 	require.Equal(t, exitOK, r.code, r.stderr)
 	require.Equal(t, bytes.Repeat([]byte{0xFF}, 0x2000), rom.Flash()[0x9000:0xB000])
-	// Without modem lines the after-reset asks the ROM to run the app.
-	require.False(t, rom.InDownloadMode())
+	// Without modem lines the after-reset asks the ROM to run the app. The
+	// ROM acts on that last command after the CLI has sent it (and may have
+	// exited): wait for it.
+	require.Eventually(t, func() bool { return !rom.InDownloadMode() }, 20*time.Second, 20*time.Millisecond,
+		"the board was sent back to its app")
 }
 
 func TestSerialRefusals(t *testing.T) {
