@@ -13,10 +13,17 @@ func runSim(c *cli, args []string) int {
 		}
 	}
 	fmt.Fprint(c.stderr, `Usage:
-  espdeck sim ota [--count N] [--password P] [--scheme md5|pbkdf2] [--flavour esp32|esp8266]
-  espdeck sim serial [--chip esp32s3] [--tcp 127.0.0.1:PORT]
+  espdeck sim ota [--image FILE] [--count N] [--password P] [--scheme md5|pbkdf2] [--flavour esp32|esp8266]
+  espdeck sim serial [--chip esp32s3] [--tcp 127.0.0.1:PORT] [--demo]
 
 Simulated devices listen on loopback only and run until Ctrl-C.
+
+Examples:
+  espdeck sim ota --image /tmp/app.bin    five OTA boards, and an app to upload to them
+  espdeck sim serial                      an ESP32 ROM bootloader on a pseudo-terminal
+  espdeck sim serial --demo               the same with a partition table, otadata and three apps
+
+'espdeck sim ota --help' and 'espdeck sim serial --help' list every flag.
 `)
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 		return exitOK

@@ -18,7 +18,7 @@ const slotUsage = `espdeck slot — OTA slot control over serial (the board must
 Usage:
   espdeck slot switch --port PORT --to ota_1      make ota_1 boot next
   espdeck slot erase-otadata --port PORT          boot factory (or ota_0 when there is none)
-  espdeck slot mark --port PORT --valid|--invalid set the state of the running app's entry
+  espdeck slot mark --port PORT --valid|--invalid [--slot ota_1]   set the state of the running app's entry (or that slot's)
   espdeck slot backup --port PORT --slot ota_0 -o FILE   save a partition to a file
 
 These commands write only the otadata partition, never an app slot. Each
