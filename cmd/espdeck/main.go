@@ -129,6 +129,18 @@ Flags every command understands:
   --yes              answer yes to confirmations
   --force            go on despite a failed pre-flight check (never a failed signature)
 
+TUI flags (espdeck without a command):
+  --demo, --host HOST[:PORT] (repeatable), --elf APP.elf, --host-ip IP, --host-port PORT,
+  --baud N, --no-mdns, --ascii, --config FILE, --log FILE
+
+Examples:
+  espdeck --demo                                     try the TUI on simulated boards
+  espdeck list                                       boards on the network and on USB
+  espdeck ota upload --host 192.168.1.40 --file build/app.bin
+  espdeck serial write 0x10000 app.bin --port /dev/ttyUSB0
+  espdeck image info build/app.bin
+  espdeck monitor --port /dev/ttyUSB0 --elf build/app.elf
+
 Run 'espdeck help COMMAND' or 'espdeck COMMAND --help' for a command's flags and examples.
 `)
 	return exitOK
