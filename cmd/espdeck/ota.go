@@ -168,7 +168,11 @@ func runOTAUpload(c *cli, args []string) int {
 	}
 	password, warning, err := otaPassword(c, f)
 	if err != nil {
-		return usage(err.Error(), "")
+		hint := "check the --password-file path; the file's first line is the password"
+		if f.passwordFile == "" {
+			hint = "export that variable before running espdeck (--password-env takes the variable's name, not the password)"
+		}
+		return usage(err.Error(), hint)
 	}
 	if warning != "" {
 		r.warn(warning)
