@@ -148,6 +148,10 @@ type Config struct {
 	Faults   Faults
 	// Logger gets one debug line per command; nil discards.
 	Logger *slog.Logger
+
+	// onHangUp (ResetOnOpen only) is told when the simulator has seen the
+	// host close the port, so a test knows the next open is a new session.
+	onHangUp func()
 }
 
 // LogEntry is one request the simulator received.

@@ -49,7 +49,9 @@ func StartPTY(ctx context.Context, cfg Config) (path string, rom *ROM, stop func
 		// session.
 		slave.Close()
 		slave = nil
-		rw = &sessionMaster{f: master, ctx: ctx, onOpen: func() { rom.Reset(true) }}
+		// closed: no host has the port open yet, so the first one to open
+		// it starts a session too.
+		rw = &sessionMaster{f: master, ctx: ctx, onOpen: func() { rom.Reset(true) }, onHangUp: cfg.onHangUp, closed: true}
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -74,17 +76,23 @@ func StartPTY(ctx context.Context, cfg Config) (path string, rom *ROM, stop func
 // sessionMaster reads a pty master whose slave is only open while a host
 // uses it: EIO means "no host"; data after EIO means a host opened the
 // port, which resets the chip like a board's auto-reset circuit would.
+// A host that closes and reopens the port before the simulator reads the
+// EIO stays in the same session (the slave's reopen clears the hang-up).
 type sessionMaster struct {
-	f      *os.File
-	ctx    context.Context
-	onOpen func()
-	closed bool
+	f        *os.File
+	ctx      context.Context
+	onOpen   func()
+	onHangUp func() // may be nil
+	closed   bool
 }
 
 func (m *sessionMaster) Read(p []byte) (int, error) {
 	for {
 		n, err := m.f.Read(p)
 		if err != nil && errors.Is(err, syscall.EIO) {
+			if !m.closed && m.onHangUp != nil {
+				m.onHangUp()
+			}
 			m.closed = true
 			select {
 			case <-m.ctx.Done():

@@ -43,10 +43,20 @@ func syncOnce(t *testing.T, path string) bool {
 }
 
 func TestResetOnOpenStartsEachSessionInDownloadMode(t *testing.T) {
-	path, rom, stop, err := StartPTY(context.Background(), Config{Chip: firmware.ChipESP32C3, ResetOnOpen: true})
+	hungUp := make(chan struct{}, 4)
+	path, rom, stop, err := StartPTY(context.Background(), Config{Chip: firmware.ChipESP32C3, ResetOnOpen: true,
+		onHangUp: func() { hungUp <- struct{}{} }})
 	require.NoError(t, err)
 	defer stop()
 	require.True(t, syncOnce(t, path))
+	// A pty tells the simulator about a closed port only while it stays
+	// closed: reopen once it has seen that, or a loaded machine may reopen
+	// first and the reopen is no new session.
+	select {
+	case <-hungUp:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the simulator never saw the port close")
+	}
 	rom.Reset(false) // the app runs: SYNC is ignored until the next session
 	require.Eventually(t, func() bool { return !rom.InDownloadMode() }, 5*time.Second, 10*time.Millisecond)
 	require.True(t, syncOnce(t, path), "reopening the port reset the board into download mode")
