@@ -92,6 +92,10 @@ type Faults struct {
 	// StallAfter makes the device stop reading (without closing) once this
 	// many bytes arrived, until the host gives up (0: off).
 	StallAfter int64
+	// ConnectAfter, when not nil, holds the connection back until the
+	// channel is closed (a device slow to connect; lets a test put another
+	// connection first in the host's queue).
+	ConnectAfter <-chan struct{}
 	// ReplyDelay delays every reply, UDP and TCP, by this much (models a
 	// network round trip).
 	ReplyDelay time.Duration
@@ -455,6 +459,13 @@ func (d *Device) runUpdate(ctx context.Context, p pending, host *net.UDPAddr) {
 		s.State = StateNoConnect
 		d.record(s)
 		return
+	}
+	if hold := d.cfg.Faults.ConnectAfter; hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return
+		}
 	}
 	addr := net.JoinHostPort(host.IP.String(), strconv.Itoa(p.inv.port))
 	s.Host = addr
