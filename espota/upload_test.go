@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -381,27 +380,35 @@ func TestNotAnApp(t *testing.T) {
 
 func TestForeignConnectionRefused(t *testing.T) {
 	checkLeaks(t)
-	// The device's reply comes late so the intruder is first in line.
-	dev := startSim(t, otasim.Config{Faults: otasim.Faults{ReplyDelay: 500 * time.Millisecond}})
-	port := freeTCPPort(t)
+	// The device connects back only once the intruder is connected, so the
+	// intruder is first in line however slow the machine is.
+	intruderIn := make(chan struct{})
+	dev := startSim(t, otasim.Config{Faults: otasim.Faults{ConnectAfter: intruderIn}})
 	opts := testOpts()
-	opts.HostPort = port
 	intruderDone := make(chan error, 1)
 	var once sync.Once
 	opts.OnProgress = func(p Progress) {
-		if p.Stage != StageInvite {
+		if p.Stage != StageConnect {
 			return
 		}
 		once.Do(func() {
-			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 2 * time.Second}
-			c, err := d.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+			defer close(intruderIn)
+			// The listener's own port, from the progress report: a port
+			// picked in advance could be taken by then.
+			_, port, err := net.SplitHostPort(p.Addr)
+			if err != nil {
+				intruderDone <- err
+				return
+			}
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 10 * time.Second}
+			c, err := d.Dial("tcp4", net.JoinHostPort("127.0.0.1", port))
 			if err != nil {
 				intruderDone <- err
 				return
 			}
 			go func() {
 				defer c.Close()
-				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				c.SetReadDeadline(time.Now().Add(30 * time.Second))
 				_, err := c.Read(make([]byte, 1))
 				intruderDone <- err
 			}()
@@ -413,13 +420,6 @@ func TestForeignConnectionRefused(t *testing.T) {
 	require.ErrorIs(t, <-intruderDone, io.EOF, "the intruder got nothing and was closed")
 	ss, _ := dev.WaitSessions(context.Background(), 1)
 	require.Equal(t, img, ss[0].Received)
-}
-
-func freeTCPPort(t *testing.T) int {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func TestCancelDuringEachStage(t *testing.T) {
