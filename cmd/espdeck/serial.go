@@ -133,6 +133,10 @@ func runSerial(c *cli, args []string) int {
 			files = append(files, pos[i+1])
 		}
 	case "read":
+		if len(pos) == 3 && sf.output == "" {
+			// esptool's read_flash ADDR SIZE FILE, typed from habit.
+			sf.output, pos = pos[2], pos[:2]
+		}
 		if len(pos) != 2 || sf.output == "" {
 			return usage("serial read needs ADDR SIZE and -o FILE", "e.g. espdeck serial read 0x8000 0xC00 -o table.bin")
 		}
