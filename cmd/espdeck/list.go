@@ -42,7 +42,7 @@ func (s *repeatedFlag) Set(v string) error { *s = append(*s, v); return nil }
 func runList(c *cli, args []string) int {
 	fs, cm := c.newFlags("list", listUsage)
 	watch := fs.Bool("watch", false, "keep running and report devices as they come and go (Ctrl-C ends)")
-	timeout := fs.Duration("timeout", 2*time.Second, "how long one mDNS round listens for answers")
+	timeout := fs.Duration("timeout", 0, "how long one mDNS round listens for answers (default 2s for one look; with --watch the short rounds of the live view)")
 	interval := fs.Duration("interval", discovery.DefaultInterval, "pause between mDNS rounds with --watch (jittered ±20%)")
 	var hosts, ifaces repeatedFlag
 	fs.Var(&hosts, "host", "add a device by hand: `HOST[:PORT]` (repeatable)")
@@ -58,8 +58,16 @@ func runList(c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "espdeck list: unexpected argument %q (add a device with --host %s)\n", pos[0], pos[0])
 		return exitUsage
 	}
-	if *timeout <= 0 || *interval <= 0 {
+	if *timeout < 0 || *interval <= 0 {
 		return r.finish(&failure{code: exitUsage, name: "usage", message: "--timeout and --interval must be positive durations such as 2s"}, nil)
+	}
+	if *timeout == 0 {
+		// One look listens long enough for slow responders; a live view uses
+		// short rounds so that a new board appears within about a second.
+		*timeout = 2 * time.Second
+		if *watch {
+			*timeout = discovery.DefaultRoundTimeout
+		}
 	}
 	logger, closeLog, err := c.logger(cm)
 	if err != nil {
