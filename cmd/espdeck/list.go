@@ -58,10 +58,12 @@ func runList(c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "espdeck list: unexpected argument %q (add a device with --host %s)\n", pos[0], pos[0])
 		return exitUsage
 	}
-	if *timeout < 0 || *interval <= 0 {
+	timeoutSet := false
+	fs.Visit(func(f *flag.Flag) { timeoutSet = timeoutSet || f.Name == "timeout" })
+	if (timeoutSet && *timeout <= 0) || *interval <= 0 {
 		return r.finish(&failure{code: exitUsage, name: "usage", message: "--timeout and --interval must be positive durations such as 2s"}, nil)
 	}
-	if *timeout == 0 {
+	if !timeoutSet {
 		// One look listens long enough for slow responders; a live view uses
 		// short rounds so that a new board appears within about a second.
 		*timeout = 2 * time.Second
