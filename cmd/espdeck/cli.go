@@ -382,3 +382,12 @@ func notYet(c *cli, name string) int {
 	fmt.Fprintf(c.stderr, "espdeck: %s is not available in this build yet\n", name)
 	return exitInternal
 }
+
+// mdnsOff reports whether the environment turns mDNS browsing off
+// (ESPDECK_MDNS=off), for networks where multicast is unwelcome. The
+// in-process test harness always sets it, so no test can browse the host's
+// network by accident.
+func (c *cli) mdnsOff() bool {
+	v := strings.ToLower(c.getenv("ESPDECK_MDNS"))
+	return v == "off" || v == "0" || v == "false" || v == "no"
+}

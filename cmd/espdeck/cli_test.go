@@ -26,7 +26,15 @@ func runCLI(t *testing.T, env map[string]string, args ...string) cliResult {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out, errb bytes.Buffer
-	getenv := func(k string) string { return env[k] }
+	getenv := func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		if k == "ESPDECK_MDNS" {
+			return "off" // never browse the host's network from a test
+		}
+		return ""
+	}
 	code := run(ctx, args, strings.NewReader(""), &out, &errb, getenv)
 	return cliResult{code: code, stdout: out.String(), stderr: errb.String()}
 }
@@ -112,4 +120,13 @@ func TestReporterJSONResult(t *testing.T) {
 	require.Equal(t, "auth_failed", res["error"])
 	require.Equal(t, "md5", res["auth_scheme"])
 	require.Equal(t, "dev1", res["device"])
+}
+
+func TestHarnessKeepsMDNSOff(t *testing.T) {
+	// A plain list in a test must not browse: the harness turns mDNS off.
+	r := runCLI(t, nil, "list", "--no-usb", "--json")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	res := lastResult(t, r.stdout)
+	status, _ := res["status"].(map[string]any)
+	require.Equal(t, "off", status["mdns"], "mDNS must be off in tests: %v", res)
 }

@@ -53,6 +53,7 @@ func runList(c *cli, args []string) int {
 	if err != nil {
 		return usageExit(err)
 	}
+	*noMDNS = *noMDNS || c.mdnsOff()
 	r := c.reporter(cm, "")
 	if len(pos) > 0 {
 		fmt.Fprintf(c.stderr, "espdeck list: unexpected argument %q (add a device with --host %s)\n", pos[0], pos[0])

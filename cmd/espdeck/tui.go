@@ -108,7 +108,7 @@ func runTUI(c *cli, args []string) int {
 	bcfg := tuibackend.Config{Policy: policy, HostIP: *hostIP, HostPort: *hostPort, Serial: serialOpts, ELF: *elf, Logger: log,
 		Password: storedPassword(cfg, c.getenv, log)}
 	tcfg := tui.Config{Concurrency: cfg.Defaults.Concurrency, ASCII: *ascii, Logger: log}
-	wopts := discovery.Options{Static: static, DisableMDNS: *noMDNS, Logger: log}
+	wopts := discovery.Options{Static: static, DisableMDNS: *noMDNS || c.mdnsOff(), Logger: log}
 
 	if *demoMode {
 		dir, err := os.MkdirTemp("", "espdeck-demo-")
