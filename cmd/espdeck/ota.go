@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/espdeck/espdeck/espota"
+	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/ops"
 )
 
@@ -22,7 +23,8 @@ Uploads an image over the network to an ESP32 or ESP8266 running ArduinoOTA.
 The device port defaults to 3232 (ESP32); ESP8266 boards listen on 8266.
 The password comes from --password-env VAR, --password-file FILE or the
 ESPDECK_PASSWORD environment variable; on a terminal espdeck asks for it
-when the device wants one.
+when the device wants one. OTA cannot ask the board for its chip: give it
+with --chip and an image built for another chip is refused before sending.
 
 espota.py's own flags work too, so espdeck can be the upload tool of the
 Arduino IDE or PlatformIO:
@@ -31,6 +33,7 @@ Arduino IDE or PlatformIO:
 
 Examples:
   espdeck ota upload --host 192.168.1.40 --file build/app.bin
+  espdeck ota upload --host 192.168.1.40 --file build/app.bin --chip esp32s3
   espdeck ota upload --host esp8266-1a2b3c.local:8266 --file app.bin --password-env OTA_PW
   espdeck ota upload --host 192.168.1.40 --file littlefs.bin --fs --json
   espdeck ota -i 192.168.1.40 -p 3232 --auth=secret -f app.bin
@@ -88,6 +91,7 @@ func (f timeoutFlag) Set(s string) error {
 
 type otaFlags struct {
 	host, file, passwordEnv, passwordFile, hostIP, authArg string
+	chip                                                   string
 	port, hostPort                                         int
 	fs, md5Target, espotaProgress, debug                   bool
 	timeout                                                time.Duration
@@ -115,6 +119,7 @@ func runOTAUpload(c *cli, args []string) int {
 	str(&f.host, "device IP (espota.py)", "i", "ip")
 	num(&f.port, "device UDP `PORT` (default 3232; ESP8266: 8266)", "p", "port")
 	str(&f.file, "image `FILE` to upload", "file", "f")
+	str(&f.chip, "the board's `CHIP` (esp32, esp32s3, esp8266, …): refuse an image built for another one (OTA cannot ask the board)", "chip")
 	boolean(&f.fs, "the image is a filesystem (SPIFFS/LittleFS) image", "fs", "s", "spiffs")
 	str(&f.passwordEnv, "read the password from environment variable `VAR`", "password-env")
 	str(&f.passwordFile, "read the password from `FILE` (first line)", "password-file")
@@ -186,7 +191,15 @@ func runOTAUpload(c *cli, args []string) int {
 	if err != nil {
 		return usage(err.Error(), "fix the config file or the key file its signing_key names, or point --config at another one")
 	}
-	verdict, err := ops.Preflight(image, ops.NewTarget(route), policy)
+	pfTarget := ops.NewTarget(route)
+	if f.chip != "" && f.chip != "auto" {
+		chip, err := firmware.ParseChip(f.chip)
+		if err != nil {
+			return usage(fmt.Sprintf("--chip %q: %v", f.chip, err), "give the chip the board has (espdeck serial info shows it), or leave --chip out")
+		}
+		pfTarget.Chip = chip
+	}
+	verdict, err := ops.Preflight(image, pfTarget, policy)
 	for _, w := range verdict.Warnings {
 		r.warn(w)
 	}
