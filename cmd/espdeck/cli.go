@@ -59,9 +59,18 @@ type common struct {
 func (c *cli) newFlags(name, usage string) (*flag.FlagSet, *common) {
 	fs := flag.NewFlagSet("espdeck "+name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	cm := &common{}
+	cm := &common{logLevel: "warn"}
 	fs.BoolVar(&cm.json, "json", false, "one JSON object per line on stdout")
-	fs.StringVar(&cm.logLevel, "log-level", "warn", "debug, info, warn or error")
+	// Checked while parsing, so a typo is refused by every command, also
+	// by those that log nothing.
+	fs.Func("log-level", "log `LEVEL`: debug, info, warn or error (default warn)", func(v string) error {
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(v)); err != nil {
+			return errors.New("want debug, info, warn or error")
+		}
+		cm.logLevel = v
+		return nil
+	})
 	fs.StringVar(&cm.logFile, "log", "", "write the log to `FILE`")
 	fs.StringVar(&cm.config, "config", "", "config `FILE` (default $XDG_CONFIG_HOME/espdeck/config.toml)")
 	fs.BoolVar(&cm.yes, "yes", false, "answer yes to confirmations")
