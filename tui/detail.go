@@ -140,7 +140,7 @@ func (m Model) detailLines(h int) []string {
 		actions = append(actions, "m monitor")
 	}
 	actions = append(actions, "esc back")
-	lines = append(lines, " "+st.Border.Render(strings.Repeat("─", max(m.width-2, 1))))
+	lines = append(lines, " "+st.Border.Render(strings.Repeat(m.glyphs.hline, max(m.width-2, 1))))
 	lines = append(lines, " "+st.Faint.Render(strings.Join(actions, "   ")))
 	if ps := m.parts[r.key]; ps != nil && len(lines) < h-3 {
 		lines = append(lines, "")

@@ -250,6 +250,14 @@ func (m *Model) finishJob(msg jobFinishedMsg) tea.Cmd {
 			}))
 		}
 	}
+	// A serial write changed the board's flash (and may have selected a new
+	// boot slot): what the partitions view knew is stale, so read it again.
+	if r := m.rowByKey(m.resolveKey(j.row)); r != nil && r.ser != nil && j.req.Route == RouteSerial && m.be.Partitions != nil {
+		if ps, ok := m.parts[r.key]; ok && !ps.busy {
+			ps.busy = true
+			cmds = append(cmds, readPartitions(m.ctx, m.be.Partitions, r.key, *r.ser))
+		}
+	}
 	if g != nil && g.total > 1 && g.done+g.failed+g.stopped == g.total {
 		m.notice = fmt.Sprintf("group flash of %s: %d done, %d failed, %d cancelled", g.file, g.done, g.failed, g.stopped)
 		m.logf(slog.LevelInfo, "%s", m.notice)

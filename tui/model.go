@@ -123,13 +123,17 @@ type Model struct {
 // glyphs are the symbols that have an ASCII fallback.
 type glyphs struct {
 	cursor, mark, lock, ok, fail, dot, arrow string
+	// Box drawing: corners, horizontal and vertical lines.
+	tl, tr, bl, br, hline, vline string
 }
 
 func newGlyphs(ascii bool) glyphs {
 	if ascii {
-		return glyphs{cursor: ">", mark: "*", lock: "pw", ok: "ok", fail: "x", dot: "-", arrow: "<-"}
+		return glyphs{cursor: ">", mark: "*", lock: "pw", ok: "ok", fail: "x", dot: "-", arrow: "<-",
+			tl: "+", tr: "+", bl: "+", br: "+", hline: "-", vline: "|"}
 	}
-	return glyphs{cursor: "▸", mark: "✓", lock: "🔒", ok: "✓", fail: "✗", dot: "·", arrow: "←"}
+	return glyphs{cursor: "▸", mark: "✓", lock: "🔒", ok: "✓", fail: "✗", dot: "·", arrow: "←",
+		tl: "┌", tr: "┐", bl: "└", br: "┘", hline: "─", vline: "│"}
 }
 
 // New builds the root model. Nothing starts until the program calls Init.
@@ -694,15 +698,16 @@ func (m Model) boxKeep(title string, lines []string, w, h int, keepTail bool) []
 	if lipgloss.Width(title) > w-5 {
 		title = ansi.Truncate(title, max(w-5, 1), "…")
 	}
-	top := "┌ " + m.st.Title.Render(title) + " "
-	fill := w - 1 - lipgloss.Width(top)
+	g := m.glyphs
+	top := " " + m.st.Title.Render(title) + " "
+	fill := w - 2 - lipgloss.Width(top)
 	if fill < 0 {
-		top = "┌"
+		top = ""
 		fill = w - 2
 	}
 	out := make([]string, 0, h)
-	out = append(out, b.Render("┌")+top[len("┌"):]+b.Render(strings.Repeat("─", max(fill, 0))+"┐"))
-	side := b.Render("│")
+	out = append(out, b.Render(g.tl)+top+b.Render(strings.Repeat(g.hline, max(fill, 0))+g.tr))
+	side := b.Render(g.vline)
 	for i := 0; i < h-2; i++ {
 		l := ""
 		if i < len(lines) {
@@ -710,7 +715,7 @@ func (m Model) boxKeep(title string, lines []string, w, h int, keepTail bool) []
 		}
 		out = append(out, side+" "+pad(l, inner)+" "+side)
 	}
-	out = append(out, b.Render("└"+strings.Repeat("─", w-2)+"┘"))
+	out = append(out, b.Render(g.bl+strings.Repeat(g.hline, w-2)+g.br))
 	return out
 }
 

@@ -717,3 +717,24 @@ func TestStoredPasswordIsNotAskedFor(t *testing.T) {
 	require.Len(t, m.jobs, 1)
 	require.Equal(t, Secret(""), m.jobs[0].req.Password, "the backend fills it in")
 }
+
+func TestSerialFlashRereadsPartitions(t *testing.T) {
+	m, fake := newTestModel(t, 100, 40, Config{})
+	m = openBenchDetail(t, m, fake)
+	r := m.rowByKey(m.current)
+	require.True(t, m.parts[r.key].loaded)
+	m.enqueue("fw.bin", map[string]FlashRequest{r.key: {Device: *r.ser, Route: RouteSerial, File: "fw.bin"}})
+	m, cmd := sendCmd(t, m, jobFinishedMsg{job: m.jobs[0].id, result: FlashResult{Bytes: 1}})
+	require.True(t, m.parts[r.key].busy, "the partition view is read again after a serial write")
+	require.NotNil(t, cmd)
+}
+
+func TestASCIIModeDrawsNoBoxGlyphs(t *testing.T) {
+	m, _ := newTestModel(t, 100, 30, Config{ASCII: true})
+	screen := screenText(m)
+	for _, g := range []string{"┌", "┐", "└", "┘", "─", "│", "▸", "🔒"} {
+		require.NotContains(t, screen, g)
+	}
+	require.Contains(t, screen, "+ Devices")
+	require.Contains(t, screen, "pw")
+}
