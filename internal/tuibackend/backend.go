@@ -70,6 +70,8 @@ type learnedFacts struct {
 	authScheme string
 	chip       string
 	mac        string
+	flashSize  uint32              // serial boards: detected flash size
+	parts      *ops.PartitionState // serial boards: the last partition state read
 }
 
 // New returns a Backend for cfg.

@@ -133,3 +133,27 @@ func TestDefaultSerialAddress(t *testing.T) {
 		Segments: []firmware.SegmentSpec{{LoadAddr: 0x3FFF0000, Data: make([]byte, 64)}}})
 	require.Equal(t, uint32(0x1000), defaultSerialAddress(firmware.ChipESP32, boot), "an ESP32 bootloader lives at 0x1000")
 }
+
+func TestSerialTargetUsesWhatWasLearned(t *testing.T) {
+	b := New(Config{})
+	dev := tui.Device{ID: "demo/bench-3", Kind: tui.KindSerial, Port: "/dev/pts/9", Chip: "ESP32"}
+	app := firmware.BuildImage(firmware.ImageSpec{Chip: firmware.ChipESP32, AppDesc: &firmware.AppDesc{Version: "1"},
+		Segments: []firmware.SegmentSpec{{LoadAddr: 0x400D0020, Data: make([]byte, 256)}}})
+
+	before := b.targetFor(dev, app)
+	require.Equal(t, ops.RouteSerial, before.Route)
+	require.Zero(t, before.FlashSize, "nothing learned yet")
+
+	b.learn(dev.ID, func(l *learnedFacts) {
+		l.flashSize = 4 << 20
+		l.parts = &ops.PartitionState{BootsNext: "ota_0", Running: "ota_0", Rows: []ops.PartitionRow{
+			{Name: "ota_0", OTASlot: 0, Offset: 0x110000, Size: 1 << 20},
+			{Name: "ota_1", OTASlot: 1, Offset: 0x210000, Size: 1 << 20},
+		}}
+	})
+	after := b.targetFor(dev, app)
+	require.Equal(t, firmware.ChipESP32, after.Chip)
+	require.Equal(t, uint32(4<<20), after.FlashSize)
+	require.Equal(t, uint32(0x210000), after.Address, "the slot the flash job will write")
+	require.Equal(t, uint32(1<<20), after.SlotSize)
+}

@@ -179,7 +179,7 @@ func (b *Backend) openSerial(ctx context.Context, dev tui.Device, progress func(
 		return nil, nil, err
 	}
 	if info, err := f.Info(ctx); err == nil {
-		b.learn(dev.ID, func(l *learnedFacts) { l.chip, l.mac = info.Chip.String(), info.MAC })
+		b.learn(dev.ID, func(l *learnedFacts) { l.chip, l.mac, l.flashSize = info.Chip.String(), info.MAC, info.FlashSize })
 	}
 	return f, func() { f.Close(); unlock() }, nil
 }

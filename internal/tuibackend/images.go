@@ -42,6 +42,16 @@ func (b *Backend) targetFor(dev tui.Device, data []byte) ops.Target {
 	if dev.Kind == tui.KindSerial {
 		t.Route = ops.RouteSerial
 		t.Address = defaultSerialAddress(t.Chip, data)
+		b.mu.Lock()
+		f := b.learned[dev.ID]
+		b.mu.Unlock()
+		t.FlashSize = f.flashSize
+		// The same slot choice the flash job makes, from the last table read.
+		if f.parts != nil && firmware.Classify(data) == firmware.ContentApp {
+			if row, ok := nextSlot(f.parts); ok {
+				t.Address, t.SlotSize = row.Offset, row.Size
+			}
+		}
 	}
 	return t
 }

@@ -25,6 +25,7 @@ func (b *Backend) withFlash(ctx context.Context, dev tui.Device, fn func(io ops.
 	if err != nil {
 		return tui.PartitionState{}, serialError(err)
 	}
+	b.learn(dev.ID, func(l *learnedFacts) { l.parts = st })
 	if err := f.HardReset(ctx); err != nil {
 		b.log.Warn("hard reset failed", "port", dev.Port, "err", err)
 	}
