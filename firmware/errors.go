@@ -3,6 +3,7 @@ package firmware
 import (
 	"errors"
 	"fmt"
+	"github.com/espdeck/espdeck/internal/humanize"
 )
 
 // Sentinels that callers branch on with errors.Is. Every typed error below
@@ -57,8 +58,12 @@ type ChipMismatchError struct {
 }
 
 func (e *ChipMismatchError) Error() string {
-	return fmt.Sprintf("the image is built for %s but the target is %s: build it for %s (idf.py set-target %s, or the matching board in Arduino/PlatformIO)",
-		e.Image, e.Target, e.Target, chipKey(e.Target))
+	how := fmt.Sprintf("idf.py set-target %s, or the matching board in Arduino/PlatformIO", chipKey(e.Target))
+	if e.Target == ChipESP8266 {
+		// ESP-IDF does not build for the ESP8266: Arduino, PlatformIO or the RTOS SDK do.
+		how = "choose an ESP8266 board in Arduino/PlatformIO, or use the ESP8266 RTOS SDK"
+	}
+	return fmt.Sprintf("the image is built for %s but the target is %s: build it for %s (%s)", e.Image, e.Target, e.Target, how)
 }
 
 func (e *ChipMismatchError) Is(target error) bool { return target == ErrChipMismatch }
@@ -83,7 +88,7 @@ func (e *TooLargeError) Error() string {
 		hint = "check the write address, and the flash size if it was detected wrongly (--flash-size)"
 	}
 	return fmt.Sprintf("the image needs %d bytes (%s) but %s has %d bytes (%s), %d bytes too many: %s",
-		e.Image, humanSize(e.Image), where, e.Slot, humanSize(e.Slot), e.Image-e.Slot, hint)
+		e.Image, humanize.Bytes(e.Image), where, e.Slot, humanize.Bytes(e.Slot), e.Image-e.Slot, hint)
 }
 
 func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
@@ -200,15 +205,4 @@ func chipConfigName(c Chip) string {
 
 func revString(full int) string {
 	return fmt.Sprintf("%d.%d", full/100, full%100)
-}
-
-// humanSize renders a byte count with a 1024-based unit.
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.2f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/espdeck/espdeck/internal/humanize"
 	"strings"
 )
 
@@ -492,7 +493,7 @@ func (im *Image) Summary(name string) string {
 		}
 		parts = append(parts, v)
 	}
-	parts = append(parts, humanSize(int64(im.FileSize))) // what is written, signature included
+	parts = append(parts, humanize.Bytes(int64(im.FileSize))) // what is written, signature included
 	switch {
 	case im.Format == FormatESP8266V2:
 		parts = append(parts, "not checked")

@@ -119,7 +119,7 @@ func TestSpecVectors(t *testing.T) {
 			t.Errorf("checksum 0x%x app=%v", im.Checksum, im.IsApp())
 		}
 		sum := im.Summary("blink.bin")
-		if sum != "blink.bin · ESP32-S2 app · qa-test-v5.0-20220830-4-g4532e6 · 178.1 KB · SHA-256 ok" {
+		if sum != "blink.bin · ESP32-S2 app · qa-test-v5.0-20220830-4-g4532e6 · 178.1 KiB · SHA-256 ok" {
 			t.Errorf("summary %q", sum)
 		}
 	})

@@ -261,7 +261,7 @@ func TestAppDescSanitised(t *testing.T) {
 
 func TestSummary(t *testing.T) {
 	im := mustParse(t, sampleApp(ChipESP32S3))
-	want := "greenhouse.bin · ESP32-S3 app · v2.7.1 · 1.5 KB · SHA-256 ok"
+	want := "greenhouse.bin · ESP32-S3 app · v2.7.1 · 1.5 KiB · SHA-256 ok"
 	if got := im.Summary("greenhouse.bin"); got != want {
 		t.Errorf("Summary = %q, want %q", got, want)
 	}

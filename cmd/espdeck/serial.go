@@ -341,11 +341,14 @@ func printInfo(c *cli, info serialflash.ChipInfo, fl *serialflash.Flasher) {
 	if info.Security.SecureBoot && info.Security.SecureBootVersion > 0 {
 		sb += fmt.Sprintf(" (v%d)", info.Security.SecureBootVersion)
 	}
-	jtag := "enabled"
-	if info.Security.JTAGDisabled {
-		jtag = "disabled"
+	jtag := ", JTAG enabled"
+	switch {
+	case info.Chip == firmware.ChipESP8266:
+		jtag = "" // no JTAG eFuse (nor secure boot hardware) to speak of
+	case info.Security.JTAGDisabled:
+		jtag = ", JTAG disabled"
 	}
-	fmt.Fprintf(w, "Security:    secure boot %s, flash encryption %s, secure download mode %s, JTAG %s\n",
+	fmt.Fprintf(w, "Security:    secure boot %s, flash encryption %s, secure download mode %s%s\n",
 		sb, onOff(info.Security.FlashEncryption), onOff(info.Security.SecureDownloadMode), jtag)
 	fmt.Fprintf(w, "Link:        %d Bd, ROM bootloader (no stub)\n", fl.Baud())
 }
