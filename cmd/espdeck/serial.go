@@ -432,6 +432,11 @@ func serialErase(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info 
 	}
 	var err error
 	if all {
+		q := fmt.Sprintf("Erase the whole %s flash of this %s — bootloader, partition table, every app and all data?", sizeOrUnknown(fl.FlashSize()), info.Chip)
+		if !c.confirm(cm, q) {
+			return &failure{code: exitRefused, name: "not_confirmed", message: "nothing was erased: the erase was not confirmed",
+				hint: "answer y on a terminal, or pass --yes in scripts"}
+		}
 		r.stage("erase", fmt.Sprintf("erasing the whole flash (%s)…", sizeOrUnknown(fl.FlashSize())))
 		err = fl.EraseAll(c.ctx)
 	} else {

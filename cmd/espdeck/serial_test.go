@@ -149,7 +149,13 @@ func TestSerialNoSyncExitCode(t *testing.T) {
 
 func TestSerialEraseFlashAlias(t *testing.T) {
 	path, rom := startSerialSim(t, romsim.Config{Chip: firmware.ChipESP32S3, FlashImage: bytes.Repeat([]byte{0x42}, 0x3000)})
+	// Without a terminal and without --yes the whole flash is not erased.
 	r := runCLI(t, nil, "erase_flash", "--port", path, "--before", "no-reset", "--json")
+	require.Equal(t, exitRefused, r.code, r.stdout)
+	require.Equal(t, "not_confirmed", lastResult(t, r.stdout)["error"])
+	require.Equal(t, byte(0x42), rom.Flash()[0x1000], "nothing was erased")
+
+	r = runCLI(t, nil, "erase_flash", "--port", path, "--before", "no-reset", "--json", "--yes")
 	require.Equal(t, exitOK, r.code, r.stdout)
 	flash := rom.Flash()
 	require.Equal(t, bytes.Repeat([]byte{0xFF}, len(flash)), flash)
