@@ -217,7 +217,12 @@ func runSlot(c *cli, args []string) int {
 		return usage("%v", err)
 	}
 	if bf.port == "" {
-		return usage("--port PORT is required (or set ESPDECK_PORT)")
+		// As with 'serial': the only ESP-looking port when exactly one is plugged in.
+		port, f := pickPort(c, "")
+		if f != nil {
+			return c.reporter(cm, "").finish(f, nil)
+		}
+		bf.port = port
 	}
 	var markState firmware.OTAState
 	changeOpts := ops.ChangeOptions{Force: cm.force}
