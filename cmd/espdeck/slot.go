@@ -323,6 +323,16 @@ func slotBackup(c *cli, r *reporter, b *slotBoard, tableOff uint32, name, out st
 		return r.finish(slotFailure(c, err, "backup "+name), nil)
 	}
 	b.reset(r)
+	if out == "-" {
+		if r.json {
+			return r.finish(&failure{code: exitUsage, name: "usage", message: "-o - writes the slot to stdout, which --json keeps for JSON lines",
+				hint: "give -o a file name"}, nil)
+		}
+		if _, err := c.stdout.Write(data); err != nil {
+			return r.finish(&failure{code: exitInternal, name: "write_failed", message: fmt.Sprintf("cannot write to stdout: %v", err)}, nil)
+		}
+		return r.finish(nil, map[string]any{"partition": p.Name, "bytes": len(data)})
+	}
 	if err := writeFileAtomic(out, data); err != nil {
 		return r.finish(&failure{code: exitInternal, name: "write_failed", message: fmt.Sprintf("cannot write %s: %v", out, err),
 			hint: "check the directory exists and is writable"}, nil)

@@ -99,6 +99,11 @@ func TestRollbackEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, before["ota_1"], got)
 
+	// -o - streams the slot to stdout (for a pipe into another tool).
+	r = runCLI(t, nil, append([]string{"slot", "backup", "--slot", "ota_1", "-o", "-"}, fast...)...)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	require.Equal(t, before["ota_1"], []byte(r.stdout))
+
 	require.Equal(t, before, appSlotBytes(t, rom), "app slots are never written")
 }
 
