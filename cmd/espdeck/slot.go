@@ -216,14 +216,6 @@ func runSlot(c *cli, args []string) int {
 	if err := boardEnv(c, cm, fs, &bf); err != nil {
 		return usage("%v", err)
 	}
-	if bf.port == "" {
-		// As with 'serial': the only ESP-looking port when exactly one is plugged in.
-		port, f := pickPort(c, "")
-		if f != nil {
-			return c.reporter(cm, "").finish(f, nil)
-		}
-		bf.port = port
-	}
 	var markState firmware.OTAState
 	changeOpts := ops.ChangeOptions{Force: cm.force}
 	switch verb {
@@ -254,6 +246,14 @@ func runSlot(c *cli, args []string) int {
 		}
 	}
 
+	if bf.port == "" {
+		// As with 'serial': the only ESP-looking port when exactly one is plugged in.
+		port, f := pickPort(c, "")
+		if f != nil {
+			return c.reporter(cm, "").finish(f, nil)
+		}
+		bf.port = port
+	}
 	r := c.reporter(cm, bf.port)
 	b, f := openSlotBoard(c, cm, r, bf)
 	if f != nil {

@@ -334,15 +334,23 @@ func (s *PartitionState) applyOTAData(d firmware.OTAData) {
 	// What booted last: a NEW copy has not booted yet under rollback; a
 	// PENDING_VERIFY copy is the app that booted and has not confirmed.
 	last := d
+	fresh := -1 // a NEW copy, left out of "what booted last"
 	if s.Rollback {
 		for i := range last.Copies {
-			if last.Copies[i].State == firmware.OTAStateNew {
+			if last.Copies[i].State == firmware.OTAStateNew && !last.Copies[i].Empty() {
 				last.Copies[i].State = firmware.OTAStateInvalid
+				fresh = i
 			}
 		}
 	}
 	run := firmware.SelectBoot(last, l, firmware.BootOptions{})
 	s.Running, s.RunningWhy = s.decisionTarget(run), run.Reason
+	if fresh >= 0 && run.Copy >= 0 {
+		// run.Reason would call the NEW copy "invalid": say what it is.
+		c := d.Copies[run.Copy]
+		s.RunningWhy = fmt.Sprintf("otadata copy %d (seq %d, state %s) is the newest entry that has booted; copy %d is new and first boots at the next reset",
+			run.Copy, c.Seq, c.State, fresh)
+	}
 	if run.Copy < 0 && !(d.Copies[0].Empty() && d.Copies[1].Empty()) && l.AppCount > 0 {
 		// Entries exist but none records a boot (e.g. the running entry was
 		// just marked invalid): otadata no longer says what ran.

@@ -25,3 +25,14 @@ func TestSwitchTrustsAJustVerifiedTarget(t *testing.T) {
 		}
 	}
 }
+
+// After a switch the new entry is NEW: it has not booted, and the reason
+// for "what ran last" says so instead of calling it invalid.
+func TestRunningReasonAfterSwitchSaysNewNotInvalid(t *testing.T) {
+	m := demo(t)
+	st, _, err := SwitchBootSlot(ctxT(t), m, 0x8000, "ota_1", ChangeOptions{Chip: firmware.ChipESP32})
+	require.NoError(t, err)
+	require.Equal(t, "ota_0", st.Running)
+	require.Contains(t, st.RunningWhy, "copy 1 is new and first boots at the next reset")
+	require.NotContains(t, st.RunningWhy, "invalid")
+}
