@@ -71,7 +71,7 @@ func portListHint() string {
 	for _, p := range ports {
 		names = append(names, p.Name)
 	}
-	return "ports present: " + strings.Join(names, ", ")
+	return "pass one of the ports present with --port: " + strings.Join(names, ", ") + " ('espdeck list' shows which look like ESP boards)"
 }
 
 // PortInfo describes a serial port found on this computer.
