@@ -227,9 +227,13 @@ func runOTAUpload(c *cli, args []string) int {
 	}
 	if password == "" && isTerminal(c.stdin) {
 		opts.AskPassword = func(ctx context.Context) (espota.Secret, error) {
+			// Hold the output while the prompt waits, so that a stage line
+			// from the progress goroutine cannot land after "Password for …: ".
+			// espota delivers progress on a goroutine of its own, so this
+			// never stalls the upload itself.
 			r.mu.Lock()
+			defer r.mu.Unlock()
 			r.clearBar()
-			r.mu.Unlock()
 			s, err := c.readSecret(fmt.Sprintf("Password for %s: ", f.host))
 			return espota.Secret(s), err
 		}
