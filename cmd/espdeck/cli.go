@@ -169,13 +169,34 @@ func (c *cli) readSecret(prompt string) (string, error) {
 	if !ok || !term.IsTerminal(f.Fd()) {
 		return "", errors.New("a password is needed and standard input is not a terminal: use --password-env VAR or --password-file FILE")
 	}
-	fmt.Fprint(c.stderr, prompt)
-	b, err := term.ReadPassword(f.Fd())
-	fmt.Fprintln(c.stderr)
+	state, err := term.GetState(f.Fd())
 	if err != nil {
 		return "", fmt.Errorf("read password: %w", err)
 	}
-	return string(b), nil
+	fmt.Fprint(c.stderr, prompt)
+	type answer struct {
+		b   []byte
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		b, err := term.ReadPassword(f.Fd())
+		done <- answer{b, err}
+	}()
+	select {
+	case a := <-done:
+		fmt.Fprintln(c.stderr)
+		if a.err != nil {
+			return "", fmt.Errorf("read password: %w", a.err)
+		}
+		return string(a.b), nil
+	case <-c.ctx.Done():
+		// Ctrl-C: give the terminal its echo back now; the blocked read ends
+		// with the process, which is about to exit.
+		term.Restore(f.Fd(), state)
+		fmt.Fprintln(c.stderr)
+		return "", fmt.Errorf("read password: %w", c.ctx.Err())
+	}
 }
 
 // confirm asks a yes/no question on the terminal; --yes answers it. Without
