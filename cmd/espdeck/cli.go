@@ -85,7 +85,7 @@ func (c *cli) newFlags(name, usage string) (*flag.FlagSet, *common) {
 // parse parses args allowing flags and positional arguments in any order
 // (esptool users type "write 0x1000 boot.bin --port X"). "--" ends flags.
 // It returns the positional arguments, or an error for --help (flag.ErrHelp)
-// or a bad flag; the caller returns usageExit(err).
+// or a bad flag; the caller returns c.usageExit(err, args).
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	// The flag package prints its error and then the whole usage; a mistyped
 	// flag would scroll its own message out of view. Print the usage only
@@ -106,8 +106,9 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 			if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
 				msg = "unknown flag " + name
 			}
-			fmt.Fprintf(out, "espdeck: %s\n  run '%s --help' for the flags and examples\n", msg, strings.TrimSpace(fs.Name()))
-			return nil, err
+			hint := fmt.Sprintf("run '%s --help' for the flags and examples", strings.TrimSpace(fs.Name()))
+			fmt.Fprintf(out, "espdeck: %s\n  %s\n", msg, hint)
+			return nil, &usageError{msg: msg, hint: hint, err: err}
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -125,12 +126,42 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// usageExit turns a parse error into an exit code (0 for --help).
-func usageExit(err error) int {
+// usageError is a command-line mistake, as a person reads it.
+type usageError struct {
+	msg, hint string
+	err       error
+}
+
+func (e *usageError) Error() string { return e.msg }
+func (e *usageError) Unwrap() error { return e.err }
+
+// usageExit turns a parse error into an exit code (0 for --help). When the
+// command line asked for --json, the mistake is also a JSON result on
+// stdout, so a script that reads stdout learns why nothing happened.
+func (c *cli) usageExit(err error, args []string) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
+	var ue *usageError
+	if errors.As(err, &ue) && wantsJSON(args) {
+		r := &reporter{json: true, out: c.stdout, human: io.Discard, start: time.Now()}
+		return r.finish(&failure{code: exitUsage, name: "usage", message: ue.msg, hint: ue.hint}, nil)
+	}
 	return exitUsage
+}
+
+// wantsJSON reports whether args ask for --json (as parsed or not).
+func wantsJSON(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		switch a {
+		case "--json", "-json", "--json=true", "-json=true", "--json=1", "-json=1":
+			return true
+		}
+	}
+	return false
 }
 
 // logger builds the slog logger the common flags ask for. Logs go to the

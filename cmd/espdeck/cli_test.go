@@ -130,3 +130,16 @@ func TestHarnessKeepsMDNSOff(t *testing.T) {
 	status, _ := res["status"].(map[string]any)
 	require.Equal(t, "off", status["mdns"], "mDNS must be off in tests: %v", res)
 }
+
+func TestBadFlagWithJSONGivesAResult(t *testing.T) {
+	r := runCLI(t, nil, "image", "info", "--jsn", "x.bin", "--json")
+	require.Equal(t, exitUsage, r.code)
+	res := lastResult(t, r.stdout)
+	require.Equal(t, "usage", res["error"])
+	require.Equal(t, "unknown flag -jsn", res["message"])
+	require.Contains(t, r.stderr, "unknown flag -jsn", "people still read it on stderr")
+
+	r = runCLI(t, nil, "image", "info", "--jsn", "x.bin")
+	require.Equal(t, exitUsage, r.code)
+	require.Empty(t, r.stdout, "without --json stdout stays empty")
+}

@@ -33,7 +33,7 @@ func runDecode(c *cli, args []string) int {
 	elfPath := fs.String("elf", "", "the application's `ELF` file (from the build directory)")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return usageExit(err)
+		return c.usageExit(err, args)
 	}
 	rep := c.reporter(cm, "")
 	if *elfPath == "" {

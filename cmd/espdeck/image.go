@@ -72,7 +72,7 @@ func runImageInfo(c *cli, args []string) int {
 	fs.Var(&keys, "key", "also verify the signature with this PEM public `KEY` (repeatable)")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return usageExit(err)
+		return c.usageExit(err, args)
 	}
 	if len(pos) != 1 {
 		fmt.Fprintln(c.stderr, "espdeck image info: give exactly one FILE (see espdeck image --help)")
@@ -149,7 +149,7 @@ func runImageVerify(c *cli, args []string) int {
 	fs.Var(&keys, "key", "PEM public `KEY` to verify with (repeatable; default: signing_key from the config file)")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return usageExit(err)
+		return c.usageExit(err, args)
 	}
 	if len(pos) != 1 {
 		fmt.Fprintln(c.stderr, "espdeck image verify: give exactly one FILE and --key PUB.pem")

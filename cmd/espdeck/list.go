@@ -51,7 +51,7 @@ func runList(c *cli, args []string) int {
 	noUSB := fs.Bool("no-usb", false, "do not list USB serial ports")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return usageExit(err)
+		return c.usageExit(err, args)
 	}
 	*noMDNS = *noMDNS || c.mdnsOff()
 	r := c.reporter(cm, "")

@@ -69,7 +69,7 @@ func runMonitor(c *cli, args []string) int {
 	until := fs.String("until", "", "stop when a line matches this `REGEXP` (for scripts)")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return usageExit(err)
+		return c.usageExit(err, args)
 	}
 	rep := c.reporter(cm, "")
 	if *port == "" && len(pos) == 1 {

@@ -133,7 +133,7 @@ func runOTAUpload(c *cli, args []string) int {
 	boolean(&f.debug, "debug log (espota.py; same as --log-level debug)", "d", "debug")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return usageExit(err)
+		return c.usageExit(err, args)
 	}
 	if f.debug {
 		cm.logLevel = "debug"

@@ -69,7 +69,7 @@ func runPartitionsShow(c *cli, args []string) int {
 	full := fs.Bool("full", false, "read every app image completely and check checksum and SHA-256 (slow over serial)")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return usageExit(err)
+		return c.usageExit(err, args)
 	}
 	tableOff, err := parseUint(bf.tableOffset)
 	if err != nil || tableOff%0x1000 != 0 || tableOff > 0xFFFFF000 {
@@ -294,7 +294,7 @@ func runPartitionsConvert(c *cli, args []string) int {
 	noMD5 := fs.Bool("no-md5", false, "write no MD5 row (for bootloaders older than ESP-IDF 3.1)")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return usageExit(err)
+		return c.usageExit(err, args)
 	}
 	r := c.reporter(cm, "")
 	if len(pos) != 2 {

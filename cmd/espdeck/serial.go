@@ -83,7 +83,7 @@ func runSerial(c *cli, args []string) int {
 	baudSet := false
 	pos, err := parse(fs, args[1:])
 	if err != nil {
-		return usageExit(err)
+		return c.usageExit(err, args)
 	}
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "baud" || f.Name == "b" {

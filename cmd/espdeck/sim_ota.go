@@ -45,7 +45,7 @@ func runSimOTA(c *cli, args []string) int {
 	errText := fs.String("error", "", "fault: end every upload with this device error `TEXT` instead of OK")
 	imagePath := fs.String("image", "", "also write a small valid ESP32 test app image to `FILE`")
 	if _, err := parse(fs, args); err != nil {
-		return usageExit(err)
+		return c.usageExit(err, args)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

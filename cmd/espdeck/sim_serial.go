@@ -42,7 +42,7 @@ func runSimSerial(c *cli, args []string) int {
 	pace := fs.Bool("pace", false, "deliver bytes at the real baud rate and model flash erase/program time")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return usageExit(err)
+		return c.usageExit(err, args)
 	}
 	r := c.reporter(cm, "")
 	bad := func(msg string) int { return r.finish(&failure{code: exitUsage, name: "bad_usage", message: msg}, nil) }

@@ -194,7 +194,7 @@ func runSlot(c *cli, args []string) int {
 	stateName := fs.String("state", "auto", "switch: state to write: new (rollback builds: the app must confirm itself), undefined, or auto (what the board's firmware uses)")
 	pos, err := parse(fs, rest)
 	if err != nil {
-		return usageExit(err)
+		return c.usageExit(err, args)
 	}
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(c.stderr, "espdeck slot %s: %s\n", verb, fmt.Sprintf(format, a...))

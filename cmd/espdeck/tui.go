@@ -47,7 +47,7 @@ func runTUI(c *cli, args []string) int {
 	ascii := fs.Bool("ascii", false, "plain ASCII instead of glyphs some fonts lack")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return usageExit(err)
+		return c.usageExit(err, args)
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(c.stderr, "espdeck: unexpected argument %q; run 'espdeck help' for the commands\n", pos[0])
