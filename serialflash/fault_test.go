@@ -83,6 +83,9 @@ func TestFaultKnobs(t *testing.T) {
 			t.Parallel()
 			env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32S3, Faults: tc.faults})
 			opts := fastOpts()
+			if tc.faults.NeverSync {
+				opts = noSyncOpts()
+			}
 			opts.CommandTimeout = time.Second
 			opts.ConnectAttempts = 2
 			opts.SyncTries = 2
@@ -145,7 +148,7 @@ func TestDownloadModeButNoAnswer(t *testing.T) {
 	require.NoError(t, err)
 	lp := &linePort{Port: port, rom: env.rom}
 	defer lp.Close()
-	opts := fastOpts()
+	opts := noSyncOpts()
 	opts.Before = serialflash.ResetDefault
 	opts.ConnectAttempts = 1
 	_, err = serialflash.OpenWithPort(testCtx(t), lp, opts)
@@ -158,7 +161,7 @@ func TestContextCancelledDuringSync(t *testing.T) {
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32, Faults: romsim.Faults{NeverSync: true}})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	opts := fastOpts()
+	opts := noSyncOpts()
 	opts.ConnectAttempts = 100
 	start := time.Now()
 	_, err := serialflash.Open(ctx, env.path, opts)
@@ -203,7 +206,9 @@ func TestWriteStepsDownWhenLinkFailsMidTransfer(t *testing.T) {
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32C3})
 	opts := fastOpts()
 	opts.Baud = 921600
-	opts.CommandTimeout = time.Second
+	// The default wait: at 921600 every reply is dropped, so the failure is
+	// found however long the wait; a short one also failed replies that a
+	// busy machine merely delayed at 460800.
 	var notices []string
 	opts.OnNotice = func(s string) { notices = append(notices, s) }
 	f := openPTY(t, env, opts)

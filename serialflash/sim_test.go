@@ -65,12 +65,23 @@ func lineName(l string, on bool) string {
 	return l + "0"
 }
 
-// fastOpts keeps tests quick and tolerant of a loaded machine.
+// fastOpts keeps tests quick and tolerant of a loaded machine. A SYNC that
+// should be answered gets a generous wait: the probe after a baud change
+// is one SYNC, and with a short wait a busy machine made a working rate
+// look broken (an extra step down). Tests that expect no answer use
+// noSyncOpts, which waits briefly: there the answer never comes.
 func fastOpts() serialflash.Options {
 	return serialflash.Options{
 		Before: serialflash.ResetNone, ConnectAttempts: 3, SyncTries: 3,
-		SyncTimeout: 300 * time.Millisecond, CommandTimeout: 3 * time.Second, BootLogWait: 50 * time.Millisecond,
+		SyncTimeout: 2 * time.Second, CommandTimeout: 3 * time.Second, BootLogWait: 50 * time.Millisecond,
 	}
+}
+
+// noSyncOpts are fastOpts for a chip that is not meant to answer SYNC.
+func noSyncOpts() serialflash.Options {
+	o := fastOpts()
+	o.SyncTimeout = 300 * time.Millisecond
+	return o
 }
 
 type simEnv struct {
@@ -354,7 +365,7 @@ func TestWrongBootMode(t *testing.T) {
 	require.NoError(t, err)
 	lp := &linePort{Port: port, rom: env.rom, noDTRWire: true}
 	defer lp.Close()
-	opts := fastOpts()
+	opts := noSyncOpts()
 	opts.Before = serialflash.ResetDefault
 	opts.ConnectAttempts = 2
 	start := time.Now()
@@ -368,7 +379,7 @@ func TestWrongBootMode(t *testing.T) {
 func TestNoModemLinesSaid(t *testing.T) {
 	t.Parallel()
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32, Faults: romsim.Faults{NeverSync: true}})
-	opts := fastOpts()
+	opts := noSyncOpts()
 	opts.Before = serialflash.ResetDefault
 	opts.ConnectAttempts = 2
 	_, err := serialflash.Open(testCtx(t), env.path, opts)
