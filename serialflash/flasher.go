@@ -521,15 +521,19 @@ func (f *Flasher) tryBaud(ctx context.Context, rate int) error {
 		return err
 	}
 	f.c.flush()
-	// Probe the new rate with a harmless command.
-	ok, err := f.sync(ctx)
-	if err != nil {
-		return err
+	// Probe the new rate with a harmless command, as often as a connect
+	// round tries: one lost or late reply (an adapter settling on the new
+	// rate, a busy host) is no reason to give up a rate that works.
+	for range f.opts.SyncTries {
+		ok, err := f.sync(ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
 	}
-	if !ok {
-		return fmt.Errorf("no answer at %d Bd: %w", rate, ErrTimeout)
-	}
-	return nil
+	return fmt.Errorf("no answer at %d Bd: %w", rate, ErrTimeout)
 }
 
 // reconnect goes back to 115200 and syncs again (resetting where the port
