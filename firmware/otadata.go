@@ -340,11 +340,16 @@ func PlanSwitch(d OTAData, appCount, k int, state OTAState) (SwitchPlan, error) 
 		e.Label = a.Label
 		return SwitchPlan{Copy: act, Entry: e}, nil
 	}
-	base := uint64((k + 1) % appCount)
+	// The smallest seq above the active one that maps to slot k. Never 0:
+	// the bootloader computes (seq-1) % appCount in uint32, and 0-1 wraps to
+	// 0xFFFFFFFF, which maps to another slot than k for most slot counts.
 	n := uint64(appCount)
-	seq := base
-	if uint64(a.Seq) > base {
-		seq = base + (uint64(a.Seq)-base+n-1)/n*n
+	seq := uint64((k + 1) % appCount)
+	if seq == 0 {
+		seq = n
+	}
+	if seq <= uint64(a.Seq) {
+		seq += ((uint64(a.Seq)-seq)/n + 1) * n
 	}
 	if seq >= OTASeqEmpty {
 		return SwitchPlan{}, fmt.Errorf("the sequence number would reach 0x%x, which reads as erased; erase otadata first (espdeck slot erase-otadata) and switch again", seq)

@@ -274,3 +274,19 @@ func FuzzParseOTAData(f *testing.F) {
 		}
 	})
 }
+
+// A copy with sequence 0 (CRC-valid: crc32 of 0 is FFFFFFFF) is active.
+// Switching away must not plan sequence 0 again: the bootloader's uint32
+// (0-1) % 3 is 0, not 2.
+func TestPlanSwitchNeverWritesSequenceZero(t *testing.T) {
+	d := otadata(OTAEntry{Seq: OTASeqEmpty, State: OTAStateUndefined, CRC: 0xFFFFFFFF, Label: [20]byte{}}, NewOTAEntry(0, OTAStateUndefined))
+	for n := 1; n <= 4; n++ {
+		for k := 0; k < n; k++ {
+			p, err := PlanSwitch(d, n, k, OTAStateNew)
+			require.NoError(t, err)
+			after := d
+			after.Copies[p.Copy] = p.Entry
+			require.Equal(t, k, SelectBoot(after, BootLayout{AppCount: n}, BootOptions{}).Slot, "n=%d k=%d seq=%d", n, k, p.Entry.Seq)
+		}
+	}
+}
