@@ -90,7 +90,7 @@ func TestFaultKnobs(t *testing.T) {
 			if tc.faults.NeverSync {
 				opts = noSyncOpts()
 			}
-			if tc.faults.DropReplyOp != 0 || tc.faults.StallOp != 0 || tc.faults.Delay > fastOpts().CommandTimeout/2 {
+			if tc.faults.DropReplyOp != 0 || tc.faults.StallOp != 0 || tc.faults.Delay > time.Second {
 				opts.CommandTimeout = time.Second
 			}
 			opts.ConnectAttempts = 2
@@ -212,9 +212,10 @@ func TestWriteStepsDownWhenLinkFailsMidTransfer(t *testing.T) {
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32C3})
 	opts := fastOpts()
 	opts.Baud = 921600
-	// The default wait: at 921600 every reply is dropped, so the failure is
-	// found however long the wait; a short one also failed replies that a
-	// busy machine merely delayed at 460800.
+	// At 921600 every reply is dropped, so the failure is found however
+	// long the wait, and the wait is what this test costs; 1 s also failed
+	// replies that a busy machine merely delayed at 460800.
+	opts.CommandTimeout = 3 * time.Second
 	var notices []string
 	opts.OnNotice = func(s string) { notices = append(notices, s) }
 	f := openPTY(t, env, opts)

@@ -65,15 +65,16 @@ func lineName(l string, on bool) string {
 	return l + "0"
 }
 
-// fastOpts keeps tests quick and tolerant of a loaded machine. A SYNC that
-// should be answered gets a generous wait: the probe after a baud change
-// is one SYNC, and with a short wait a busy machine made a working rate
-// look broken (an extra step down). Tests that expect no answer use
-// noSyncOpts, which waits briefly: there the answer never comes.
+// fastOpts keeps tests quick and tolerant of a loaded machine. Replies
+// that should come get generous waits: with short ones a busy machine made
+// a working baud rate look broken (an extra step down), and a timed-out
+// GET_SECURITY_INFO let its late answer be read as the next command's.
+// Tests that expect no answer ask for short waits themselves (noSyncOpts,
+// TestFaultKnobs): there the answer never comes, so only time is at stake.
 func fastOpts() serialflash.Options {
 	return serialflash.Options{
 		Before: serialflash.ResetNone, ConnectAttempts: 3, SyncTries: 3,
-		SyncTimeout: 2 * time.Second, CommandTimeout: 3 * time.Second, BootLogWait: 50 * time.Millisecond,
+		SyncTimeout: 2 * time.Second, CommandTimeout: 10 * time.Second, BootLogWait: 50 * time.Millisecond,
 	}
 }
 
