@@ -515,7 +515,12 @@ func TestAuthAfterCrossedRetry(t *testing.T) {
 	opts := testOpts()
 	opts.Password = "pw"
 	opts.InviteTimeout = 3 * time.Second // first retry after 300 ms
-	opts.AuthTimeout = time.Second
+	// The wait for the answer to our authentication must outlast the
+	// device's 400 ms reply delay on a busy machine too: with 1 s, a late
+	// OK arrived after the uploader had started over and was taken as the
+	// answer to the fresh invitation (no authentication). The ignored
+	// answer this test provokes costs this wait once.
+	opts.AuthTimeout = 4 * time.Second
 	res, err := Upload(context.Background(), simTarget(dev), specImage(3000), opts)
 	require.NoError(t, err)
 	require.Equal(t, SchemeMD5, res.AuthScheme)
