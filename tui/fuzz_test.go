@@ -22,7 +22,8 @@ func FuzzUpdateKeys(f *testing.F) {
 		if len(seq) > 64 {
 			seq = seq[:64]
 		}
-		width, height := max(int(w), 20), max(int(h), 8)
+		// Sizes up to 200×80 cover every layout; larger only slows each run.
+		width, height := 20+int(w)%181, 8+int(h)%73
 		m, _ := newTestModel(t, width, height, Config{Demo: true})
 		alphabet := fuzzKeys()
 		for _, b := range seq {

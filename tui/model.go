@@ -482,6 +482,10 @@ func (m Model) bodyLines(h int) []string {
 		logPane = m.logBox(min(8, avail))
 	}
 	bottom := append(append(jobs, panel...), logPane...)
+	if len(bottom) > h {
+		// A terminal too small for the dialog: show what fits of it.
+		bottom = bottom[:h]
+	}
 	top := h - len(bottom)
 	var main []string
 	switch m.screen {
