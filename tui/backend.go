@@ -125,12 +125,17 @@ const (
 	DeviceAdded DeviceEventKind = iota
 	DeviceUpdated
 	DeviceRemoved
+	// DeviceSourceStatus carries no device: Status says what discovery can
+	// not see right now ("port 5353 is held by another program…"), or ""
+	// when all is well again.
+	DeviceSourceStatus
 )
 
 // DeviceEvent is one change in the set of known devices.
 type DeviceEvent struct {
 	Kind   DeviceEventKind
 	Device Device
+	Status string // DeviceSourceStatus only
 }
 
 // DeviceSource is discovery as the TUI sees it.

@@ -54,6 +54,16 @@ func rowKey(d Device) string {
 func (m *Model) applyDeviceEvents(evs []DeviceEvent) {
 	for _, ev := range evs {
 		switch ev.Kind {
+		case DeviceSourceStatus:
+			if ev.Status != m.sourceStatus {
+				if ev.Status != "" {
+					m.logf(slog.LevelWarn, "discovery: %s", ev.Status)
+				} else if m.sourceStatus != "" {
+					m.logf(slog.LevelInfo, "discovery: working again")
+				}
+				m.sourceStatus = ev.Status
+			}
+			continue
 		case DeviceRemoved:
 			if d, ok := m.sightings[ev.Device.ID]; ok {
 				m.logf(slog.LevelInfo, "%s gone (%s)", d.Name, where(d))

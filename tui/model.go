@@ -97,6 +97,8 @@ type Model struct {
 	groups    map[int]*group
 	nextGroup int
 	passwords map[string]Secret // by row key; this run only
+	// sourceStatus is what discovery says it cannot see ("" when all is well).
+	sourceStatus string
 
 	flow   *flashFlow
 	prompt *prompt
@@ -539,6 +541,8 @@ func (m Model) footerLines() []string {
 		out = append(out, " "+m.st.Faint.Render(m.notice))
 	case m.filterText != "" && !m.filtering:
 		out = append(out, " "+m.st.Faint.Render(fmt.Sprintf("filter %q: %d of %d  (/ to change)", m.filterText, len(m.visible), len(m.rows))))
+	case m.sourceStatus != "" && m.screen == screenList:
+		out = append(out, " "+m.st.Warning.Render("discovery: "+m.sourceStatus))
 	}
 	if m.filtering {
 		out = append(out, " "+m.filter.View())

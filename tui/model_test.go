@@ -738,3 +738,12 @@ func TestASCIIModeDrawsNoBoxGlyphs(t *testing.T) {
 	require.Contains(t, screen, "+ Devices")
 	require.Contains(t, screen, "pw")
 }
+
+func TestDiscoveryStatusIsShownAndCleared(t *testing.T) {
+	m, _ := newTestModel(t, 120, 30, Config{})
+	m = send(t, m, deviceEventsMsg{events: []DeviceEvent{{Kind: DeviceSourceStatus, Status: "UDP port 5353 is held exclusively by another program; showing hand-added and USB devices only"}}})
+	requireScreenContains(t, m, "discovery: UDP port 5353 is held exclusively")
+	require.Len(t, m.rows, 6, "a status event is not a device")
+	m = send(t, m, deviceEventsMsg{events: []DeviceEvent{{Kind: DeviceSourceStatus}}})
+	require.NotContains(t, screenText(m), "discovery: UDP port 5353")
+}

@@ -157,3 +157,11 @@ func TestSerialTargetUsesWhatWasLearned(t *testing.T) {
 	require.Equal(t, uint32(0x210000), after.Address, "the slot the flash job will write")
 	require.Equal(t, uint32(1<<20), after.SlotSize)
 }
+
+func TestDiscoveryStatusBecomesAStatusEvent(t *testing.T) {
+	b := New(Config{})
+	ev, keep := b.convertEvent(discovery.Event{Kind: discovery.StatusChanged, Status: discovery.Status{Message: "UDP port 5353 is held"}})
+	require.True(t, keep)
+	require.Equal(t, tui.DeviceSourceStatus, ev.Kind)
+	require.Equal(t, "UDP port 5353 is held", ev.Status)
+}

@@ -58,11 +58,9 @@ func (b *Backend) convertEvent(e discovery.Event) (tui.DeviceEvent, bool) {
 		kind = tui.DeviceUpdated
 	case discovery.Removed:
 		kind = tui.DeviceRemoved
-	default: // StatusChanged: shown in the log, not as a device
-		if e.Status.Message != "" {
-			b.log.Info("discovery", "status", e.Status.Message)
-		}
-		return tui.DeviceEvent{}, false
+	default: // StatusChanged: what discovery cannot see, for the status line
+		b.log.Info("discovery", "status", e.Status.Message)
+		return tui.DeviceEvent{Kind: tui.DeviceSourceStatus, Status: e.Status.Message}, true
 	}
 	d := b.decorate(convertDevice(e.Device))
 	if d.AuthRequired && b.cfg.Password != nil {
