@@ -404,33 +404,31 @@ func (u *upload) exchange(ctx context.Context, msg []byte, wait time.Duration) (
 	}
 	deadline := time.Now().Add(wait)
 	buf := make([]byte, 512)
-	for {
-		u.udp.SetReadDeadline(deadline)
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		n, err := u.udp.Read(buf)
-		if err == nil {
-			return strings.TrimRight(string(buf[:n]), "\r\n"), nil
-		}
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return "", nil
-		}
-		if errors.Is(err, syscall.ECONNREFUSED) {
-			// ICMP port unreachable: nothing listens there (yet). Treat as
-			// silence for this attempt, without spinning.
-			u.log.Debug("device port unreachable", "device", u.dev.String())
-			if err := sleepCtx(ctx, time.Until(deadline)); err != nil {
-				return "", err
-			}
-			return "", nil
-		}
-		return "", &Error{Kind: ErrNoAnswer, Stage: u.stage, Msg: fmt.Sprintf("cannot read the reply of %s", u.dev), Cause: err,
-			Hint: "check the network connection"}
+	u.udp.SetReadDeadline(deadline)
+	if ctx.Err() != nil {
+		return "", ctx.Err()
 	}
+	n, err := u.udp.Read(buf)
+	if err == nil {
+		return strings.TrimRight(string(buf[:n]), "\r\n"), nil
+	}
+	if ctx.Err() != nil {
+		return "", ctx.Err()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return "", nil
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		// ICMP port unreachable: nothing listens there (yet). Treat as
+		// silence for this attempt, without spinning.
+		u.log.Debug("device port unreachable", "device", u.dev.String())
+		if err := sleepCtx(ctx, time.Until(deadline)); err != nil {
+			return "", err
+		}
+		return "", nil
+	}
+	return "", &Error{Kind: ErrNoAnswer, Stage: u.stage, Msg: fmt.Sprintf("cannot read the reply of %s", u.dev), Cause: err,
+		Hint: "check the network connection"}
 }
 
 // drain discards datagrams already waiting (late replies to an earlier

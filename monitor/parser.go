@@ -11,12 +11,11 @@ import (
 // report spans many lines, so feed it every line of one stream in order and
 // use one Parser per stream. Not safe for concurrent use.
 type Parser struct {
-	sym       *symbolize.Symbolizer // nil: nothing is decoded
-	extract   symbolize.Extractor
-	crash     bool // inside a crash block
-	crashLen  int
-	shaWarned bool
-	seq       uint64
+	sym      *symbolize.Symbolizer // nil: nothing is decoded
+	extract  symbolize.Extractor
+	crash    bool // inside a crash block
+	crashLen int
+	seq      uint64
 }
 
 // maxCrashLines bounds a crash block so that a missed end marker does not

@@ -82,7 +82,6 @@ type Model struct {
 	rows       []*row // all rows, sorted
 	visible    []*row // rows passing the filter
 	cursor     int
-	offset     int
 	marked     map[string]bool
 	filter     textinput.Model
 	filtering  bool

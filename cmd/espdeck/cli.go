@@ -438,12 +438,6 @@ func parseUint(s string) (uint64, error) {
 	return v * mult, nil
 }
 
-// notYet is what a command group says until it is built.
-func notYet(c *cli, name string) int {
-	fmt.Fprintf(c.stderr, "espdeck: %s is not available in this build yet\n", name)
-	return exitInternal
-}
-
 // mdnsOff reports whether the environment turns mDNS browsing off
 // (ESPDECK_MDNS=off), for networks where multicast is unwelcome. The
 // in-process test harness always sets it, so no test can browse the host's

@@ -168,6 +168,7 @@ func TestSwitchBootSlotRoundTrip(t *testing.T) {
 	st, ch, err = SwitchBootSlot(ctxT(t), m, 0x8000, "ota_1", o)
 	require.NoError(t, err)
 	require.Contains(t, ch.Writes, "nothing")
+	require.Equal(t, "ota_1", st.BootsNext, "the state returned is still the board's")
 	require.Equal(t, n, len(m.writes))
 	require.Len(t, asked, 1, "and asks nothing")
 
