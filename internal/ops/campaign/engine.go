@@ -246,6 +246,12 @@ func (r *Runner) work(ctx context.Context, rows []int, n int, done func(State), 
 	for range min(n, len(rows)) {
 		wg.Go(func() {
 			for i := range next {
+				// The dispatcher may have handed this row over before the
+				// threshold tripped: check again, so no board starts after
+				// the stop.
+				if ctx.Err() != nil || halt() {
+					continue
+				}
 				done(r.board(ctx, i))
 			}
 		})

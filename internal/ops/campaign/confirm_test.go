@@ -1,0 +1,101 @@
+package campaign
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// rebootScript is what a fake board does after it accepted the image.
+type rebootScript func(r *Roster, b Board)
+
+// runFake runs a one-board campaign whose flasher accepts at once and
+// then plays script, inside a synctest bubble so the minute-long
+// confirmation windows pass without waiting.
+func runFake(t *testing.T, confirm time.Duration, script rebootScript) Row {
+	t.Helper()
+	var row Row
+	synctest.Test(t, func(t *testing.T) {
+		roster := NewRoster()
+		b := Board{ID: "fake/1", Name: "fake", Protocol: "fake", Address: "10.0.0.1:3232", Version: "1"}
+		roster.Seen(b.ID, b.Address, "1")
+		img := Image{Path: "app.bin", Chip: "esp32", Version: "2", SHA256: "abc"}
+		r := &Runner{Presence: roster, Images: map[string][]byte{"abc": {0xE9}},
+			Flashers: map[string]Flasher{"fake": FlasherFunc(func(ctx context.Context, b Board, _ Image, data []byte, _ func(int64, int64)) (FlashResult, error) {
+				go script(roster, b)
+				return FlashResult{Protocol: "fake", Auth: "none", Bytes: int64(len(data))}, nil
+			})}}
+		plan, err := Plan([]Board{b}, []Image{img}, Settings{Confirm: confirm, Threshold: Threshold{Count: 1}}, time.Now())
+		require.NoError(t, err)
+		require.NoError(t, r.Run(t.Context(), plan))
+		row = plan.Rows[0]
+	})
+	return row
+}
+
+func TestConfirmWaitsForTheNewVersion(t *testing.T) {
+	row := runFake(t, time.Minute, func(r *Roster, b Board) {
+		r.Gone(b.ID)
+		time.Sleep(20 * time.Second) // a slow Wi-Fi join
+		r.Seen(b.ID, b.Address, "2")
+	})
+	require.Equal(t, Confirmed, row.State)
+	require.Equal(t, "2", row.Running)
+	require.Equal(t, int64(20_000), row.ConfirmMS, "confirmed the moment the board came back")
+}
+
+func TestConfirmTimesOutWhenTheBoardNeverReturns(t *testing.T) {
+	row := runFake(t, time.Minute, func(r *Roster, b Board) { r.Gone(b.ID) })
+	require.Equal(t, TimedOut, row.State)
+	require.Equal(t, "confirm_timeout", row.Code)
+	require.Equal(t, int64(60_000), row.ConfirmMS)
+}
+
+func TestBoardThatNeverWentAwayButStillAnnouncesTheOldVersion(t *testing.T) {
+	// Real mDNS may not notice a fast reboot: the board is seen again, on
+	// the old version, without a "gone" in between.
+	row := runFake(t, time.Minute, func(r *Roster, b Board) {
+		time.Sleep(5 * time.Second)
+		r.Seen(b.ID, b.Address, "1")
+	})
+	require.Equal(t, RolledBack, row.State)
+	require.Contains(t, row.Message, "still announces 1")
+}
+
+func TestBoardBackWithoutAVersionIsUploadedNotConfirmed(t *testing.T) {
+	row := runFake(t, time.Minute, func(r *Roster, b Board) {
+		r.Gone(b.ID)
+		time.Sleep(time.Second)
+		r.Seen(b.ID, b.Address, "")
+	})
+	require.Equal(t, Uploaded, row.State)
+	require.Equal(t, ConfirmNoVersion, row.Confirmation)
+}
+
+func TestSightingsOfOtherBoardsDoNotConfirm(t *testing.T) {
+	row := runFake(t, time.Minute, func(r *Roster, b Board) {
+		r.Gone(b.ID)
+		r.Seen("fake/2", "10.0.0.2:3232", "2")
+	})
+	require.Equal(t, TimedOut, row.State)
+}
+
+func TestConfirmationOffEndsAtUploaded(t *testing.T) {
+	row := runFake(t, 0, func(*Roster, Board) {})
+	require.Equal(t, Uploaded, row.State)
+	require.Equal(t, ConfirmNotChecked, row.Confirmation)
+	require.Zero(t, row.ConfirmMS)
+}
+
+func TestHandNamedHostIsConfirmedByAddress(t *testing.T) {
+	// A --host board has a "manual/…" ID; discovery knows it by its own ID.
+	row := runFake(t, time.Minute, func(r *Roster, b Board) {
+		r.Seen("arduino-ota/esp32-aabbcc", b.Address, "1")
+		r.Gone("arduino-ota/esp32-aabbcc")
+		r.Seen("arduino-ota/esp32-aabbcc", b.Address, "2")
+	})
+	require.Equal(t, Confirmed, row.State)
+}
