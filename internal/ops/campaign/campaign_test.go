@@ -25,8 +25,8 @@ const testPassword = "campaign-Secret-7f3a"
 // simBoard is one simulated board of a test fleet.
 type simBoard struct {
 	name    string
-	version string        // running at start
-	chip    string        // announced chip ("" unknown)
+	version string // running at start
+	chip    string // announced chip ("" unknown)
 	outcome otasim.RebootOutcome
 	faults  otasim.Faults
 	noTXT   bool // announces no version
