@@ -133,9 +133,12 @@ func (r *Runner) Run(ctx context.Context, f *File) error {
 	r.mu.Unlock()
 
 	// Decide the skips first, so that the canary is a board that really
-	// gets the image.
+	// gets the image. Boards the plan skipped are reported once.
 	var queue []int
 	for i := range f.Rows {
+		if f.Runs == 1 && f.Rows[i].State == Skipped {
+			r.emit(Event{Time: r.Now().UTC(), Row: r.row(i)})
+		}
 		if f.Rows[i].State != Queued {
 			continue
 		}
@@ -465,8 +468,10 @@ func (r *Runner) audit(row Row, img Image) {
 	r.mu.Lock()
 	id := r.f.ID
 	r.mu.Unlock()
+	// "ok" only for an attempt that ended well: a rolled-back or vanished
+	// board is a failure in 'audit --result failed' too.
 	result := "ok"
-	if row.State == Failed || row.Code == "interrupted" {
+	if row.State.Failure() || row.Code == "interrupted" {
 		result = row.Code
 	}
 	rec := audit.Record{
