@@ -89,7 +89,7 @@ func HostBoard(hostport, chip string) (Board, error) {
 		chip = chipName(c)
 	}
 	addr := joinHostPort(host, port)
-	return Board{ID: "manual/" + addr, Name: host, Protocol: string(discovery.ProtocolArduinoOTA), Address: addr, Chip: chip}, nil
+	return Board{ID: "manual/" + addr, Name: hostport, Protocol: string(discovery.ProtocolArduinoOTA), Address: addr, Chip: chip}, nil
 }
 
 // Selector picks discovered devices. Terms are separated by commas and all
