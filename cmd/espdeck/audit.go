@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/espdeck/espdeck/internal/audit"
 )
@@ -94,7 +95,7 @@ func runAudit(c *cli, args []string) int {
 	}
 	if !cm.json {
 		w := c.stdout
-		fmt.Fprintf(w, "%-20s %-16s %-17s %-12s %-20s %-8s %-16s %s\n", "TIME", "BOARD", "MAC", "PROTOCOL", "VERSION", "RESULT", "CONFIRMATION", "IMAGE")
+		fmt.Fprintf(w, "%-20s %-14s %-17s %-12s %-16s %-16s %-13s %s\n", "TIME", "BOARD", "MAC", "PROTOCOL", "VERSION", "RESULT", "CONFIRMATION", "IMAGE")
 		for _, rec := range recs {
 			v := ""
 			if rec.ToVersion != "" || rec.FromVersion != "" {
@@ -104,12 +105,20 @@ func runAudit(c *cli, args []string) int {
 			if len(rec.ImageSHA256) >= 12 {
 				img += " " + rec.ImageSHA256[:12]
 			}
-			fmt.Fprintf(w, "%-20s %-16s %-17s %-12s %-20s %-8s %-16s %s\n", rec.Time.Local().Format(time.DateTime),
-				cmpOr(rec.Board, rec.Address), rec.MAC, cmpOr(rec.Protocol, rec.Kind), v, rec.Result, rec.Confirmation, strings.TrimSpace(img))
+			fmt.Fprintf(w, "%-20s %-14s %-17s %-12s %s %-16s %-13s %s\n", rec.Time.Local().Format(time.DateTime),
+				cmpOr(rec.Board, rec.Address), rec.MAC, cmpOr(rec.Protocol, rec.Kind), padRight(v, 16), rec.Result, rec.Confirmation, strings.TrimSpace(img))
 		}
 		if skipped > 0 {
 			fmt.Fprintf(c.stderr, "warning: %d line(s) of %s are not records and were skipped\n", skipped, path)
 		}
 	}
 	return r.finish(nil, map[string]any{"count": len(recs), "skipped_lines": skipped, "file": path})
+}
+
+// padRight pads s with spaces to n characters (not bytes: "→" is one).
+func padRight(s string, n int) string {
+	if k := utf8.RuneCountInString(s); k < n {
+		return s + strings.Repeat(" ", n-k)
+	}
+	return s
 }

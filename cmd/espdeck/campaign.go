@@ -455,11 +455,14 @@ func campaignPrinter(r *reporter) func(campaign.Event) {
 		if row.ToVersion != "" {
 			versions = cmpOr(row.FromVersion, "?") + " → " + row.ToVersion
 		}
-		line := fmt.Sprintf("%-22s %-11s %-17s", name, row.State, versions)
+		line := fmt.Sprintf("%-22s %-11s %s", name, row.State, padRight(versions, 17))
 		if row.Message != "" {
 			line += " " + row.Message
 		}
 		r.say("%s", strings.TrimRight(line, " "))
+		if row.State.Failure() && row.Hint != "" {
+			r.say("%24s%s", "", row.Hint)
+		}
 	}
 }
 
@@ -550,7 +553,7 @@ func runCampaignStatus(c *cli, args []string) int {
 			if row.ToVersion != "" {
 				v = cmpOr(row.FromVersion, "?") + " → " + row.ToVersion
 			}
-			fmt.Fprintf(w, "%-20s %-12s %-20s %-8d %s\n", name, row.State, v, row.Attempts, row.Message)
+			fmt.Fprintf(w, "%-20s %-12s %s %-8d %s\n", name, row.State, padRight(v, 20), row.Attempts, row.Message)
 		}
 		s := file.Summarize()
 		fmt.Fprintf(w, "\n* canary. %d confirmed, %d uploaded, %d skipped, %d failed, %d timed out, %d rolled back, %d untouched\n",

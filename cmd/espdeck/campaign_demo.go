@@ -40,7 +40,7 @@ var demoCampaignBoards = []struct {
 
 func startCampaignDemo(ctx context.Context, roster *campaign.Roster, log *slog.Logger) (*campaignDemo, error) {
 	d := &campaignDemo{password: otasim.DemoPassword}
-	for _, b := range demoCampaignBoards {
+	for i, b := range demoCampaignBoards {
 		id := "demo/" + b.name
 		addr := ""
 		cfg := otasim.Config{Name: b.name, Flavour: b.flavour, Password: otasim.DemoPassword, Scheme: otasim.SchemePBKDF2,
@@ -68,7 +68,7 @@ func startCampaignDemo(ctx context.Context, roster *campaign.Roster, log *slog.L
 		addr = sim.Addr().String()
 		roster.Seen(id, addr, b.version)
 		d.boards = append(d.boards, campaign.Board{ID: id, Name: b.name, Protocol: "arduino-ota", Address: addr,
-			Chip: b.chip, Version: b.version, Auth: true})
+			Chip: b.chip, Version: b.version, Auth: true, MAC: fmt.Sprintf("24:6f:28:de:00:%02x", i+1)})
 	}
 	return d, nil
 }

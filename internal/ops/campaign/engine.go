@@ -424,7 +424,7 @@ func (r *Runner) confirm(ctx context.Context, fol Follower, row Row, limit time.
 func rolledBack(row Row, running, msg string) Row {
 	row.State, row.Confirmation, row.Running, row.Code = RolledBack, ConfirmRolledBack, running, "rolled_back"
 	row.Message = msg
-	row.Hint = "the bootloader probably rejected the new image and booted the old slot; on USB, 'espdeck slot' shows the otadata states (ABORTED/INVALID) that say why"
+	row.Hint = "the bootloader probably rejected the new image and booted the old slot; on USB, 'espdeck partitions show --port PORT' shows which slot booted and the otadata states (ABORTED, INVALID) that say why"
 	return row
 }
 
