@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -54,6 +57,7 @@ Examples:
   espdeck campaign run --image app.bin --image app-s3.bin --all --canary 2 --parallel 8 --max-failures 10%
   espdeck campaign run --image app.bin --host 192.168.1.40 --host 192.168.1.41 --confirm 0s
   espdeck campaign run --demo --image app.bin --max-failures 3    (simulated boards)
+  espdeck campaign run --image app.bin --host 192.168.1.40 --explain 192.168.1.40=/dev/ttyUSB0
   espdeck campaign resume ~/.local/state/espdeck/campaigns/20261202-101500-a1b2c3.json
   espdeck campaign status FILE --json
 
@@ -132,6 +136,7 @@ type campaignFlags struct {
 	hostIP                    string
 	hostPort                  int
 	timeout                   time.Duration
+	explain                   multiFlag // BOARD=PORT
 }
 
 // runCampaignRun is "campaign run" and (mode "resume") "campaign resume FILE".
@@ -163,6 +168,7 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 	fs.IntVar(&f.hostPort, "host-port", 0, "local TCP `PORT` for the connections back (default: any free one)")
 	fs.DurationVar(&f.timeout, "timeout", 0, "how long to wait for each board to answer and connect back (`D`, default 10s)")
 	fs.BoolVar(&f.demo, "demo", false, "run on a simulated fleet on loopback (no boards needed)")
+	fs.Var(&f.explain, "explain", "`BOARD=PORT`: if BOARD rolls back, read its partitions over serial PORT to show why (repeatable)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return c.usageExit(err, args)
@@ -229,6 +235,15 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 		}
 	} else if len(pos) > 0 {
 		return usage(fmt.Sprintf("unexpected argument %q", pos[0]), "images go with --image, boards with --host or --select")
+	}
+
+	explain := map[string]string{}
+	for _, e := range f.explain {
+		name, port, ok := strings.Cut(e, "=")
+		if !ok || name == "" || port == "" {
+			return usage(fmt.Sprintf("--explain %q: want BOARD=PORT", e), "example: --explain porch=/dev/ttyUSB0")
+		}
+		explain[name] = port
 	}
 
 	// Discovery: the targets (run) and the reboots (confirmation).
@@ -384,7 +399,54 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 	if err := runner.Run(ctx, file); err != nil {
 		r.warn(err.Error())
 	}
+	explainRollbacks(c, cm, r, file, explain)
 	return finishCampaign(r, file, f.state)
+}
+
+// explainRollbacks reads, over serial, the partitions of every rolled-back
+// board named with --explain: which slot booted and the otadata states
+// (ABORTED, INVALID) that say why the new image did not stay. With --json
+// the read's result becomes an "explain" event.
+func explainRollbacks(c *cli, cm *common, r *reporter, file *campaign.File, ports map[string]string) {
+	for _, row := range file.Rows {
+		if row.State != campaign.RolledBack {
+			continue
+		}
+		port := ""
+		for _, k := range []string{row.Board.Name, row.Board.ID, row.Board.Address} {
+			if p, ok := ports[k]; ok {
+				port = p
+				break
+			}
+		}
+		if port == "" {
+			continue
+		}
+		args := []string{"--port", port}
+		if cm.config != "" {
+			args = append(args, "--config", cm.config)
+		}
+		if !cm.json {
+			r.say("\n%s rolled back; its partitions, read over %s:", row.Board.Name, port)
+			sub := *c
+			sub.stdout = c.stderr
+			runPartitionsShow(&sub, args)
+			continue
+		}
+		var out bytes.Buffer
+		sub := *c
+		sub.stdout, sub.stderr = &out, io.Discard
+		code := runPartitionsShow(&sub, append(args, "--json"))
+		ev := map[string]any{"device": row.Board.ID, "name": row.Board.Name, "port": port, "exit_code": code}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		var res map[string]any
+		if json.Unmarshal([]byte(lines[len(lines)-1]), &res) == nil {
+			delete(res, "event")
+			delete(res, "time")
+			ev["partitions"] = res
+		}
+		r.event("explain", ev)
+	}
 }
 
 // finishCampaign prints the summary and maps the outcome to an exit code.

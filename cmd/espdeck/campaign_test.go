@@ -195,3 +195,23 @@ func TestAuditWithoutALog(t *testing.T) {
 	r = runCLI(t, nil, "audit", "--since", "yesterday")
 	require.Equal(t, exitUsage, r.code)
 }
+
+func TestCampaignExplainsARollbackOverSerial(t *testing.T) {
+	port, _ := simBoard(t)
+	dir := t.TempDir()
+	r := runCLI(t, map[string]string{"XDG_STATE_HOME": dir, "ESPDECK_BAUD": "115200"}, "campaign", "run", "--demo",
+		"--image", campaignImage(t, "1.0.0"), "--max-failures", "5", "--explain", "porch="+port, "--json")
+	require.Equal(t, exitSomeFailed, r.code, r.stderr)
+	var explained []map[string]any
+	for _, ev := range jsonLines(t, r.stdout) {
+		if ev["event"] == "explain" {
+			explained = append(explained, ev)
+		}
+	}
+	require.Len(t, explained, 1, "only the rolled-back board named with --explain is read")
+	require.Equal(t, "porch", explained[0]["name"])
+	require.EqualValues(t, exitOK, explained[0]["exit_code"])
+	parts := explained[0]["partitions"].(map[string]any)
+	require.Equal(t, "ota_0", parts["boots_next"])
+	require.Equal(t, "result", jsonLines(t, r.stdout)[len(jsonLines(t, r.stdout))-1]["event"], "the campaign's result stays last")
+}
