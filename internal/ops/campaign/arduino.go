@@ -138,3 +138,9 @@ func classifyESPOTA(err error) error {
 // campaign's password/key and reports Auth as its scheme ("sha256", "md5",
 // "noise").
 func ESPHomeFlasher() Flasher { return nil }
+
+// Serial boards join campaigns through a Flasher too. TODO(serial): once
+// the serial app update (write the OTA slot that does not boot next, then
+// select it; today in tuibackend.flashSerial) is an ops use case, wrap it
+// as a Flasher for protocol "serial", and read the running slot's app
+// description as the board's version.
