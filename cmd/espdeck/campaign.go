@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/espdeck/espdeck/discovery"
@@ -364,6 +365,10 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 			password = espota.Secret(s)
 		}
 	}
+	otaOpts := espota.Options{HostIP: f.hostIP, HostPort: f.hostPort, InviteTimeout: f.timeout, ConnectTimeout: f.timeout}
+	if password == "" && isTerminal(c.stdin) {
+		otaOpts.AskPassword = askOnce(c, r)
+	}
 
 	if f.auditPath == "" {
 		dir, err := c.stateDir()
@@ -385,8 +390,7 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 	runner := &campaign.Runner{
 		Path: f.state, Presence: presence, Audit: alog, Images: images, Logger: log,
 		Flashers: map[string]campaign.Flasher{
-			string(discovery.ProtocolArduinoOTA): campaign.ArduinoOTA{Password: password, Policy: policy, Logger: log,
-				Options: espota.Options{HostIP: f.hostIP, HostPort: f.hostPort, InviteTimeout: f.timeout, ConnectTimeout: f.timeout}},
+			string(discovery.ProtocolArduinoOTA): campaign.ArduinoOTA{Password: password, Policy: policy, Logger: log, Options: otaOpts},
 		},
 		OnEvent: campaignPrinter(r),
 	}
@@ -533,6 +537,31 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// askOnce asks for the password the first time a board wants one that
+// was not given; boards asking at the same time wait for that one answer,
+// and later boards get it without a prompt. A failed prompt is not
+// repeated for every board.
+func askOnce(c *cli, r *reporter) func(context.Context) (espota.Secret, error) {
+	var mu sync.Mutex
+	var asked bool
+	var answer espota.Secret
+	var askErr error
+	return func(ctx context.Context) (espota.Secret, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !asked {
+			asked = true
+			// Hold the output so no board's line lands inside the prompt.
+			r.mu.Lock()
+			r.clearBar()
+			s, err := c.readSecret("OTA password for the campaign's boards: ")
+			r.mu.Unlock()
+			answer, askErr = espota.Secret(s), err
+		}
+		return answer, askErr
+	}
 }
 
 func anyAuth(f *campaign.File) bool {
