@@ -172,7 +172,7 @@ func (r *Runner) Run(ctx context.Context, f *File) error {
 
 	if len(canary) > 0 {
 		r.campaignEvent(fmt.Sprintf("canary: %d board(s) first", len(canary)))
-		r.work(ctx, canary, len(canary), func(State) {}, func() bool { return false })
+		r.work(ctx, canary, min(len(canary), f.Settings.Parallel), func(State) {}, func() bool { return false })
 		var bad []string
 		for _, i := range canary {
 			if st := r.row(i).State; st.Failure() || !st.Final() {
