@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -98,4 +99,49 @@ func TestHandNamedHostIsConfirmedByAddress(t *testing.T) {
 		r.Seen("arduino-ota/esp32-aabbcc", b.Address, "2")
 	})
 	require.Equal(t, Confirmed, row.State)
+}
+
+func TestSnapshotFromEventsShowsTheLiveCampaign(t *testing.T) {
+	// What a campaign view does: rebuild its rows from Snapshot on every
+	// event (OnEvent runs without the runner's lock, so this cannot deadlock).
+	synctest.Test(t, func(t *testing.T) {
+		roster := NewRoster()
+		var boards []Board
+		for i := range 3 {
+			b := Board{ID: fmt.Sprintf("fake/%d", i), Name: fmt.Sprintf("b%d", i), Protocol: "fake", Address: fmt.Sprintf("10.0.0.%d:3232", i), Version: "1"}
+			roster.Seen(b.ID, b.Address, "1")
+			boards = append(boards, b)
+		}
+		img := Image{Path: "app.bin", Chip: "esp32", Version: "2", SHA256: "abc"}
+		var views []View
+		var r *Runner
+		r = &Runner{Presence: roster, Images: map[string][]byte{"abc": {0xE9}},
+			Flashers: map[string]Flasher{"fake": FlasherFunc(func(ctx context.Context, b Board, _ Image, data []byte, progress func(int64, int64)) (FlashResult, error) {
+				progress(1, 1)
+				go func() {
+					roster.Gone(b.ID)
+					time.Sleep(time.Second)
+					roster.Seen(b.ID, b.Address, "2")
+				}()
+				return FlashResult{Protocol: "fake", Bytes: 1}, nil
+			})},
+			OnEvent: func(Event) { views = append(views, r.Snapshot()) }}
+		plan, err := Plan(boards, []Image{img}, Settings{Canary: 1, Parallel: 2, Confirm: time.Minute}, time.Now())
+		require.NoError(t, err)
+		require.NoError(t, r.Run(t.Context(), plan))
+
+		sawCanaryRebooting := false
+		for _, v := range views[:len(views)-1] {
+			require.True(t, v.Running)
+			require.Len(t, v.File.Rows, 3)
+			if v.File.Rows[0].Canary && v.File.Rows[0].State == Rebooting {
+				sawCanaryRebooting = true
+			}
+		}
+		require.True(t, sawCanaryRebooting)
+		last := r.Snapshot()
+		require.False(t, last.Running)
+		require.Equal(t, 3, last.Summary.Confirmed)
+		require.Equal(t, "more than 0 failed", last.File.Settings.Threshold.String())
+	})
 }
