@@ -377,6 +377,19 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 		}
 		f.auditPath = filepath.Join(dir, "audit.jsonl")
 	}
+	var history func(campaign.Board) (audit.Record, bool)
+	if file.Settings.Outdated {
+		// What espdeck last wrote to each board: a board that announces no
+		// version but got this very image is up to date.
+		if fh, err := os.Open(f.auditPath); err == nil {
+			recs, _, err := audit.Read(fh, audit.Filter{Kind: audit.KindUpdate})
+			fh.Close()
+			if err != nil {
+				r.warn("the audit log could not be read to the end: " + err.Error())
+			}
+			history = campaign.LastWrites(recs)
+		}
+	}
 	alog, err := audit.Open(f.auditPath)
 	if err != nil {
 		return usage(err.Error(), "name another audit log with --audit FILE")
@@ -388,7 +401,7 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 		return usage(err.Error(), "fix the config file or the key file its signing_key names")
 	}
 	runner := &campaign.Runner{
-		Path: f.state, Presence: presence, Audit: alog, Images: images, Logger: log,
+		Path: f.state, Presence: presence, Audit: alog, History: history, Images: images, Logger: log,
 		Flashers: map[string]campaign.Flasher{
 			string(discovery.ProtocolArduinoOTA): campaign.ArduinoOTA{Password: password, Policy: policy, Logger: log, Options: otaOpts},
 		},

@@ -475,3 +475,58 @@ func TestLoadRefusesWhatIsNotACampaign(t *testing.T) {
 	require.ErrorAs(t, err, &e)
 	require.Equal(t, "campaign_unreadable", e.Code())
 }
+
+func TestAuditLogKnowsWhatASilentBoardRuns(t *testing.T) {
+	fl := startFleet(t,
+		simBoard{name: "silent", chip: "esp32", noTXT: true},
+		simBoard{name: "silent-2", chip: "esp32", noTXT: true},
+	)
+	img, data := image(t, firmware.ChipESP32, "2.0.0")
+	h := newHarness(t, fl, map[string][]byte{img.SHA256: data})
+	s := settings(30 * time.Second)
+	s.Outdated = true
+	plan, err := Plan(fl.boards[:1], []Image{img}, s, time.Now())
+	require.NoError(t, err)
+	first := run(t, h, plan)
+	require.Equal(t, Uploaded, rowOf(t, first, "silent").State, "no version to confirm with")
+
+	// A new campaign with the same image: the audit log says espdeck wrote
+	// exactly this image to "silent"; "silent-2" never got it.
+	h.runner.History = LastWrites(h.records(t))
+	again, err := Plan(fl.boards, []Image{img}, s, time.Now())
+	require.NoError(t, err)
+	got := run(t, h, again)
+	r := rowOf(t, got, "silent")
+	require.Equal(t, Skipped, r.State)
+	require.Equal(t, "up_to_date", r.Code)
+	require.Contains(t, r.Message, "audit log")
+	require.Equal(t, "2.0.0", r.FromVersion)
+	require.Len(t, fl.sessions("silent"), 1)
+	require.Len(t, fl.sessions("silent-2"), 1)
+
+	// Another image (same version string, other bytes) is sent again.
+	p := filepath.Join(t.TempDir(), "other.bin")
+	require.NoError(t, os.WriteFile(p, ops.DemoAppImage(firmware.ChipESP32, "fleet-app", "2.0.0", 25_000), 0o644))
+	other, otherData, err := LoadImage(p)
+	require.NoError(t, err)
+	h.runner.Images[other.SHA256] = otherData
+	third, err := Plan(fl.boards[:1], []Image{other}, s, time.Now())
+	require.NoError(t, err)
+	run(t, h, third)
+	require.Len(t, fl.sessions("silent"), 2)
+}
+
+func TestLastWritesPrefersTheMAC(t *testing.T) {
+	recs := []audit.Record{
+		{Kind: audit.KindUpdate, Board: "a", Address: "10.0.0.1:3232", MAC: "AA:BB:CC:00:00:01", ImageSHA256: "old", Result: "ok"},
+		{Kind: audit.KindUpdate, Board: "a", Address: "10.0.0.9:3232", MAC: "aabbcc000001", ImageSHA256: "new", Result: "ok"},
+		{Kind: audit.KindUpdate, Board: "a", Address: "10.0.0.9:3232", MAC: "aabbcc000001", ImageSHA256: "bad", Result: "device_error"},
+		{Kind: audit.KindDownload, Board: "b", Address: "10.0.0.2:3232", ImageSHA256: "x", Result: "ok"},
+	}
+	last := LastWrites(recs)
+	r, ok := last(Board{Name: "renamed", Address: "10.0.0.5:3232", MAC: "aa-bb-cc-00-00-01"})
+	require.True(t, ok)
+	require.Equal(t, "new", r.ImageSHA256, "the latest ok attempt, failures ignored")
+	_, ok = last(Board{Name: "b", Address: "10.0.0.2:3232"})
+	require.False(t, ok, "downloads are not writes")
+}

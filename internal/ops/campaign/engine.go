@@ -59,6 +59,11 @@ type Runner struct {
 	Presence Presence
 	// Audit receives one record per upload attempt; nil writes none.
 	Audit *audit.Log
+	// History, when set, is what the audit log says espdeck last wrote to
+	// a board with success (see LastWrites). With Outdated, a board that
+	// announces no version but last received this very image (same
+	// SHA-256) from espdeck is skipped.
+	History func(Board) (audit.Record, bool)
 	// Images holds the image bytes by SHA-256.
 	Images map[string][]byte
 	// OnEvent, when set, is called for every state change and progress
@@ -286,9 +291,20 @@ func (r *Runner) skipCheck(i int) bool {
 		}
 	}
 	row.FromVersion = version
+	var last audit.Record
+	fromAudit := false
+	if version == "" && r.History != nil {
+		last, fromAudit = r.History(row.Board)
+		fromAudit = fromAudit && last.ImageSHA256 == row.Image && row.Image != ""
+	}
 	skip := false
 	if set.Outdated {
 		switch {
+		case fromAudit:
+			skip = true
+			row.State, row.Code = Skipped, "up_to_date"
+			row.Message = fmt.Sprintf("announces no version, but espdeck wrote this image here on %s (audit log)", last.Time.UTC().Format(time.DateTime))
+			row.FromVersion = last.ToVersion
 		case version != "" && version == row.ToVersion:
 			skip = true
 			row.State, row.Code, row.Message = Skipped, "up_to_date", "already runs "+version

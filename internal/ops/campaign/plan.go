@@ -15,6 +15,7 @@ import (
 
 	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/audit"
 )
 
 // LoadImage reads an app image and learns what a campaign needs from it:
@@ -236,4 +237,38 @@ func ReadHostsFile(p string) ([]Board, error) {
 		out = append(out, bd)
 	}
 	return out, nil
+}
+
+// LastWrites indexes update records by board: for each board (by MAC,
+// else by name and address) the latest attempt that ended "ok". Runner
+// uses it to know what a board runs when it announces no version.
+func LastWrites(recs []audit.Record) func(Board) (audit.Record, bool) {
+	byMAC, byAddr := map[string]audit.Record{}, map[string]audit.Record{}
+	for _, r := range recs {
+		if r.Kind != audit.KindUpdate || r.Result != "ok" {
+			continue
+		}
+		if m := normalMAC(r.MAC); m != "" {
+			byMAC[m] = r
+		}
+		byAddr[r.Board+"\x00"+r.Address] = r
+	}
+	return func(b Board) (audit.Record, bool) {
+		if m := normalMAC(b.MAC); m != "" {
+			r, ok := byMAC[m]
+			return r, ok
+		}
+		r, ok := byAddr[b.Name+"\x00"+b.Address]
+		return r, ok
+	}
+}
+
+func normalMAC(s string) string {
+	var out []byte
+	for _, c := range strings.ToLower(s) {
+		if (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') {
+			out = append(out, byte(c))
+		}
+	}
+	return string(out)
 }
