@@ -145,3 +145,58 @@ func TestSnapshotFromEventsShowsTheLiveCampaign(t *testing.T) {
 		require.Equal(t, "more than 0 failed", last.File.Settings.Threshold.String())
 	})
 }
+
+func TestAFloodOfSightingsIsBounded(t *testing.T) {
+	r := NewRoster()
+	b := Board{ID: "x", Address: "10.0.0.1:3232"}
+	f := r.Follow(b)
+	defer f.Stop()
+	for i := range 100_000 {
+		r.Seen("x", b.Address, fmt.Sprint(i))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	n := 0
+	var last Sighting
+	for {
+		s, err := f.Next(ctx)
+		if err != nil {
+			break
+		}
+		n++
+		last = s
+	}
+	require.Equal(t, maxQueued, n, "a chatty or hostile announcer cannot make a follower hold more")
+	require.Equal(t, "99999", last.Version, "the newest sightings are the ones kept")
+	cur, ok := r.Current(b)
+	require.True(t, ok)
+	require.Equal(t, "99999", cur.Version)
+	r.Gone("x")
+	_, ok = r.Current(b)
+	require.False(t, ok)
+}
+
+func TestEachProtocolGetsItsOwnFlasher(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		roster := NewRoster()
+		sent := map[string][]string{}
+		flasher := func(proto string) Flasher {
+			return FlasherFunc(func(ctx context.Context, b Board, _ Image, _ []byte, _ func(int64, int64)) (FlashResult, error) {
+				sent[proto] = append(sent[proto], b.Name)
+				return FlashResult{Protocol: proto, Auth: "none"}, nil
+			})
+		}
+		boards := []Board{
+			{ID: "a", Name: "ota-1", Protocol: "arduino-ota", Address: "10.0.0.1:3232", Chip: "esp32"},
+			{ID: "e", Name: "esphome-1", Protocol: "esphome", Address: "10.0.0.2:3232", Chip: "esp32"},
+			{ID: "b", Name: "ota-2", Protocol: "arduino-ota", Address: "10.0.0.3:3232", Chip: "esp32"},
+		}
+		r := &Runner{Presence: roster, Images: map[string][]byte{"abc": {0xE9}},
+			Flashers: map[string]Flasher{"arduino-ota": flasher("arduino-ota"), "esphome": flasher("esphome")}}
+		plan, err := Plan(boards, []Image{{Path: "app.bin", Chip: "esp32", Version: "2", SHA256: "abc"}}, Settings{Parallel: 1}, time.Now())
+		require.NoError(t, err)
+		require.NoError(t, r.Run(t.Context(), plan))
+		require.Equal(t, map[string][]string{"arduino-ota": {"ota-1", "ota-2"}, "esphome": {"esphome-1"}}, sent)
+		require.Equal(t, "esphome", plan.Rows[1].Protocol)
+	})
+}
