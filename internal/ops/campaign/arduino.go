@@ -131,7 +131,7 @@ func classifyESPOTA(err error) error {
 
 // ESPHomeFlasher is where the ESPHome native OTA client plugs in once it is
 // merged (package esphomeota): a Flasher for boards with protocol
-// "esphome". Until then ESPHome boards in a campaign fail with
+// "esphome". Until then ESPHome boards in a campaign are skipped with
 // "unsupported_protocol" and the campaign goes on with the others.
 //
 // TODO(esphome): return a Flasher that runs the esphomeota upload with the

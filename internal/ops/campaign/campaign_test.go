@@ -391,18 +391,20 @@ func TestFlasherRefusesAnotherChipsImage(t *testing.T) {
 	require.Zero(t, fl.sims["s3"].Stats().Invitations)
 }
 
-func TestUnsupportedProtocolFailsThatBoardOnly(t *testing.T) {
+func TestUnsupportedProtocolIsSkippedNotFailed(t *testing.T) {
 	fl := startFleet(t, simBoard{name: "ota", version: "1", chip: "esp32"})
-	boards := append(fl.boards, Board{ID: "esphome/kitchen", Name: "kitchen", Protocol: "esphome", Address: "127.0.0.1:1", Chip: "esp32"})
+	boards := append([]Board{{ID: "esphome/kitchen", Name: "kitchen", Protocol: "esphome", Address: "127.0.0.1:1", Chip: "esp32"}}, fl.boards...)
 	img, data := image(t, firmware.ChipESP32, "2")
 	h := newHarness(t, fl, map[string][]byte{img.SHA256: data})
-	s := settings(30 * time.Second)
-	s.Threshold = Threshold{Count: 1}
-	plan, err := Plan(boards, []Image{img}, s, time.Now())
+	plan, err := Plan(boards, []Image{img}, settings(30*time.Second), time.Now())
 	require.NoError(t, err)
 	got := run(t, h, plan)
+	k := rowOf(t, got, "kitchen")
+	require.Equal(t, Skipped, k.State)
+	require.Equal(t, "unsupported_protocol", k.Code)
+	require.False(t, k.Canary, "a board espdeck cannot update is never the canary")
 	require.Equal(t, Confirmed, rowOf(t, got, "ota").State)
-	require.Equal(t, "unsupported_protocol", rowOf(t, got, "kitchen").Code)
+	require.Equal(t, OutcomeOK, got.Outcome())
 }
 
 func TestCancelMidWaveLeavesAResumableFile(t *testing.T) {

@@ -52,7 +52,7 @@ type Runner struct {
 	// the campaign in memory only.
 	Path string
 	// Flashers by board protocol (arduino-ota, esphome, serial). A board
-	// whose protocol has none fails with code "unsupported_protocol".
+	// whose protocol has none is skipped with code "unsupported_protocol".
 	Flashers map[string]Flasher
 	// Presence confirms reboots and supplies current versions; nil means
 	// confirmation is impossible (boards end as Uploaded, not-checked).
@@ -298,6 +298,14 @@ func (r *Runner) skipCheck(i int) bool {
 		fromAudit = fromAudit && last.ImageSHA256 == row.Image && row.Image != ""
 	}
 	skip := false
+	if r.Flashers[row.Board.Protocol] == nil {
+		// Not the board's failure: say so and leave it out of the count.
+		row.State, row.Code = Skipped, "unsupported_protocol"
+		row.Message = fmt.Sprintf("espdeck cannot update %s boards in a campaign yet", cmpOr(row.Board.Protocol, "unknown-protocol"))
+		row.Hint = "update it on its own (espdeck ota upload, espdeck serial write)"
+		r.update(i, row)
+		return true
+	}
 	if set.Outdated {
 		switch {
 		case fromAudit:
