@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/espdeck/espdeck/espota/otasim"
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/ops"
+	"github.com/espdeck/espdeck/internal/ops/campaign"
 )
 
 func campaignImage(t *testing.T, version string) string {
@@ -214,4 +219,44 @@ func TestCampaignExplainsARollbackOverSerial(t *testing.T) {
 	parts := explained[0]["partitions"].(map[string]any)
 	require.Equal(t, "ota_0", parts["boots_next"])
 	require.Equal(t, "result", jsonLines(t, r.stdout)[len(jsonLines(t, r.stdout))-1]["event"], "the campaign's result stays last")
+}
+
+func TestCampaignCtrlCLeavesAResumableFile(t *testing.T) {
+	slow := otasim.Config{Faults: otasim.Faults{ReadRate: 32 << 10}}
+	a, b := otaSim(t, slow), otaSim(t, slow)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "c.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	getenv := func(k string) string {
+		if k == "ESPDECK_MDNS" {
+			return "off"
+		}
+		return ""
+	}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"campaign", "run", "--image", campaignImage(t, "2.0.0"), "--confirm", "0s", "--canary", "0",
+			"--host", a.Addr().String(), "--host", b.Addr().String(), "--state", state, "--audit", filepath.Join(dir, "a.jsonl"), "--json"},
+			strings.NewReader(""), &out, &errb, getenv)
+	}()
+	// Ctrl-C once the campaign file says a board is sending.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if f, err := campaign.Load(state); err == nil && f.Rows[0].State == campaign.Uploading {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no board started uploading")
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	code := <-done
+	require.Equal(t, exitInterrupted, code, errb.String())
+	res := lastResult(t, out.String())
+	require.Equal(t, "interrupted", res["error"])
+	require.Contains(t, res["hint"], "campaign resume "+state)
+	f, err := campaign.Load(state)
+	require.NoError(t, err)
+	require.True(t, f.Interrupted)
+	require.Equal(t, 2, campaign.Resume(f), "both boards go back to the queue")
 }
