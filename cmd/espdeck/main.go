@@ -42,6 +42,8 @@ func commands() []command {
 	return []command{
 		{name: "list", summary: "devices on the network and on USB", run: runList},
 		{name: "ota", summary: "network OTA upload (ArduinoOTA / espota)", run: runOTA},
+		{name: "campaign", summary: "update many boards: canary, waves, confirmation, resume", run: runCampaign},
+		{name: "audit", summary: "what espdeck wrote to which board, when (the audit log)", run: runAudit},
 		{name: "serial", summary: "ROM bootloader over a serial port or socket://", run: runSerial,
 			aliases: []string{"write-flash", "write_flash", "read-flash", "read_flash", "erase-flash", "erase_flash", "erase-region", "erase_region", "chip-id", "chip_id", "flash-id", "flash_id"}},
 		{name: "image", summary: "what is in a firmware image; signature check", run: runImage, aliases: []string{"image-info", "image_info"}},

@@ -130,6 +130,9 @@ type Config struct {
 	OKDelay time.Duration
 	Faults  Faults
 	Logger  *slog.Logger // nil discards
+	// Reboot, when set, restarts the device after an accepted app image
+	// (see reboot.go); nil keeps it running, as before.
+	Reboot *Reboot
 }
 
 // State is how an update session ended.
@@ -194,6 +197,8 @@ type Device struct {
 	stats    Stats
 	changed  chan struct{} // closed and replaced on every recorded change
 	started  time.Time
+	version  string // running version after a reboot (reboot.go)
+	down     bool   // rebooting or gone: nothing is answered
 }
 
 // New checks cfg and returns a device that is not yet listening.
@@ -360,6 +365,11 @@ func (d *Device) serve(ctx context.Context) {
 			// Loopback only: never talk to, or connect to, anything else.
 			continue
 		}
+		if d.isDown() {
+			// Rebooting: the datagram is lost, as on a board.
+			state = stateIdle
+			continue
+		}
 		msg := buf[:n]
 		switch state {
 		case stateIdle:
@@ -486,6 +496,7 @@ func (d *Device) runUpdate(ctx context.Context, p pending, host *net.UDPAddr) {
 	}
 	d.receive(ctx, conn.(*net.TCPConn), p.inv, &s)
 	d.record(s)
+	d.afterAccepted(ctx, s)
 }
 
 // receive is the data phase (§2.7 step 4–6, §3.1).
