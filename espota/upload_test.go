@@ -237,7 +237,7 @@ func TestNoAnswer(t *testing.T) {
 	require.Less(t, time.Since(start), 10*time.Second, "bounded by InviteTimeout")
 	var e *Error
 	require.ErrorAs(t, err, &e)
-	require.NotEmpty(t, e.Hint)
+	require.NotEmpty(t, e.Hint())
 	attempts := 0
 	for _, ev := range pl.all() {
 		require.Equal(t, StageInvite, ev.Stage)
@@ -279,8 +279,8 @@ func TestNoConnectBack(t *testing.T) {
 	var e *Error
 	require.ErrorAs(t, err, &e)
 	require.Contains(t, e.Msg, "127.0.0.1:")
-	require.Contains(t, e.Hint, "firewall")
-	require.Contains(t, e.Hint, "OTA slot")
+	require.Contains(t, e.Hint(), "firewall")
+	require.Contains(t, e.Hint(), "OTA slot")
 }
 
 func TestTooLarge(t *testing.T) {
@@ -306,7 +306,7 @@ func TestTooLarge(t *testing.T) {
 		var e *Error
 		require.ErrorAs(t, err, &e)
 		require.Equal(t, "ERR: ERROR[4]: Not Enough Space", e.Device)
-		require.Contains(t, e.Hint, "does not fit")
+		require.Contains(t, e.Hint(), "does not fit")
 	})
 }
 

@@ -354,7 +354,7 @@ func otaFailure(ctx context.Context, err error) *failure {
 		if e.Cause != nil {
 			f.message += ": " + e.Cause.Error()
 		}
-		f.hint = strings.ReplaceAll(e.Hint, ". ", ".\n")
+		f.hint = strings.ReplaceAll(e.Hint(), ". ", ".\n")
 	}
 	for _, m := range []struct {
 		err  error
