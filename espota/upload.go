@@ -620,22 +620,24 @@ func (u *upload) transfer(ctx context.Context, conn *net.TCPConn) error {
 		rate = float64(sent) / el
 	}
 	u.progress(Progress{Stage: StageFinalize, Done: sent, Rate: rate, Addr: conn.RemoteAddr().String()})
-	for {
-		idle := time.Since(rx.lastRx())
-		left := u.opts.FinalizeTimeout - idle
-		if left <= 0 {
-			return &Error{Kind: ErrTransfer, Stage: StageFinalize,
-				Msg:  fmt.Sprintf("all %d bytes were sent but the device at %s did not confirm the update within %s", u.total, u.dev, u.opts.FinalizeTimeout),
-				Next: "the update may or may not have been applied: check the device (its serial log or version) before trying again"}
+	// The verdict must come within FinalizeTimeout of the last byte, however
+	// much the device sends meanwhile: progress counts and text do not move
+	// the deadline, so a device that keeps talking cannot hold us for ever.
+	finalizeStart := time.Now()
+	timer := time.NewTimer(u.opts.FinalizeTimeout)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-rx.done:
+	case <-timer.C:
+		// Stop the receiver so its state can be read.
+		conn.Close()
+		rx.wait()
+		if rx.stream.success() {
+			return nil // OK arrived with the deadline
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-rx.done:
-		case <-time.After(min(left, writeTick)):
-			continue
-		}
-		break
+		return u.noVerdict(rx, rx.lastRx().After(finalizeStart))
 	}
 	if rx.stream.success() {
 		return nil
@@ -647,6 +649,26 @@ func (u *upload) transfer(ctx context.Context, conn *net.TCPConn) error {
 		Msg:   fmt.Sprintf("the device at %s closed the connection after all %d bytes without confirming the update", u.dev, u.total),
 		Cause: rx.error(),
 		Next:  "the update was probably not applied: check the device's serial log and try again"}
+}
+
+// noVerdict is the error for a device that gave no verdict within
+// FinalizeTimeout; talking says whether it kept sending meanwhile. The
+// receiver has exited.
+func (u *upload) noVerdict(rx *receiver, talking bool) error {
+	if !talking {
+		return &Error{Kind: ErrTransfer, Stage: StageFinalize,
+			Msg:  fmt.Sprintf("all %d bytes were sent but the device at %s did not confirm the update within %s", u.total, u.dev, u.opts.FinalizeTimeout),
+			Next: "the update may or may not have been applied: check the device (its serial log or version) before trying again"}
+	}
+	what := fmt.Sprintf("%d bytes of progress counts", rx.stream.counts)
+	if msg, _ := rx.stream.failed(); msg != "" {
+		what = fmt.Sprintf("text without a line end (%q)", msg)
+	}
+	return &Error{Kind: ErrDeviceError, Stage: StageFinalize,
+		Msg: fmt.Sprintf("the device at %s kept sending after all %d bytes (%s, %d bytes in all) but gave no verdict within %s",
+			u.dev, u.total, what, rx.received.Load(), u.opts.FinalizeTimeout),
+		Device: rx.stream.message(),
+		Next:   "its firmware does not follow the OTA protocol; the update may or may not have been applied: check the device (its serial log or version) before trying again"}
 }
 
 // verdict waits up to wait for the receiver to finish and returns the
@@ -669,12 +691,13 @@ func (u *upload) verdict(rx *receiver, wait time.Duration) error {
 
 // receiver reads the device's reply stream concurrently with the transfer.
 type receiver struct {
-	conn   net.Conn
-	done   chan struct{} // closed when OK, a complete message, EOF or an error arrived
-	stream replyStream   // owned by the read goroutine until done is closed
-	last   atomic.Int64  // unix nanos of the last received byte
-	err    error         // read error other than EOF, valid after done
-	exited chan struct{}
+	conn     net.Conn
+	done     chan struct{} // closed when OK, a complete message, EOF or an error arrived
+	stream   replyStream   // owned by the read goroutine until done is closed
+	last     atomic.Int64  // unix nanos of the last received byte
+	received atomic.Int64  // bytes received in all
+	err      error         // read error other than EOF, valid after done
+	exited   chan struct{}
 }
 
 func newReceiver(conn net.Conn) *receiver {
@@ -687,11 +710,12 @@ func newReceiver(conn net.Conn) *receiver {
 func (r *receiver) loop() {
 	defer close(r.exited)
 	defer close(r.done)
-	buf := make([]byte, 512)
+	buf := make([]byte, 4096)
 	for {
 		n, err := r.conn.Read(buf)
 		if n > 0 {
 			r.last.Store(time.Now().UnixNano())
+			r.received.Add(int64(n))
 			r.stream.feed(buf[:n])
 			if r.stream.success() {
 				return
