@@ -75,7 +75,6 @@ func Format(addr uint64, frames []Frame) []string {
 	return out
 }
 
-
 // ErrNoDebugInfo is reported by Symbolizer.DebugInfoErr when the ELF has no
 // DWARF (built without -g or stripped): names still come from the symbol
 // table but there are no file:line or inlined frames.
