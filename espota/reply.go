@@ -90,3 +90,64 @@ func (r *replyStream) message() string {
 	}
 	return m
 }
+
+// inviteVerdict is what the device's UDP answer to an invitation means.
+type inviteVerdict int
+
+const (
+	inviteOK      inviteVerdict = iota // "OK": no password, the device connects back
+	inviteAuth                         // "AUTH <nonce>": a challenge
+	inviteRefused                      // anything else ("ERR: …", other text): the device's reason
+)
+
+// readInviteReply classifies the answer to an invitation (the reply text
+// without its line ending) and returns the challenge's nonce for inviteAuth.
+func readInviteReply(reply string) (inviteVerdict, string) {
+	switch {
+	case reply == "OK":
+		return inviteOK, ""
+	case strings.HasPrefix(reply, "AUTH "):
+		return inviteAuth, strings.TrimSpace(strings.TrimPrefix(reply, "AUTH "))
+	}
+	return inviteRefused, ""
+}
+
+// challengeScheme names the scheme a nonce asks for: 32 hex characters are
+// the legacy MD5 digest, 64 the PBKDF2 challenge (answered with the
+// SHA-256 secret unless md5Secret). "" means a challenge espdeck does not
+// know.
+func challengeScheme(nonce string, md5Secret bool) string {
+	switch {
+	case len(nonce) == 32 && isHex(nonce):
+		return SchemeMD5
+	case len(nonce) == 64 && isHex(nonce):
+		if md5Secret {
+			return SchemePBKDF2MD5
+		}
+		return SchemePBKDF2SHA256
+	}
+	return ""
+}
+
+// authVerdict is what the device's UDP answer to the authentication
+// datagram means.
+type authVerdict int
+
+const (
+	authOK       authVerdict = iota // "OK": accepted
+	authSilent                      // no answer in time
+	authRejected                    // "Authentication Failed"
+	authOther                       // any other text: the device's reason
+)
+
+func readAuthReply(reply string) authVerdict {
+	switch {
+	case reply == "OK":
+		return authOK
+	case reply == "":
+		return authSilent
+	case strings.HasPrefix(reply, "Authentication Failed"):
+		return authRejected
+	}
+	return authOther
+}

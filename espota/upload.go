@@ -261,16 +261,14 @@ func (u *upload) negotiate(ctx context.Context) error {
 			return err
 		}
 		latency = took
-		switch {
-		case reply == "OK":
+		verdict, nonce := readInviteReply(reply)
+		switch verdict {
+		case inviteOK:
 			u.res.AuthScheme = SchemeNone
 			return nil
-		case strings.HasPrefix(reply, "ERR"):
-			return u.deviceError(StageInvite, reply)
-		case !strings.HasPrefix(reply, "AUTH "):
+		case inviteRefused:
 			return u.deviceError(StageInvite, reply)
 		}
-		nonce := strings.TrimSpace(strings.TrimPrefix(reply, "AUTH "))
 		u.setStage(StageAuth)
 		u.progress(Progress{Stage: StageAuth, Addr: u.dev.String()})
 		if pw == "" && u.opts.AskPassword != nil {
@@ -288,17 +286,16 @@ func (u *upload) negotiate(ctx context.Context) error {
 			return &Error{Kind: ErrAuthFailed, Stage: StageAuth, Msg: fmt.Sprintf("the device at %s asks for a password and none was given", u.dev),
 				Next: "give the password set in the sketch with --password-env VAR or --password-file FILE (or ESPDECK_PASSWORD)"}
 		}
-		var scheme, cnonce, response string
-		switch {
-		case len(nonce) == 32 && isHex(nonce):
-			scheme = SchemeMD5
+		scheme := challengeScheme(nonce, md5Secret)
+		var cnonce, response string
+		switch scheme {
+		case SchemeMD5:
 			cnonce = randomHex(32)
 			response = md5Response(pw.reveal(), nonce, cnonce)
-		case len(nonce) == 64 && isHex(nonce):
+		case SchemePBKDF2SHA256, SchemePBKDF2MD5:
 			secret := sha256hex(pw.reveal())
-			scheme = SchemePBKDF2SHA256
-			if md5Secret {
-				secret, scheme = md5hex(pw.reveal()), SchemePBKDF2MD5
+			if scheme == SchemePBKDF2MD5 {
+				secret = md5hex(pw.reveal())
 			}
 			cnonce = randomHex(64)
 			response, err = pbkdf2Response(secret, nonce, cnonce)
@@ -316,11 +313,11 @@ func (u *upload) negotiate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		switch {
-		case reply == "OK":
+		switch readAuthReply(reply) {
+		case authOK:
 			u.res.AuthScheme = scheme
 			return nil
-		case reply == "":
+		case authSilent:
 			// The device went silent: it may have reset to IDLE (another
 			// uploader, or a retransmission crossed our reply). Start over.
 			silentAuth++
@@ -335,7 +332,7 @@ func (u *upload) negotiate(ctx context.Context) error {
 			}
 			tried = tried[:len(tried)-1]
 			continue
-		case strings.HasPrefix(reply, "Authentication Failed"):
+		case authRejected:
 			if scheme == SchemePBKDF2SHA256 {
 				// A ≥3.3.1 sketch that stores an MD5 hash (setPasswordHash)
 				// expects the MD5 secret; the device is back in IDLE, so a
