@@ -113,19 +113,26 @@ func Open(path string) (*Symbolizer, error) {
 			Msg:  fmt.Sprintf("is %d MiB, more than the %d MiB an application ELF can be", st.Size()>>20, MaxELFSize>>20),
 			Next: elfHint}
 	}
+	return load(f, st.Size(), path)
+}
+
+// load reads an ELF of size bytes from r (Open's file, after its checks):
+// the magic first, then the SHA-256 in one streaming pass, then the tables
+// through debug/elf, which reads sections from r as it needs them.
+func load(r io.ReaderAt, size int64, path string) (*Symbolizer, error) {
 	var magic [4]byte
-	if _, err := io.ReadFull(f, magic[:]); err != nil || !bytes.Equal(magic[:], []byte(elf.ELFMAG)) {
+	if _, err := r.ReadAt(magic[:], 0); err != nil || !bytes.Equal(magic[:], []byte(elf.ELFMAG)) {
 		what := "does not start with the ELF magic (\\x7fELF)"
-		if st.Size() > 0 && magic[0] == 0xE9 {
+		if size > 0 && magic[0] == 0xE9 {
 			what = "is a flash image (first byte 0xE9), not an ELF"
 		}
 		return nil, &ELFError{Path: path, Kind: ErrNotELF, Msg: what, Next: elfHint}
 	}
 	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, st.Size())); err != nil {
+	if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
 		return nil, &ELFError{Path: path, Kind: ErrUnreadable, Msg: "cannot read the ELF", Next: "check the file", Cause: err}
 	}
-	ef, err := elf.NewFile(f)
+	ef, err := elf.NewFile(r)
 	if err != nil {
 		return nil, &ELFError{Path: path, Kind: ErrNotELF, Msg: "is not a valid ELF (truncated or damaged?)", Next: elfHint, Cause: err}
 	}
