@@ -1,10 +1,15 @@
 package firmware
 
 import (
+	"bytes"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rsa"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/pem"
+	"errors"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -125,4 +130,59 @@ func sigFieldsWithGenerator(curve byte) []byte {
 	copy(blk[37:], leBytes(c.gx, 24))
 	copy(blk[61:], leBytes(c.gy, 24))
 	return blk[1:149]
+}
+
+// FuzzParsePublicKeyPEM: a --key file of any content never panics the key
+// reader; what it accepts is a Secure Boot V2 key type whose digest can be
+// computed (or is refused with ErrKey), and anything else is ErrKey.
+func FuzzParsePublicKeyPEM(f *testing.F) {
+	for _, name := range []string{"ecdsa256_secure_boot_signing_pubkey.pem", "rsa_secure_boot_signing_pubkey.pem"} {
+		if b, err := os.ReadFile(filepath.Join(fixtureRoot, "secure", name)); err == nil {
+			f.Add(b)
+		}
+	}
+	// A P-192 public key (our own SPKI decoding) and a P-192 private key
+	// without its public half (our own d·G).
+	g := sigFieldsWithGenerator(1)
+	pt := append([]byte{4}, reversed(g[36:60])...)
+	pt = append(pt, reversed(g[60:84])...)
+	alg := []byte{0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x01}
+	bits := append([]byte{0x03, byte(len(pt) + 1), 0x00}, pt...)
+	body := append(append([]byte(nil), alg...), bits...)
+	spki := append([]byte{0x30, byte(len(body))}, body...)
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}))
+	f.Add(p192PrivatePEM(bytes.Repeat([]byte{0x11}, 24)))
+	f.Add([]byte("-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"))
+	f.Add([]byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pub, err := ParsePublicKeyPEM(data)
+		if err != nil {
+			if !errors.Is(err, ErrKey) {
+				t.Fatalf("error not ErrKey: %v", err)
+			}
+			return
+		}
+		switch k := pub.(type) {
+		case *rsa.PublicKey:
+			if k.N.BitLen() != 3072 {
+				t.Fatalf("RSA key of %d bits accepted", k.N.BitLen())
+			}
+		case *ecdsa.PublicKey, *P192PublicKey:
+		default:
+			t.Fatalf("accepted a %T", pub)
+		}
+		if _, err := PublicKeyDigest(pub); err != nil && !errors.Is(err, ErrKey) {
+			t.Fatalf("digest error not ErrKey: %v", err)
+		}
+	})
+}
+
+// p192PrivatePEM encodes the P-192 private scalar d (24 bytes) as a SEC 1
+// "EC PRIVATE KEY" without the optional public key:
+// SEQUENCE { 1, OCTET STRING d, [0] secp192r1 }.
+func p192PrivatePEM(d []byte) []byte {
+	ec := []byte{0x02, 0x01, 0x01, 0x04, byte(len(d))}
+	ec = append(ec, d...)
+	ec = append(ec, 0xa0, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x01)
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: append([]byte{0x30, byte(len(ec))}, ec...)})
 }

@@ -108,4 +108,9 @@ func TestVerifyP192(t *testing.T) {
 	if _, ok := p192FromScalar(n.Bytes()); ok {
 		t.Error("a scalar of n accepted")
 	}
+	// A private key file without the public half gives d·G too.
+	got, err := ParsePublicKeyPEM(p192PrivatePEM(d))
+	if err != nil || !pub.Equal(got) {
+		t.Errorf("P-192 private key PEM: %v", err)
+	}
 }
