@@ -81,7 +81,9 @@ for pkg in $(go list ./...); do
   for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
     echo "-- $pkg $target"
     for try in 1 2; do
-      if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" >/tmp/espdeck-fuzz.log 2>&1; then
+      # Minimising every new input for up to a minute (the default) can eat
+      # a short run whole; a few hundred tries keep the time for exploring.
+      if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 200x "$pkg" >/tmp/espdeck-fuzz.log 2>&1; then
         break
       fi
       # A real finding always writes its input under testdata/fuzz. The fuzz
