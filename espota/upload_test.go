@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espdeck/espdeck/espota/otasim"
 	"github.com/stretchr/testify/require"
+
+	"github.com/espdeck/espdeck/espota/otasim"
 )
 
 // checkLeaks fails the test if goroutines or file descriptors opened during

@@ -50,6 +50,9 @@ if [[ -n "$unformatted" ]]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 
+echo "== import groups (standard library, third party, ours)"
+go run ./scripts/importgroups
+
 echo "== go vet"
 go vet ./...
 

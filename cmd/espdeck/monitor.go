@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/charmbracelet/x/term"
+
 	"github.com/espdeck/espdeck/monitor"
 	"github.com/espdeck/espdeck/symbolize"
 )
