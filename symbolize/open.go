@@ -38,7 +38,9 @@ var (
 )
 
 // ELFError is the error Open returns. It unwraps to one of the sentinels
-// above and to the underlying cause, if any.
+// above and to the underlying cause, if any. Error is the path and what is
+// wrong; Hint, kept apart so a caller can show it as the next step, says
+// what to pass instead.
 type ELFError struct {
 	Path  string
 	Kind  error  // one of the sentinels
@@ -51,9 +53,6 @@ func (e *ELFError) Error() string {
 	s := e.Path + ": " + e.Msg
 	if e.Cause != nil {
 		s += " (" + e.Cause.Error() + ")"
-	}
-	if e.Next != "" {
-		s += "; " + e.Next
 	}
 	return s
 }

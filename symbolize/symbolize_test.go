@@ -198,7 +198,10 @@ func TestOpenRejectsNonELF(t *testing.T) {
 	require.NoError(t, os.WriteFile(p, []byte{0xE9, 3, 2, 0x20, 0, 0, 0, 0}, 0o644))
 	_, err := Open(p)
 	require.ErrorIs(t, err, ErrNotELF)
-	require.Contains(t, err.Error(), "not the .bin")
+	require.Contains(t, err.Error(), "flash image")
+	var e *ELFError
+	require.ErrorAs(t, err, &e)
+	require.Contains(t, e.Hint(), "not the .bin")
 	_, err = Open(t.TempDir() + "/missing.elf")
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
