@@ -634,6 +634,9 @@ func (u *upload) transfer(ctx context.Context, conn *net.TCPConn) error {
 		if rx.stream.success() {
 			return nil // OK arrived with the deadline
 		}
+		if msg, complete := rx.stream.failed(); complete {
+			return u.deviceError(StageFinalize, msg) // so did an error line
+		}
 		return u.noVerdict(rx, rx.lastRx().After(finalizeStart))
 	}
 	if rx.stream.success() {
