@@ -39,10 +39,40 @@ type Error struct {
 	Kind   error  // one of the sentinels
 	Stage  Stage  // where it happened
 	Msg    string // what happened, one sentence, no trailing period
-	Hint   string // the next step, may be empty
+	Next   string // the next step, may be empty (returned by Hint)
 	Device string // the device's own text, verbatim, when it sent one
 	Cause  error  // underlying error, may be nil
 }
+
+// codes are the stable machine words of the sentinels, as the CLI prints
+// them in --json output. They never change meaning.
+var codes = []struct {
+	kind error
+	code string
+}{
+	{ErrNoAnswer, "no_answer"},
+	{ErrAuthFailed, "auth_failed"},
+	{ErrNoConnectBack, "no_connect_back"},
+	{ErrTransfer, "transfer_failed"},
+	{ErrDeviceError, "device_error"},
+	{ErrNotAnApp, "not_an_app"},
+	{ErrListen, "listen_failed"},
+}
+
+// Code is the stable machine word for the kind of failure: no_answer,
+// auth_failed, no_connect_back, transfer_failed, device_error, not_an_app
+// or listen_failed ("internal" for an Error built without a known Kind).
+func (e *Error) Code() string {
+	for _, c := range codes {
+		if e.Kind == c.kind {
+			return c.code
+		}
+	}
+	return "internal"
+}
+
+// Hint is the next step for the user, or "" when there is none to give.
+func (e *Error) Hint() string { return e.Next }
 
 func (e *Error) Error() string {
 	var b strings.Builder
@@ -51,9 +81,9 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.Cause.Error())
 	}
-	if e.Hint != "" {
+	if e.Next != "" {
 		b.WriteString(". ")
-		b.WriteString(e.Hint)
+		b.WriteString(e.Next)
 	}
 	return b.String()
 }

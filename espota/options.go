@@ -63,7 +63,8 @@ type Options struct {
 	// length of the upload.
 	StallTimeout time.Duration
 	// FinalizeTimeout bounds the wait for the device's verdict after the
-	// last byte, restarted whenever the device sends something (default 30 s).
+	// device has taken the last byte (default 30 s). It is an absolute
+	// deadline: bytes the device sends meanwhile do not extend it.
 	FinalizeTimeout time.Duration
 	// Force sends an application image whose first byte is not 0xE9.
 	Force bool

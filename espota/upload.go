@@ -113,10 +113,10 @@ func (u *upload) devName(t Target) string {
 
 func (u *upload) preflight() error {
 	if len(u.image) == 0 {
-		return &Error{Kind: ErrNotAnApp, Msg: "the image is empty", Hint: "check the file: a build output (.bin) is never empty"}
+		return &Error{Kind: ErrNotAnApp, Msg: "the image is empty", Next: "check the file: a build output (.bin) is never empty"}
 	}
 	if len(u.image) > math.MaxInt32 {
-		return &Error{Kind: ErrNotAnApp, Msg: fmt.Sprintf("the image (%d bytes) is larger than any ESP flash", len(u.image)), Hint: "check the file"}
+		return &Error{Kind: ErrNotAnApp, Msg: fmt.Sprintf("the image (%d bytes) is larger than any ESP flash", len(u.image)), Next: "check the file"}
 	}
 	if !u.opts.Filesystem && u.image[0] != 0xE9 {
 		if !u.opts.Force {
@@ -126,7 +126,7 @@ func (u *upload) preflight() error {
 			}
 			return &Error{Kind: ErrNotAnApp,
 				Msg:  fmt.Sprintf("the file does not look like an application image (first byte 0x%02X, expected 0xE9)", u.image[0]),
-				Hint: hint}
+				Next: hint}
 		}
 		u.log.Warn("sending an image whose first byte is not 0xE9 because Force is set", "first_byte", u.image[0])
 	}
@@ -171,7 +171,7 @@ func (u *upload) open(ctx context.Context, t Target) error {
 		port = DefaultPortESP32
 	}
 	if port < 1 || port > 65535 {
-		return &Error{Kind: ErrNoAnswer, Stage: StageInvite, Msg: fmt.Sprintf("device port %d is out of range", port), Hint: "ArduinoOTA listens on 3232 (ESP32) or 8266 (ESP8266)"}
+		return &Error{Kind: ErrNoAnswer, Stage: StageInvite, Msg: fmt.Sprintf("device port %d is out of range", port), Next: "ArduinoOTA listens on 3232 (ESP32) or 8266 (ESP8266)"}
 	}
 	ip, err := resolve(ctx, t.Host)
 	if err != nil {
@@ -179,7 +179,7 @@ func (u *upload) open(ctx context.Context, t Target) error {
 			return ctx.Err()
 		}
 		return &Error{Kind: ErrNoAnswer, Stage: StageInvite, Msg: fmt.Sprintf("cannot resolve %q", t.Host), Cause: err,
-			Hint: "check the host name, or use the device's IP address (espdeck list shows it)"}
+			Next: "check the host name, or use the device's IP address (espdeck list shows it)"}
 	}
 	u.dev = &net.UDPAddr{IP: ip.AsSlice(), Port: port}
 	u.res.Device = u.dev.String()
@@ -193,7 +193,7 @@ func (u *upload) open(ctx context.Context, t Target) error {
 	udp, err := net.DialUDP(network, nil, u.dev)
 	if err != nil {
 		return &Error{Kind: ErrNoAnswer, Stage: StageInvite, Msg: fmt.Sprintf("cannot send to %s", u.dev), Cause: err,
-			Hint: "this computer has no route to the device: check the network connection"}
+			Next: "this computer has no route to the device: check the network connection"}
 	}
 	u.udp = udp
 	u.guard.add(udp)
@@ -202,14 +202,14 @@ func (u *upload) open(ctx context.Context, t Target) error {
 	if u.opts.HostIP != "" {
 		hostIP = net.ParseIP(u.opts.HostIP)
 		if hostIP == nil {
-			return &Error{Kind: ErrListen, Stage: StageInvite, Msg: fmt.Sprintf("--host-ip %q is not an IP address", u.opts.HostIP), Hint: "give one of this computer's addresses"}
+			return &Error{Kind: ErrListen, Stage: StageInvite, Msg: fmt.Sprintf("--host-ip %q is not an IP address", u.opts.HostIP), Next: "give one of this computer's addresses"}
 		}
 	}
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: hostIP, Port: u.opts.HostPort})
 	if err != nil {
 		return &Error{Kind: ErrListen, Stage: StageInvite,
 			Msg:   fmt.Sprintf("cannot listen on %s for the device's connection back", net.JoinHostPort(hostIP.String(), strconv.Itoa(u.opts.HostPort))),
-			Cause: err, Hint: "choose another port with --host-port (or 0 for any), or another local address with --host-ip"}
+			Cause: err, Next: "choose another port with --host-port (or 0 for any), or another local address with --host-ip"}
 	}
 	u.ln = ln
 	u.guard.add(ln)
@@ -261,16 +261,14 @@ func (u *upload) negotiate(ctx context.Context) error {
 			return err
 		}
 		latency = took
-		switch {
-		case reply == "OK":
+		verdict, nonce := readInviteReply(reply)
+		switch verdict {
+		case inviteOK:
 			u.res.AuthScheme = SchemeNone
 			return nil
-		case strings.HasPrefix(reply, "ERR"):
-			return u.deviceError(StageInvite, reply)
-		case !strings.HasPrefix(reply, "AUTH "):
+		case inviteRefused:
 			return u.deviceError(StageInvite, reply)
 		}
-		nonce := strings.TrimSpace(strings.TrimPrefix(reply, "AUTH "))
 		u.setStage(StageAuth)
 		u.progress(Progress{Stage: StageAuth, Addr: u.dev.String()})
 		if pw == "" && u.opts.AskPassword != nil {
@@ -280,25 +278,24 @@ func (u *upload) negotiate(ctx context.Context) error {
 					return ctx.Err()
 				}
 				return &Error{Kind: ErrAuthFailed, Stage: StageAuth, Msg: "the device asks for a password and none was given", Cause: err,
-					Hint: "give the password with --password-env VAR or --password-file FILE"}
+					Next: "give the password with --password-env VAR or --password-file FILE"}
 			}
 			pw = got
 		}
 		if pw == "" {
 			return &Error{Kind: ErrAuthFailed, Stage: StageAuth, Msg: fmt.Sprintf("the device at %s asks for a password and none was given", u.dev),
-				Hint: "give the password set in the sketch with --password-env VAR or --password-file FILE (or ESPDECK_PASSWORD)"}
+				Next: "give the password set in the sketch with --password-env VAR or --password-file FILE (or ESPDECK_PASSWORD)"}
 		}
-		var scheme, cnonce, response string
-		switch {
-		case len(nonce) == 32 && isHex(nonce):
-			scheme = SchemeMD5
+		scheme := challengeScheme(nonce, md5Secret)
+		var cnonce, response string
+		switch scheme {
+		case SchemeMD5:
 			cnonce = randomHex(32)
 			response = md5Response(pw.reveal(), nonce, cnonce)
-		case len(nonce) == 64 && isHex(nonce):
+		case SchemePBKDF2SHA256, SchemePBKDF2MD5:
 			secret := sha256hex(pw.reveal())
-			scheme = SchemePBKDF2SHA256
-			if md5Secret {
-				secret, scheme = md5hex(pw.reveal()), SchemePBKDF2MD5
+			if scheme == SchemePBKDF2MD5 {
+				secret = md5hex(pw.reveal())
 			}
 			cnonce = randomHex(64)
 			response, err = pbkdf2Response(secret, nonce, cnonce)
@@ -308,7 +305,7 @@ func (u *upload) negotiate(ctx context.Context) error {
 		default:
 			return &Error{Kind: ErrDeviceError, Stage: StageAuth,
 				Msg:    fmt.Sprintf("the device at %s sent a challenge espdeck does not know (nonce of %d characters)", u.dev, len(nonce)),
-				Device: reply, Hint: "known schemes use 32 (MD5) or 64 (PBKDF2-SHA256) hex characters; please report the device's core version"}
+				Device: reply, Next: "known schemes use 32 (MD5) or 64 (PBKDF2-SHA256) hex characters; please report the device's core version"}
 		}
 		u.log.Debug("answering challenge", "scheme", scheme, "nonce_len", len(nonce))
 		tried = append(tried, scheme)
@@ -316,11 +313,11 @@ func (u *upload) negotiate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		switch {
-		case reply == "OK":
+		switch readAuthReply(reply) {
+		case authOK:
 			u.res.AuthScheme = scheme
 			return nil
-		case reply == "":
+		case authSilent:
 			// The device went silent: it may have reset to IDLE (another
 			// uploader, or a retransmission crossed our reply). Start over.
 			silentAuth++
@@ -331,11 +328,11 @@ func (u *upload) negotiate(ctx context.Context) error {
 			if silentAuth >= maxAuthSessions {
 				return &Error{Kind: ErrNoAnswer, Stage: StageAuth,
 					Msg:  fmt.Sprintf("the device at %s answered the invitation but not the authentication (%d tries)", u.dev, silentAuth),
-					Hint: "another upload to the same device may be running, or the network drops packets; try again"}
+					Next: "another upload to the same device may be running, or the network drops packets; try again"}
 			}
 			tried = tried[:len(tried)-1]
 			continue
-		case strings.HasPrefix(reply, "Authentication Failed"):
+		case authRejected:
 			if scheme == SchemePBKDF2SHA256 {
 				// A ≥3.3.1 sketch that stores an MD5 hash (setPasswordHash)
 				// expects the MD5 secret; the device is back in IDLE, so a
@@ -346,7 +343,7 @@ func (u *upload) negotiate(ctx context.Context) error {
 			}
 			return &Error{Kind: ErrAuthFailed, Stage: StageAuth,
 				Msg:  fmt.Sprintf("the device at %s rejected the password (scheme tried: %s)", u.dev, strings.Join(tried, ", then ")),
-				Hint: "check the password set in the sketch (ArduinoOTA.setPassword or setPasswordHash)"}
+				Next: "check the password set in the sketch (ArduinoOTA.setPassword or setPasswordHash)"}
 		default:
 			return u.deviceError(StageAuth, reply)
 		}
@@ -384,7 +381,7 @@ func (u *upload) invite(ctx context.Context, minWait time.Duration) (string, tim
 		if attempt >= inviteAttempts || time.Until(deadline) <= 0 {
 			return "", 0, &Error{Kind: ErrNoAnswer, Stage: StageInvite,
 				Msg: fmt.Sprintf("no answer from %s to %d invitations in %s", u.dev, attempt, u.opts.InviteTimeout.Round(time.Millisecond)),
-				Hint: "check the address and port (ESP32 3232, ESP8266 8266), that the board is powered and on this network, " +
+				Next: "check the address and port (ESP32 3232, ESP8266 8266), that the board is powered and on this network, " +
 					"that the sketch calls ArduinoOTA.handle() often (a busy device stays silent), and that UDP to it is not blocked"}
 		}
 	}
@@ -399,7 +396,7 @@ func (u *upload) exchange(ctx context.Context, msg []byte, wait time.Duration) (
 		}
 		if !errors.Is(err, syscall.ECONNREFUSED) {
 			return "", &Error{Kind: ErrNoAnswer, Stage: u.stage, Msg: fmt.Sprintf("cannot send to %s", u.dev), Cause: err,
-				Hint: "check the network connection and the device address"}
+				Next: "check the network connection and the device address"}
 		}
 	}
 	deadline := time.Now().Add(wait)
@@ -428,7 +425,7 @@ func (u *upload) exchange(ctx context.Context, msg []byte, wait time.Duration) (
 		return "", nil
 	}
 	return "", &Error{Kind: ErrNoAnswer, Stage: u.stage, Msg: fmt.Sprintf("cannot read the reply of %s", u.dev), Cause: err,
-		Hint: "check the network connection"}
+		Next: "check the network connection"}
 }
 
 // drain discards datagrams already waiting (late replies to an earlier
@@ -497,7 +494,7 @@ func (u *upload) noConnectBack() error {
 		"On ESP32 the same silence happens when the image (%d bytes) does not fit the device's OTA slot", u.port, u.port, u.total)
 	return &Error{Kind: ErrNoConnectBack, Stage: StageConnect,
 		Msg:  fmt.Sprintf("the device at %s accepted the invitation but never connected back to %s within %s", u.dev, hp, u.opts.ConnectTimeout),
-		Hint: hint}
+		Next: hint}
 }
 
 // deviceError turns the device's own text into an error with a hint.
@@ -517,7 +514,7 @@ func (u *upload) deviceError(stage Stage, text string) error {
 	case strings.Contains(lower, "bootstrapping"):
 		hint = "reset the board once by its reset button or power after a serial flash, then upload again"
 	}
-	return &Error{Kind: ErrDeviceError, Stage: stage, Msg: fmt.Sprintf("the device at %s reported %q", u.dev, text), Device: text, Hint: hint}
+	return &Error{Kind: ErrDeviceError, Stage: stage, Msg: fmt.Sprintf("the device at %s reported %q", u.dev, text), Device: text, Next: hint}
 }
 
 // transfer streams the image and waits for the device's verdict.
@@ -584,7 +581,7 @@ func (u *upload) transfer(ctx context.Context, conn *net.TCPConn) error {
 				}
 				return &Error{Kind: ErrTransfer, Stage: StageTransfer,
 					Msg:  fmt.Sprintf("the device at %s stopped taking data for %s after %d of %d bytes", u.dev, u.opts.StallTimeout, taken(), u.total),
-					Hint: "the device may have hung, rebooted or lost Wi-Fi; check its power and signal, then try again"}
+					Next: "the device may have hung, rebooted or lost Wi-Fi; check its power and signal, then try again"}
 			}
 			continue
 		}
@@ -594,7 +591,7 @@ func (u *upload) transfer(ctx context.Context, conn *net.TCPConn) error {
 		}
 		return &Error{Kind: ErrTransfer, Stage: StageTransfer,
 			Msg:   fmt.Sprintf("the connection to %s was lost after %d of %d bytes", u.dev, taken(), u.total),
-			Cause: err, Hint: "the device may have rebooted or lost Wi-Fi; check its power and signal, then try again"}
+			Cause: err, Next: "the device may have rebooted or lost Wi-Fi; check its power and signal, then try again"}
 	}
 	if sent < u.total {
 		// The receiver finished before we sent everything.
@@ -603,7 +600,7 @@ func (u *upload) transfer(ctx context.Context, conn *net.TCPConn) error {
 		}
 		return &Error{Kind: ErrTransfer, Stage: StageTransfer,
 			Msg:  fmt.Sprintf("the device at %s closed the connection after %d of %d bytes", u.dev, sent, u.total),
-			Hint: "the device may have run out of time or memory; check its serial log and try again"}
+			Next: "the device may have run out of time or memory; check its serial log and try again"}
 	}
 
 	// Let the bar follow the device until it has taken the last byte.
@@ -620,22 +617,27 @@ func (u *upload) transfer(ctx context.Context, conn *net.TCPConn) error {
 		rate = float64(sent) / el
 	}
 	u.progress(Progress{Stage: StageFinalize, Done: sent, Rate: rate, Addr: conn.RemoteAddr().String()})
-	for {
-		idle := time.Since(rx.lastRx())
-		left := u.opts.FinalizeTimeout - idle
-		if left <= 0 {
-			return &Error{Kind: ErrTransfer, Stage: StageFinalize,
-				Msg:  fmt.Sprintf("all %d bytes were sent but the device at %s did not confirm the update within %s", u.total, u.dev, u.opts.FinalizeTimeout),
-				Hint: "the update may or may not have been applied: check the device (its serial log or version) before trying again"}
+	// The verdict must come within FinalizeTimeout of the last byte, however
+	// much the device sends meanwhile: progress counts and text do not move
+	// the deadline, so a device that keeps talking cannot hold us for ever.
+	finalizeStart := time.Now()
+	timer := time.NewTimer(u.opts.FinalizeTimeout)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-rx.done:
+	case <-timer.C:
+		// Stop the receiver so its state can be read.
+		conn.Close()
+		rx.wait()
+		if rx.stream.success() {
+			return nil // OK arrived with the deadline
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-rx.done:
-		case <-time.After(min(left, writeTick)):
-			continue
+		if msg, complete := rx.stream.failed(); complete {
+			return u.deviceError(StageFinalize, msg) // so did an error line
 		}
-		break
+		return u.noVerdict(rx, rx.lastRx().After(finalizeStart))
 	}
 	if rx.stream.success() {
 		return nil
@@ -646,7 +648,27 @@ func (u *upload) transfer(ctx context.Context, conn *net.TCPConn) error {
 	return &Error{Kind: ErrTransfer, Stage: StageFinalize,
 		Msg:   fmt.Sprintf("the device at %s closed the connection after all %d bytes without confirming the update", u.dev, u.total),
 		Cause: rx.error(),
-		Hint:  "the update was probably not applied: check the device's serial log and try again"}
+		Next:  "the update was probably not applied: check the device's serial log and try again"}
+}
+
+// noVerdict is the error for a device that gave no verdict within
+// FinalizeTimeout; talking says whether it kept sending meanwhile. The
+// receiver has exited.
+func (u *upload) noVerdict(rx *receiver, talking bool) error {
+	if !talking {
+		return &Error{Kind: ErrTransfer, Stage: StageFinalize,
+			Msg:  fmt.Sprintf("all %d bytes were sent but the device at %s did not confirm the update within %s", u.total, u.dev, u.opts.FinalizeTimeout),
+			Next: "the update may or may not have been applied: check the device (its serial log or version) before trying again"}
+	}
+	what := fmt.Sprintf("%d bytes of progress counts", rx.stream.counts)
+	if msg, _ := rx.stream.failed(); msg != "" {
+		what = fmt.Sprintf("text without a line end (%q)", msg)
+	}
+	return &Error{Kind: ErrDeviceError, Stage: StageFinalize,
+		Msg: fmt.Sprintf("the device at %s kept sending after all %d bytes (%s, %d bytes in all) but gave no verdict within %s",
+			u.dev, u.total, what, rx.received.Load(), u.opts.FinalizeTimeout),
+		Device: rx.stream.message(),
+		Next:   "its firmware does not follow the OTA protocol; the update may or may not have been applied: check the device (its serial log or version) before trying again"}
 }
 
 // verdict waits up to wait for the receiver to finish and returns the
@@ -669,12 +691,13 @@ func (u *upload) verdict(rx *receiver, wait time.Duration) error {
 
 // receiver reads the device's reply stream concurrently with the transfer.
 type receiver struct {
-	conn   net.Conn
-	done   chan struct{} // closed when OK, a complete message, EOF or an error arrived
-	stream replyStream   // owned by the read goroutine until done is closed
-	last   atomic.Int64  // unix nanos of the last received byte
-	err    error         // read error other than EOF, valid after done
-	exited chan struct{}
+	conn     net.Conn
+	done     chan struct{} // closed when OK, a complete message, EOF or an error arrived
+	stream   replyStream   // owned by the read goroutine until done is closed
+	last     atomic.Int64  // unix nanos of the last received byte
+	received atomic.Int64  // bytes received in all
+	err      error         // read error other than EOF, valid after done
+	exited   chan struct{}
 }
 
 func newReceiver(conn net.Conn) *receiver {
@@ -687,11 +710,12 @@ func newReceiver(conn net.Conn) *receiver {
 func (r *receiver) loop() {
 	defer close(r.exited)
 	defer close(r.done)
-	buf := make([]byte, 512)
+	buf := make([]byte, 4096)
 	for {
 		n, err := r.conn.Read(buf)
 		if n > 0 {
 			r.last.Store(time.Now().UnixNano())
+			r.received.Add(int64(n))
 			r.stream.feed(buf[:n])
 			if r.stream.success() {
 				return

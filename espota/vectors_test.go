@@ -168,7 +168,7 @@ func TestReplyStream(t *testing.T) {
 // an error, does not depend on how the stream is split, and counts alone
 // are never success.
 func FuzzReplyStream(f *testing.F) {
-	for _, s := range []string{"1024952OK", "MD5 Check Failed\r\n", "14601460", "OOK", "O", "12ERROR[4]: Not Enough Space\n", ""} {
+	for _, s := range []string{"1024952OK", "MD5 Check Failed\r\n", "14601460", "OOK", "O", "12ERROR[4]: Not Enough Space\n", "", strings.Repeat("x", 600)} {
 		f.Add([]byte(s), uint8(3))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, split uint8) {
@@ -186,7 +186,10 @@ func FuzzReplyStream(f *testing.F) {
 		require.Equal(t, wm, pm)
 		require.Equal(t, wc, pc)
 		require.False(t, whole.success() && wm != "")
-		require.LessOrEqual(t, len(wm), maxDeviceText)
+		require.LessOrEqual(t, len(whole.text), maxDeviceText, "the reply buffer is bounded")
+		if len(whole.text) == maxDeviceText {
+			require.True(t, wc, "a message that fills the buffer is complete")
+		}
 		if whole.success() {
 			require.Contains(t, string(data), "OK")
 		}

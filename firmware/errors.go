@@ -3,6 +3,7 @@ package firmware
 import (
 	"errors"
 	"fmt"
+
 	"github.com/espdeck/espdeck/internal/humanize"
 )
 

@@ -6,8 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/espdeck/espdeck/internal/humanize"
 	"strings"
+
+	"github.com/espdeck/espdeck/internal/humanize"
 )
 
 // Image magic bytes and layout constants (flash-formats.md §3).

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	fx "github.com/espdeck/espdeck/internal/fixture"
 )
 
 const fixtureRoot = "../../shared/fixtures"
@@ -15,7 +17,7 @@ func fixture(t testing.TB, rel string) []byte {
 	b, err := os.ReadFile(filepath.Join(fixtureRoot, rel))
 	if err != nil {
 		if os.IsNotExist(err) {
-			t.Skipf("fixture %s not present (%v); the shared fixtures folder is optional", rel, err)
+			fx.Missing(t, "fixture %s not present (%v); the shared fixtures folder is optional", rel, err)
 		}
 		t.Fatal(err)
 	}
@@ -46,7 +48,7 @@ func normaliseEsptool(s string) []string {
 func TestFixturesMatchEsptool(t *testing.T) {
 	expected, err := filepath.Glob(filepath.Join(fixtureRoot, "expected", "*.image_info.txt"))
 	if err != nil || len(expected) == 0 {
-		t.Skipf("no esptool reports under %s/expected: shared fixtures absent", fixtureRoot)
+		fx.Missing(t, "no esptool reports under %s/expected: shared fixtures absent", fixtureRoot)
 	}
 	for _, exp := range expected {
 		name := strings.TrimSuffix(filepath.Base(exp), ".image_info.txt") + ".bin"

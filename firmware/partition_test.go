@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	fx "github.com/espdeck/espdeck/internal/fixture"
 )
 
 const fixtures = "../../shared/fixtures"
@@ -20,7 +22,7 @@ func readFixture(t *testing.T, rel string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(fixtures, rel))
 	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("fixture %s not present (the shared fixtures folder is optional)", rel)
+		fx.Missing(t, "fixture %s not present (the shared fixtures folder is optional)", rel)
 	}
 	require.NoError(t, err)
 	return b

@@ -56,8 +56,8 @@ func (s SignatureScheme) String() string {
 type SignatureBlock struct {
 	Index     int // 0, 1 or 2: the key slot
 	Scheme    SignatureScheme
-	Digest    []byte // image digest the block signs (32 or 48 bytes)
-	PublicKey crypto.PublicKey
+	Digest    []byte           // image digest the block signs (32 or 48 bytes)
+	PublicKey crypto.PublicKey // *rsa.PublicKey, *ecdsa.PublicKey (P-256, P-384) or *P192PublicKey
 	// KeyDigest is SHA-256 over the key fields as stored, the value the
 	// eFuse SECURE_BOOT_DIGESTx blocks hold.
 	KeyDigest [32]byte
@@ -118,33 +118,33 @@ func parseSigBlock(b []byte) (SignatureBlock, bool) {
 			}
 			blk.Scheme = SchemeECDSAP384
 			blk.Digest = append([]byte(nil), b[4:52]...)
-			x, y := leInt(b[53:101]), leInt(b[101:149])
-			if !elliptic.P384().IsOnCurve(x, y) {
-				return blk, false
+			pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P384(), uncompressed(b[53:101], b[101:149]))
+			if err != nil {
+				return blk, false // not a point of the curve: no key
 			}
-			blk.PublicKey = &ecdsa.PublicKey{Curve: elliptic.P384(), X: x, Y: y}
+			blk.PublicKey = pub
 			blk.r, blk.s = leInt(b[149:197]), leInt(b[197:245])
 			blk.KeyDigest = sha256.Sum256(b[52:149])
 			break
 		}
 		blk.Digest = append([]byte(nil), b[4:36]...)
-		var curve elliptic.Curve
 		klen := 0
+		var err error
 		switch b[36] {
 		case 1:
-			blk.Scheme, curve, klen = SchemeECDSAP192, p192(), 24
+			klen = 24
+			blk.Scheme = SchemeECDSAP192
+			blk.PublicKey, err = ParseP192PublicKey(uncompressed(b[37:61], b[61:85]))
 		case 2:
-			blk.Scheme, curve, klen = SchemeECDSAP256, elliptic.P256(), 32
+			klen = 32
+			blk.Scheme = SchemeECDSAP256
+			blk.PublicKey, err = ecdsa.ParseUncompressedPublicKey(elliptic.P256(), uncompressed(b[37:69], b[69:101]))
 		default:
 			return blk, false
 		}
-		x, y := leInt(b[37:37+klen]), leInt(b[37+klen:37+2*klen])
-		// An off-curve point is no key (and would make the generic P-192
-		// arithmetic panic).
-		if !curve.IsOnCurve(x, y) {
-			return blk, false
+		if err != nil {
+			return blk, false // an off-curve point is no key
 		}
-		blk.PublicKey = &ecdsa.PublicKey{Curve: curve, X: x, Y: y}
 		blk.r, blk.s = leInt(b[101:101+klen]), leInt(b[101+klen:101+2*klen])
 		blk.KeyDigest = sha256.Sum256(b[36:101])
 	default:
@@ -247,15 +247,32 @@ func (blk *SignatureBlock) verify(key crypto.PublicKey) bool {
 		}
 		return rsa.VerifyPSS(k, crypto.SHA256, blk.Digest, blk.sig, &rsa.PSSOptions{SaltLength: 32, Hash: crypto.SHA256}) == nil
 	case *ecdsa.PublicKey:
-		if blk.r == nil || k.Curve == nil || k.X == nil || k.Y == nil || k.Curve.Params().Name != blk.PublicKey.(*ecdsa.PublicKey).Curve.Params().Name {
+		want := elliptic.P256()
+		switch blk.Scheme {
+		case SchemeECDSAP256:
+		case SchemeECDSAP384:
+			want = elliptic.P384()
+		default:
 			return false
 		}
-		if !k.Curve.IsOnCurve(k.X, k.Y) {
+		if blk.r == nil || k.Curve != want {
 			return false
 		}
+		// Verify reports an invalid (off-curve) key as a failed check.
 		return ecdsa.Verify(k, blk.Digest, blk.r, blk.s)
+	case *P192PublicKey:
+		return blk.Scheme == SchemeECDSAP192 && verifyP192(k, blk.Digest, blk.r, blk.s)
 	}
 	return false
+}
+
+// uncompressed returns 0x04 || X || Y (big-endian) for the little-endian
+// coordinates of a signature block.
+func uncompressed(xLE, yLE []byte) []byte {
+	out := make([]byte, 0, 1+len(xLE)+len(yLE))
+	out = append(out, 4)
+	out = append(out, reversed(xLE)...)
+	return append(out, reversed(yLE)...)
 }
 
 // PublicKeyDigest computes the Secure Boot V2 key digest of pub (what
@@ -268,27 +285,34 @@ func PublicKeyDigest(pub crypto.PublicKey) ([32]byte, error) {
 		}
 		buf := rsaKeyFields(k)
 		return sha256.Sum256(buf), nil
+	case *P192PublicKey:
+		return ecKeyDigest(1, 65, k.Bytes()), nil // 16 zero bytes follow X and Y
 	case *ecdsa.PublicKey:
-		switch k.Curve.Params().Name {
-		case "P-192", "P-256":
-			klen, id := 32, byte(2)
-			if k.Curve.Params().Name == "P-192" {
-				klen, id = 24, 1
-			}
-			buf := make([]byte, 65)
-			buf[0] = id
-			copy(buf[1:], leBytes(k.X, klen))
-			copy(buf[1+klen:], leBytes(k.Y, klen)) // P-192: 16 zero bytes follow
-			return sha256.Sum256(buf), nil
-		case "P-384":
-			buf := make([]byte, 97)
-			buf[0] = 3
-			copy(buf[1:], leBytes(k.X, 48))
-			copy(buf[49:], leBytes(k.Y, 48))
-			return sha256.Sum256(buf), nil
+		pt, err := k.Bytes()
+		if err != nil {
+			return [32]byte{}, fmt.Errorf("%w: %v", ErrKey, err)
 		}
+		switch k.Curve {
+		case elliptic.P256():
+			return ecKeyDigest(2, 65, pt), nil
+		case elliptic.P384():
+			return ecKeyDigest(3, 97, pt), nil
+		}
+		return [32]byte{}, fmt.Errorf("%w: Secure Boot V2 uses ECDSA P-192, P-256 or P-384, not %s", ErrKey, k.Curve.Params().Name)
 	}
 	return [32]byte{}, fmt.Errorf("%w: %T is not a Secure Boot V2 key type", ErrKey, pub)
+}
+
+// ecKeyDigest hashes an ECDSA key as a signature block stores it: the curve
+// id, then X and Y little-endian, zero-padded to size bytes in all; pt is
+// the uncompressed point 0x04 || X || Y.
+func ecKeyDigest(id byte, size int, pt []byte) [32]byte {
+	n := (len(pt) - 1) / 2
+	buf := make([]byte, size)
+	buf[0] = id
+	copy(buf[1:], reversed(pt[1:1+n]))
+	copy(buf[1+n:], reversed(pt[1+n:]))
+	return sha256.Sum256(buf)
 }
 
 // rsaKeyFields encodes an RSA key as a signature block stores it: n, e,
@@ -360,6 +384,10 @@ func ParsePublicKeyPEM(data []byte) (crypto.PublicKey, error) {
 				return nil, fmt.Errorf("%w: Secure Boot V2 uses RSA-3072, this key has %d bits", ErrKey, k.N.BitLen())
 			}
 		case *ecdsa.PublicKey:
+			if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
+				return nil, fmt.Errorf("%w: Secure Boot V2 uses ECDSA P-192, P-256 or P-384, not %s", ErrKey, k.Curve.Params().Name)
+			}
+		case *P192PublicKey:
 		default:
 			return nil, fmt.Errorf("%w: %T keys are not used by Secure Boot V2 (RSA-3072 or ECDSA)", ErrKey, pub)
 		}
@@ -373,7 +401,7 @@ func oidP192() asn1.ObjectIdentifier        { return asn1.ObjectIdentifier{1, 2,
 
 // parseP192SPKI handles the one curve crypto/x509 refuses: secp192r1,
 // which ESP32-C2 Secure Boot V2 uses.
-func parseP192SPKI(der []byte) (*ecdsa.PublicKey, bool) {
+func parseP192SPKI(der []byte) (*P192PublicKey, bool) {
 	var spki struct {
 		Algorithm pkix.AlgorithmIdentifier
 		PublicKey asn1.BitString
@@ -388,10 +416,13 @@ func parseP192SPKI(der []byte) (*ecdsa.PublicKey, bool) {
 	if _, err := asn1.Unmarshal(spki.Algorithm.Parameters.FullBytes, &curve); err != nil || !curve.Equal(oidP192()) {
 		return nil, false
 	}
-	return p192Point(spki.PublicKey.RightAlign())
+	pub, err := ParseP192PublicKey(spki.PublicKey.RightAlign())
+	return pub, err == nil
 }
 
-func parseP192ECPrivate(der []byte) (*ecdsa.PublicKey, bool) {
+// parseP192ECPrivate reads the public half of a SEC 1 P-192 private key:
+// the stored public key, or else d·G.
+func parseP192ECPrivate(der []byte) (*P192PublicKey, bool) {
 	var key struct {
 		Version    int
 		PrivateKey []byte
@@ -402,42 +433,10 @@ func parseP192ECPrivate(der []byte) (*ecdsa.PublicKey, bool) {
 		return nil, false
 	}
 	if len(key.PublicKey.Bytes) > 0 {
-		return p192Point(key.PublicKey.RightAlign())
+		pub, err := ParseP192PublicKey(key.PublicKey.RightAlign())
+		return pub, err == nil
 	}
-	c := p192()
-	x, y := c.ScalarBaseMult(key.PrivateKey)
-	return &ecdsa.PublicKey{Curve: c, X: x, Y: y}, true
-}
-
-func p192Point(pt []byte) (*ecdsa.PublicKey, bool) {
-	if len(pt) != 49 || pt[0] != 4 {
-		return nil, false
-	}
-	c := p192()
-	x, y := new(big.Int).SetBytes(pt[1:25]), new(big.Int).SetBytes(pt[25:49])
-	if !c.IsOnCurve(x, y) {
-		return nil, false
-	}
-	return &ecdsa.PublicKey{Curve: c, X: x, Y: y}, true
-}
-
-// p192 returns the NIST P-192 (secp192r1) curve, which the standard library
-// does not ship; its generic implementation is fine for verification. A new
-// value each call keeps the package free of mutable globals.
-func p192() *elliptic.CurveParams {
-	hex := func(s string) *big.Int {
-		v, _ := new(big.Int).SetString(s, 16)
-		return v
-	}
-	return &elliptic.CurveParams{
-		Name:    "P-192",
-		BitSize: 192,
-		P:       hex("fffffffffffffffffffffffffffffffeffffffffffffffff"),
-		N:       hex("ffffffffffffffffffffffff99def836146bc9b1b4d22831"),
-		B:       hex("64210519e59c80e70fa7e9ab72243049feb8deecc146b9b1"),
-		Gx:      hex("188da80eb03090f67cbf20eb43a18800f4ff0afd82ff1012"),
-		Gy:      hex("07192b95ffc8da78631011ed6b24cdd573f977a11e794811"),
-	}
+	return p192FromScalar(key.PrivateKey)
 }
 
 func reversed(b []byte) []byte {

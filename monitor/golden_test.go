@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espdeck/espdeck/symbolize"
 	"github.com/stretchr/testify/require"
+
+	"github.com/espdeck/espdeck/internal/fixture"
+	"github.com/espdeck/espdeck/symbolize"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -73,7 +75,7 @@ func TestGoldenLogFormats(t *testing.T) {
 
 func TestGoldenDecodedCrash(t *testing.T) {
 	if _, err := os.Stat(fixtureELF); err != nil {
-		t.Skipf("fixture %s not present (%v); crash decoding needs the shared fixtures", fixtureELF, err)
+		fixture.Missing(t, "fixture %s not present (%v); crash decoding needs the shared fixtures", fixtureELF, err)
 	}
 	sym, err := symbolize.Open(fixtureELF)
 	require.NoError(t, err)

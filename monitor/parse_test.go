@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espdeck/espdeck/symbolize"
 	"github.com/stretchr/testify/require"
+
+	"github.com/espdeck/espdeck/internal/fixture"
+	"github.com/espdeck/espdeck/symbolize"
 )
 
 func parseOne(s string) Line { return NewParser(nil).Parse(s, time.Time{}) }
@@ -231,7 +233,7 @@ func FuzzParser(f *testing.F) {
 // depend on the architecture, only on the addresses.)
 func TestStackWordsDecodedOnlyInCode(t *testing.T) {
 	if _, err := os.Stat(fixtureELF); err != nil {
-		t.Skipf("fixture %s not present (%v)", fixtureELF, err)
+		fixture.Missing(t, "fixture %s not present (%v)", fixtureELF, err)
 	}
 	sym, err := symbolize.Open(fixtureELF)
 	require.NoError(t, err)

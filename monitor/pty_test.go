@@ -10,8 +10,9 @@ import (
 	"time"
 
 	"github.com/creack/pty"
-	"github.com/espdeck/espdeck/symbolize"
 	"github.com/stretchr/testify/require"
+
+	"github.com/espdeck/espdeck/symbolize"
 )
 
 // board is the master side of a pseudo-terminal: the test writes what a

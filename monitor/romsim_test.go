@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/fixture"
 	"github.com/espdeck/espdeck/serialflash/romsim"
 	"github.com/espdeck/espdeck/symbolize"
-	"github.com/stretchr/testify/require"
 )
 
 // linesToROM is the test decorator around the real serial port: bytes go
@@ -45,7 +47,7 @@ func (p *linesToROM) SetRTS(v bool) error {
 // decoded with the fixture ELF.
 func TestMonitorAgainstSimulatedROM(t *testing.T) {
 	if _, err := os.Stat(fixtureELF); err != nil {
-		t.Skipf("fixture %s not present (%v)", fixtureELF, err)
+		fixture.Missing(t, "fixture %s not present (%v)", fixtureELF, err)
 	}
 	sym, err := symbolize.Open(fixtureELF)
 	require.NoError(t, err)

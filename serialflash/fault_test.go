@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/fixture"
 	"github.com/espdeck/espdeck/serialflash"
 	"github.com/espdeck/espdeck/serialflash/romsim"
 )
@@ -182,7 +183,7 @@ func TestFixtureImagesRoundTrip(t *testing.T) {
 	dir := filepath.Join("..", "..", "shared", "fixtures", "images")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		t.Skipf("fixtures not present (%v): real images not exercised", err)
+		fixture.Missing(t, "fixtures not present (%v): real images not exercised", err)
 	}
 	var names []string
 	for _, e := range entries {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/espdeck/espdeck/internal/fixture"
 )
 
 // TestAgreesWithAddr2line compares file:line and the depth of inlining with
@@ -22,7 +24,7 @@ func TestAgreesWithAddr2line(t *testing.T) {
 	s := openFixture(t)
 	tool, err := exec.LookPath("addr2line")
 	if err != nil {
-		t.Skip("GNU addr2line not installed (binutils); skipping the cross-check")
+		fixture.MissingTool(t, "GNU addr2line not installed (binutils); skipping the cross-check")
 	}
 	code := execSections(t)
 	var addrs []uint64

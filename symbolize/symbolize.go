@@ -15,13 +15,11 @@
 package symbolize
 
 import (
-	"crypto/sha256"
 	"debug/dwarf"
 	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -76,9 +74,6 @@ func Format(addr uint64, frames []Frame) []string {
 	}
 	return out
 }
-
-// ErrNotELF is returned by Open for files that are not ELF executables.
-var ErrNotELF = errors.New("not an ELF file")
 
 // ErrNoDebugInfo is reported by Symbolizer.DebugInfoErr when the ELF has no
 // DWARF (built without -g or stripped): names still come from the symbol
@@ -144,29 +139,9 @@ type unitRange struct {
 	off    dwarf.Offset
 }
 
-// Open reads the ELF at path, remembering its SHA-256 for ELFSHA256.
-func Open(path string) (*Symbolizer, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read ELF: %w", err)
-	}
-	f, err := elf.NewFile(strings.NewReader(string(data)))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w (%v); pass the application's .elf from the build directory, not the .bin", path, ErrNotELF, err)
-	}
-	s, err := New(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	sum := sha256.Sum256(data)
-	s.sha = sum[:]
-	return s, nil
-}
-
-// New builds a Symbolizer from an opened ELF. f may be closed afterwards only
-// if DebugInfoErr reports no DWARF; otherwise the DWARF sections are read
-// from it lazily, so keep it open while the Symbolizer is in use. The ELF's
-// SHA-256 is unknown this way (Open knows it).
+// New builds a Symbolizer from an opened ELF. The symbol table and the DWARF
+// sections are read from f before New returns, so f may be closed
+// afterwards. The ELF's SHA-256 is unknown this way (Open knows it).
 func New(f *elf.File) (*Symbolizer, error) {
 	s := &Symbolizer{scopes: map[dwarf.Offset]*unitScopes{}, names: map[dwarf.Offset]string{}}
 	for _, sec := range f.Sections {

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/espdeck/espdeck/internal/fixture"
 )
 
 const fixtureELF = "../../shared/fixtures/elf/esp32-app-template.elf"
@@ -16,12 +18,22 @@ const fixtureELF = "../../shared/fixtures/elf/esp32-app-template.elf"
 func openFixture(t testing.TB) *Symbolizer {
 	t.Helper()
 	if _, err := os.Stat(fixtureELF); err != nil {
-		t.Skipf("fixture %s not present (%v); decoding tests need the shared fixtures", fixtureELF, err)
+		fixture.Missing(t, "fixture %s not present (%v); decoding tests need the shared fixtures", fixtureELF, err)
 	}
 	s, err := Open(fixtureELF)
 	require.NoError(t, err)
 	require.NoError(t, s.DebugInfoErr())
 	return s
+}
+
+// fixtureBytes returns the fixture ELF's contents.
+func fixtureBytes(t testing.TB) []byte {
+	t.Helper()
+	b, err := os.ReadFile(fixtureELF)
+	if err != nil {
+		fixture.Missing(t, "fixture %s not present (%v)", fixtureELF, err)
+	}
+	return b
 }
 
 // symbolAt reads the fixture's symbol table independently of the package.
@@ -186,7 +198,10 @@ func TestOpenRejectsNonELF(t *testing.T) {
 	require.NoError(t, os.WriteFile(p, []byte{0xE9, 3, 2, 0x20, 0, 0, 0, 0}, 0o644))
 	_, err := Open(p)
 	require.ErrorIs(t, err, ErrNotELF)
-	require.Contains(t, err.Error(), "not the .bin")
+	require.Contains(t, err.Error(), "flash image")
+	var e *ELFError
+	require.ErrorAs(t, err, &e)
+	require.Contains(t, e.Hint(), "not the .bin")
 	_, err = Open(t.TempDir() + "/missing.elf")
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
@@ -235,7 +250,7 @@ func TestDecodePanicLog(t *testing.T) {
 
 func TestDWARFAbsentStillNamesFunctions(t *testing.T) {
 	if _, err := os.Stat(fixtureELF); err != nil {
-		t.Skipf("fixture %s not present", fixtureELF)
+		fixture.Missing(t, "fixture %s not present", fixtureELF)
 	}
 	f, err := elf.Open(fixtureELF)
 	require.NoError(t, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/espdeck/espdeck/internal/humanize"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/espdeck/espdeck/internal/humanize"
 )
 
 // FakeOptions configures a FakeBackend.

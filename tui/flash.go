@@ -2,13 +2,14 @@ package tui
 
 import (
 	"fmt"
-	"github.com/espdeck/espdeck/internal/humanize"
 	"log/slog"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/espdeck/espdeck/internal/humanize"
 )
 
 type flowStep int

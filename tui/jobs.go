@@ -3,7 +3,6 @@ package tui
 import (
 	"context"
 	"fmt"
-	"github.com/espdeck/espdeck/internal/humanize"
 	"log/slog"
 	"strings"
 	"time"
@@ -11,6 +10,8 @@ import (
 	"charm.land/bubbles/v2/progress"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+
+	"github.com/espdeck/espdeck/internal/humanize"
 )
 
 type jobState int

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/espdeck/espdeck/internal/humanize"
 	"io"
 	"log/slog"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/charmbracelet/x/term"
+
+	"github.com/espdeck/espdeck/internal/humanize"
 )
 
 // Exit codes, the same for every command (docs: cli.md, README "Exit codes").

@@ -42,8 +42,11 @@ func runDecode(c *cli, args []string) int {
 	}
 	sym, err := symbolize.Open(*elfPath)
 	if err != nil {
-		return rep.finish(&failure{code: exitUsage, name: "bad_elf", message: err.Error(),
-			hint: "pass the unstripped .elf that the build produced, not the .bin image"}, nil)
+		hint := "pass the unstripped .elf that the build produced, not the .bin image"
+		if e := (*symbolize.ELFError)(nil); errors.As(err, &e) {
+			hint = e.Hint()
+		}
+		return rep.finish(&failure{code: exitUsage, name: "bad_elf", message: err.Error(), hint: hint}, nil)
 	}
 	if err := sym.DebugInfoErr(); err != nil {
 		rep.warn(err.Error())

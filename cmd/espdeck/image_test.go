@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/espdeck/espdeck/firmware"
+	fx "github.com/espdeck/espdeck/internal/fixture"
 )
 
 const imageFixtures = "../../../shared/fixtures"
@@ -22,7 +23,7 @@ func imageFixture(t *testing.T, rel string) string {
 	t.Helper()
 	p := filepath.Join(imageFixtures, rel)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared fixture %s not present: %v", rel, err)
+		fx.Missing(t, "shared fixture %s not present: %v", rel, err)
 	}
 	return p
 }

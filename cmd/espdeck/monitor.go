@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/charmbracelet/x/term"
+
 	"github.com/espdeck/espdeck/monitor"
 	"github.com/espdeck/espdeck/symbolize"
 )
@@ -107,8 +108,11 @@ func runMonitor(c *cli, args []string) int {
 	var sym *symbolize.Symbolizer
 	if *elfPath != "" {
 		if sym, err = symbolize.Open(*elfPath); err != nil {
-			return rep.finish(&failure{code: exitUsage, name: "bad_elf", message: err.Error(),
-				hint: "pass the unstripped .elf from the build directory, or leave out --elf"}, nil)
+			hint := "pass the unstripped .elf from the build directory, or leave out --elf"
+			if e := (*symbolize.ELFError)(nil); errors.As(err, &e) {
+				hint = e.Hint() + ", or leave out --elf"
+			}
+			return rep.finish(&failure{code: exitUsage, name: "bad_elf", message: err.Error(), hint: hint}, nil)
 		}
 		if err := sym.DebugInfoErr(); err != nil {
 			rep.warn(err.Error())

@@ -13,6 +13,8 @@ import (
 	"github.com/creack/pty"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	fx "github.com/espdeck/espdeck/internal/fixture"
 )
 
 const monitorFixtureELF = "../../../shared/fixtures/elf/esp32-app-template.elf"
@@ -68,7 +70,7 @@ func scriptedBoard(t *testing.T, block string) string {
 
 func needMonitorFixture(t *testing.T) {
 	if _, err := os.Stat(monitorFixtureELF); err != nil {
-		t.Skipf("fixture %s not present (%v)", monitorFixtureELF, err)
+		fx.Missing(t, "fixture %s not present (%v)", monitorFixtureELF, err)
 	}
 }
 

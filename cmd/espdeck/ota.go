@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/espdeck/espdeck/internal/humanize"
 	"net"
 	"os"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/espdeck/espdeck/espota"
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/humanize"
 	"github.com/espdeck/espdeck/internal/ops"
 )
 
@@ -354,7 +354,7 @@ func otaFailure(ctx context.Context, err error) *failure {
 		if e.Cause != nil {
 			f.message += ": " + e.Cause.Error()
 		}
-		f.hint = strings.ReplaceAll(e.Hint, ". ", ".\n")
+		f.hint = strings.ReplaceAll(e.Hint(), ". ", ".\n")
 	}
 	for _, m := range []struct {
 		err  error

@@ -3,8 +3,9 @@ package main
 import (
 	"testing"
 
-	"github.com/espdeck/espdeck/espota/otasim"
 	"github.com/stretchr/testify/require"
+
+	"github.com/espdeck/espdeck/espota/otasim"
 )
 
 // OTA cannot ask a board which chip it has; --chip says it, and an image

@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/stretchr/testify/require"
+
 	"github.com/espdeck/espdeck/espota/otasim"
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/ops"
-	"github.com/stretchr/testify/require"
 )
 
 const otaTestPassword = "s3cret-Pa55-for-tests"

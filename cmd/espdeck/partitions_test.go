@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/espdeck/espdeck/firmware"
+	fx "github.com/espdeck/espdeck/internal/fixture"
 	"github.com/espdeck/espdeck/internal/ops"
 )
 
@@ -16,7 +17,7 @@ func fixture(t *testing.T, rel string) string {
 	t.Helper()
 	p := filepath.Join("../../../shared/fixtures", rel)
 	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-		t.Skipf("fixture %s not present (the shared fixtures folder is optional)", rel)
+		fx.Missing(t, "fixture %s not present (the shared fixtures folder is optional)", rel)
 	}
 	return p
 }

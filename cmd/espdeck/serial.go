@@ -6,12 +6,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/espdeck/espdeck/internal/humanize"
 	"os"
 	"strings"
 
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/config"
+	"github.com/espdeck/espdeck/internal/humanize"
 	"github.com/espdeck/espdeck/internal/ops"
 	"github.com/espdeck/espdeck/serialflash"
 )

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/espdeck/espdeck/firmware"
+	fx "github.com/espdeck/espdeck/internal/fixture"
 	"github.com/espdeck/espdeck/serialflash/romsim"
 )
 
@@ -118,7 +119,7 @@ func TestSerialRefusals(t *testing.T) {
 
 	img, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "fixtures", "images", "helloworld-esp32c3.bin"))
 	if err != nil {
-		t.Skipf("fixtures not present (%v): image chip refusal not exercised", err)
+		fx.Missing(t, "fixtures not present (%v): image chip refusal not exercised", err)
 	}
 	f := writeTemp(t, "c3.bin", img)
 	r = runCLI(t, nil, "serial", "write", "0x10000", f, "--port", path, "--json", "--before", "no-reset", "--after", "no-reset")

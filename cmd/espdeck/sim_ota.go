@@ -3,13 +3,13 @@ package main
 import (
 	"flag"
 	"fmt"
-	"github.com/espdeck/espdeck/internal/humanize"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/espdeck/espdeck/espota/otasim"
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/humanize"
 	"github.com/espdeck/espdeck/internal/ops"
 )
 

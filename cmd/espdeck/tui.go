@@ -1,7 +1,6 @@
 package main
 
 import (
-	tea "charm.land/bubbletea/v2"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/internal/config"

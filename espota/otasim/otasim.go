@@ -107,6 +107,15 @@ type Faults struct {
 	// InviteReply, when set, is the UDP reply to every invitation instead
 	// of the normal handling (e.g. "ERR: ERROR[15]: Update already running\n").
 	InviteReply string
+	// EndlessCounts makes the device, once all data is in, send byte
+	// counts for ever instead of its verdict (a firmware stuck in its
+	// receive loop), until the host closes the connection or the device is
+	// closed.
+	EndlessCounts bool
+	// Flood makes the device, once all data is in, send this many bytes of
+	// text without a newline instead of its verdict, then stay silent with
+	// the connection open until the host closes it (0: off).
+	Flood int64
 }
 
 // Config describes a simulated device.
@@ -172,6 +181,10 @@ const (
 	stallFor         = 30 * time.Second
 	maxESP8266Stalls = 30
 )
+
+// misbehaveFor bounds the EndlessCounts and Flood faults, so a device left
+// running recovers on its own even if the host never hangs up.
+const misbehaveFor = 2 * time.Minute
 
 // deviceWindow is the receive buffer of the simulated device's socket.
 const deviceWindow = 8 << 10
@@ -574,6 +587,12 @@ func (d *Device) receive(ctx context.Context, conn *net.TCPConn, inv invitation,
 		lastCount = strconv.Itoa(n)
 		w.write(lastCount)
 	}
+	if f.EndlessCounts || f.Flood > 0 {
+		w.flush()
+		s.State = StateAborted
+		s.Error = d.misbehave(ctx, conn)
+		return
+	}
 	// Update.end(): all bytes are in; check the MD5.
 	sum := md5.Sum(s.Received)
 	got := hex.EncodeToString(sum[:])
@@ -605,6 +624,43 @@ func (d *Device) receive(ctx context.Context, conn *net.TCPConn, inv invitation,
 		}
 		w.write("OK")
 	}
+}
+
+// misbehave runs the EndlessCounts or Flood fault on conn until the host
+// closes it, ctx ends or misbehaveFor passes, and says what it sent.
+func (d *Device) misbehave(ctx context.Context, conn *net.TCPConn) string {
+	stop := time.Now().Add(misbehaveFor)
+	var sent int64
+	var chunk []byte
+	if d.cfg.Faults.EndlessCounts {
+		chunk = []byte(strings.Repeat("1460", 1024))
+	} else {
+		chunk = []byte(strings.Repeat("Update failed: ", 4096))
+	}
+	for ctx.Err() == nil && time.Now().Before(stop) {
+		b := chunk
+		if f := d.cfg.Faults.Flood; f > 0 {
+			if sent >= f {
+				break
+			}
+			b = b[:min(int64(len(b)), f-sent)]
+		}
+		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		n, err := conn.Write(b)
+		sent += int64(n)
+		if err != nil {
+			return fmt.Sprintf("sent %d bytes after the data until the host stopped reading (%v)", sent, err)
+		}
+	}
+	// The flood is out: wait, silent, for the host to give up.
+	conn.SetReadDeadline(stop)
+	buf := make([]byte, 512)
+	for ctx.Err() == nil {
+		if _, err := conn.Read(buf); err != nil {
+			break
+		}
+	}
+	return fmt.Sprintf("sent %d bytes after the data", sent)
 }
 
 // write is the Updater: it checks the magic byte when the first flash

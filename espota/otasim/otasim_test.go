@@ -168,3 +168,56 @@ func TestConfigChecks(t *testing.T) {
 		require.NoError(t, err, c.Name)
 	}
 }
+
+// misbehavingSession runs one update as a raw host: invitation, connection
+// back, 100 bytes of data; then it reads what the device sends after the
+// data until it has want bytes, and hangs up.
+func misbehavingSession(t *testing.T, d *Device, want int) []byte {
+	t.Helper()
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer ln.Close()
+	data := append([]byte{0xE9}, make([]byte, 99)...)
+	sum := md5.Sum(data)
+	c := udpPeer(t)
+	send(t, c, d, fmt.Sprintf("0 %d %d %s\n", ln.Addr().(*net.TCPAddr).Port, len(data), hex.EncodeToString(sum[:])))
+	require.Equal(t, "OK", recv(t, c, 5*time.Second))
+	ln.SetDeadline(time.Now().Add(10 * time.Second))
+	conn, err := ln.Accept()
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write(data)
+	require.NoError(t, err)
+	got := make([]byte, 0, want)
+	buf := make([]byte, 64<<10)
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for len(got) < want {
+		n, err := conn.Read(buf)
+		got = append(got, buf[:n]...)
+		require.NoError(t, err, "after %d bytes", len(got))
+	}
+	return got
+}
+
+func TestEndlessCountsAfterData(t *testing.T) {
+	d := start(t, Config{ReceiveTimeout: 5 * time.Second, Faults: Faults{EndlessCounts: true}})
+	got := misbehavingSession(t, d, 4<<20)
+	require.Equal(t, "", strings.Trim(string(got), "0123456789"), "counts only, never a verdict")
+	ss, err := d.WaitSessions(context.Background(), 1)
+	require.NoError(t, err)
+	require.Equal(t, StateAborted, ss[0].State)
+	require.Contains(t, ss[0].Error, "until the host stopped reading")
+}
+
+func TestFloodAfterData(t *testing.T) {
+	const flood = 1 << 20
+	d := start(t, Config{Flavour: ESP8266, ReceiveTimeout: 5 * time.Second, Faults: Faults{Flood: flood}})
+	got := misbehavingSession(t, d, 3+flood) // "100" (the count of the data), then the flood
+	require.NotContains(t, string(got), "\n")
+	require.Contains(t, string(got), "Update failed: ")
+	// After the flood the device stays silent until the host hangs up.
+	ss, err := d.WaitSessions(context.Background(), 1)
+	require.NoError(t, err)
+	require.Equal(t, StateAborted, ss[0].State)
+	require.Equal(t, fmt.Sprintf("sent %d bytes after the data", flood), ss[0].Error)
+}

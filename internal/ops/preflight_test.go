@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/espdeck/espdeck/firmware"
+	fx "github.com/espdeck/espdeck/internal/fixture"
 )
 
 func fixture(t *testing.T, rel string) []byte {
@@ -20,7 +21,7 @@ func fixture(t *testing.T, rel string) []byte {
 	b, err := os.ReadFile(filepath.Join("../../../shared/fixtures", rel))
 	if err != nil {
 		if os.IsNotExist(err) {
-			t.Skipf("shared fixture %s not present: %v", rel, err)
+			fx.Missing(t, "shared fixture %s not present: %v", rel, err)
 		}
 		t.Fatal(err)
 	}

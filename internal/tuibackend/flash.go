@@ -92,7 +92,7 @@ func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byt
 	if err != nil {
 		var e *espota.Error
 		if errors.As(err, &e) {
-			res.Error, res.Hint = e.Msg, e.Hint
+			res.Error, res.Hint = e.Msg, e.Hint()
 			if e.Device != "" && e.Msg == "" {
 				res.Error = "the device said: " + e.Device
 			}

@@ -23,9 +23,15 @@ import (
 // messages is a slog handler that keeps what the TUI reports, so a test can
 // wait for it while the real program runs.
 type messages struct {
-	mu   *sync.Mutex
-	msgs *[]string
-	next *int // waitFor looks only at messages after the last one it matched
+	mu      *sync.Mutex
+	msgs    *[]string
+	next    *int           // waitFor looks only at messages after the last one it matched
+	changed *chan struct{} // closed and replaced on every message
+}
+
+func newMessages() messages {
+	ch := make(chan struct{})
+	return messages{mu: &sync.Mutex{}, msgs: &[]string{}, next: new(int), changed: &ch}
 }
 
 func (l messages) Enabled(context.Context, slog.Level) bool { return true }
@@ -33,36 +39,62 @@ func (l messages) Handle(_ context.Context, r slog.Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	*l.msgs = append(*l.msgs, r.Message)
+	close(*l.changed)
+	*l.changed = make(chan struct{})
 	return nil
 }
 func (l messages) WithAttrs([]slog.Attr) slog.Handler { return l }
 func (l messages) WithGroup(string) slog.Handler      { return l }
 
-// waitFor waits until a message contains every part and returns it.
+// match returns the first message after the last match that contains every
+// part. The caller holds l.mu.
+func (l messages) match(parts []string) (string, bool) {
+	for i := *l.next; i < len(*l.msgs); i++ {
+		m := (*l.msgs)[i]
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(m, p)
+		}
+		if all {
+			*l.next = i + 1
+			return m, true
+		}
+	}
+	return "", false
+}
+
+// waitFor waits until a message contains every part and returns it. It
+// wakes on every new message, not on a clock, and looks once more under the
+// lock before failing, so the failure output never shows a message it
+// reported missing (it used to poll, and a message logged during its last
+// sleep was printed in the very failure that said it was missing). timeout
+// only bounds a program that is stuck.
 func (l messages) waitFor(t *testing.T, timeout time.Duration, parts ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
 		l.mu.Lock()
-		for i := *l.next; i < len(*l.msgs); i++ {
-			m := (*l.msgs)[i]
-			all := true
-			for _, p := range parts {
-				all = all && strings.Contains(m, p)
-			}
-			if all {
-				*l.next = i + 1
-				l.mu.Unlock()
-				return m
-			}
+		m, ok := l.match(parts)
+		ch := *l.changed
+		if ok {
+			l.mu.Unlock()
+			return m
 		}
 		l.mu.Unlock()
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-ch:
+			continue
+		case <-timer.C:
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if m, ok := l.match(parts); ok {
+			return m
+		}
+		t.Fatalf("no message with %q within %s; got:\n%s", parts, timeout, strings.Join(*l.msgs, "\n"))
+		return ""
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	t.Fatalf("no message with %q; got:\n%s", parts, strings.Join(*l.msgs, "\n"))
-	return ""
 }
 
 // TestDemoFlows runs the real program on the demo fleet — simulated OTA
@@ -77,7 +109,7 @@ func TestDemoFlows(t *testing.T) {
 	require.NoError(t, err)
 	defer fleet.Close()
 
-	rec := messages{mu: &sync.Mutex{}, msgs: &[]string{}, next: new(int)}
+	rec := newMessages()
 	log := slog.New(rec)
 	backend := tuibackend.New(tuibackend.Config{
 		Watcher:        discovery.New(discovery.Options{Static: fleet.Devices, DisableMDNS: true, DisableSerial: true}),
@@ -102,15 +134,16 @@ func TestDemoFlows(t *testing.T) {
 		keys("/" + strings.Repeat("\x7f", 20) + name + "\r")
 	}
 	app := fleet.Files[1] // greenhouse-v2.7.1.bin, an ESP32 app
-	rec.waitFor(t, 10*time.Second, "found greenhouse-ctl")
+	rec.waitFor(t, 60*time.Second, "found greenhouse-ctl")
 
 	// 1. OTA with the PBKDF2 password.
 	filter("greenhouse")
 	keys("f")
 	keys(strings.Repeat("\x7f", 200) + app + "\r")
-	rec.waitFor(t, 10*time.Second, "image", "greenhouse-v2.7.1.bin")
+	rec.waitFor(t, 60*time.Second, "image", "greenhouse-v2.7.1.bin")
+	// Enter opens the password prompt in the same update that handles it,
+	// and the program reads keys in order: no pause is needed before typing.
 	keys("\r")
-	time.Sleep(200 * time.Millisecond)
 	keys(demo.Password + "\r")
 	rec.waitFor(t, 60*time.Second, "flash greenhouse-ctl done")
 
@@ -118,7 +151,7 @@ func TestDemoFlows(t *testing.T) {
 	filter("garage")
 	keys("f")
 	keys(strings.Repeat("\x7f", 200) + app + "\r")
-	rec.waitFor(t, 10*time.Second, "image", "greenhouse-v2.7.1.bin")
+	rec.waitFor(t, 60*time.Second, "image", "greenhouse-v2.7.1.bin")
 	keys("\r")
 	hint := rec.waitFor(t, 60*time.Second, "hint for garage-door")
 	require.Contains(t, hint, "allow inbound TCP on port")
@@ -129,8 +162,7 @@ func TestDemoFlows(t *testing.T) {
 	keys("p")
 	rec.waitFor(t, 60*time.Second, "partitions of", "bench-3", "ota_0 boots next")
 	keys("j") // down: from ota_0 to ota_1
-	keys("s")
-	time.Sleep(200 * time.Millisecond)
+	keys("s") // opens the confirmation in the same update; "y" follows in order
 	keys("y")
 	rec.waitFor(t, 90*time.Second, "bench-3", "ota_1 boots next")
 

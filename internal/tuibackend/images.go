@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/espdeck/espdeck/internal/humanize"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/humanize"
 	"github.com/espdeck/espdeck/internal/ops"
 	"github.com/espdeck/espdeck/tui"
 )
