@@ -104,7 +104,7 @@ func classifyESPOTA(err error) error {
 		if e.Cause != nil {
 			f.msg += ": " + e.Cause.Error()
 		}
-		f.hint = strings.TrimSpace(e.Hint)
+		f.hint = strings.TrimSpace(e.Next)
 	}
 	for _, m := range []struct {
 		err  error
