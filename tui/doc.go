@@ -6,7 +6,8 @@
 //
 // The package never opens a socket or a port. Everything it needs is
 // declared in backend.go as small interfaces with plain values; cmd/espdeck
-// adapts the real packages to them and tests use FakeBackend. Build a model
+// adapts the real packages to them; this package's tests use the fake
+// fleet in fake_test.go. Build a model
 // with New and run it with Run, which passes Bubble Tea options through
 // (tea.WithInput, tea.WithOutput, tea.WithWindowSize for tests).
 //

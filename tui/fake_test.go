@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/espdeck/espdeck/internal/humanize"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/espdeck/espdeck/internal/humanize"
 )
 
 // FakeOptions configures a FakeBackend.
@@ -28,8 +29,7 @@ type FakeOptions struct {
 	Devices []Device
 }
 
-// FakeBackend simulates a fleet for tests, golden screens and trying the
-// TUI without boards: network devices that flash fine, one that rejects a
+// FakeBackend simulates a fleet for this package's tests and golden screens: network devices that flash fine, one that rejects a
 // wrong password, one that never connects back (the firewall case), a slow
 // one, and a serial board with two OTA slots whose boot slot can be changed.
 // It is safe for concurrent use.
