@@ -250,6 +250,34 @@ func (r *row) haystack() string {
 	return b.String()
 }
 
+// hiddenMarked lists the marked rows the filter hides, by key.
+func (m Model) hiddenMarked() []string {
+	if len(m.marked) == 0 || len(m.visible) == len(m.rows) {
+		return nil
+	}
+	shown := make(map[string]bool, len(m.visible))
+	for _, r := range m.visible {
+		shown[r.key] = true
+	}
+	var out []string
+	for _, r := range m.rows {
+		if m.marked[r.key] && !shown[r.key] {
+			out = append(out, r.key)
+		}
+	}
+	return out
+}
+
+// isHidden says whether the filter hides the row with key k.
+func (m Model) isHidden(k string) bool {
+	for _, r := range m.visible {
+		if r.key == k {
+			return false
+		}
+	}
+	return true
+}
+
 func (m Model) cursorRow() *row {
 	if m.cursor >= 0 && m.cursor < len(m.visible) {
 		return m.visible[m.cursor]
@@ -399,8 +427,14 @@ type column struct {
 
 func (m Model) devicesBox(h int) []string {
 	title := "Devices"
+	if m.filterText != "" {
+		title += fmt.Sprintf(" · filter %q: %d of %d", m.filterText, len(m.visible), len(m.rows))
+	}
 	if n := len(m.marked); n > 0 {
-		title = fmt.Sprintf("Devices · %d marked", n)
+		title += fmt.Sprintf(" · %d marked", n)
+		if h := len(m.hiddenMarked()); h > 0 {
+			title += fmt.Sprintf(" (%d hidden)", h)
+		}
 	}
 	inner := m.width - 4
 	if len(m.rows) == 0 {

@@ -261,6 +261,13 @@ func (m *Model) finishJob(msg jobFinishedMsg) tea.Cmd {
 	if g != nil && g.total > 1 && g.done+g.failed+g.stopped == g.total {
 		m.notice = fmt.Sprintf("group flash of %s: %d done, %d failed, %d cancelled", g.file, g.done, g.failed, g.stopped)
 		m.logf(slog.LevelInfo, "%s", m.notice)
+		// The marks chose this group; left standing they would choose the
+		// next flash too, even of boards a later filter hides.
+		for _, gj := range m.jobs {
+			if gj.group == g.id {
+				delete(m.marked, gj.row)
+			}
+		}
 	}
 	cmds = append(cmds, m.reattachMonitor(j.id), m.schedule())
 	return tea.Batch(cmds...)

@@ -584,8 +584,10 @@ func (m Model) activeKeys() helpKeys {
 			recent.SetEnabled(len(m.recent()) > 0)
 			return helpKeys{short: []key.Binding{with(k.Enter, "check file"), k.Complete, recent, with(k.Back, "cancel")}}
 		}
-		send := f.facts != nil && f.allOK()
-		return helpKeys{short: []key.Binding{on(with(k.Enter, "send"), send), on(k.Force, f.forceable()), with(k.Back, "other file")}}
+		send := f.facts != nil && (f.allOK() || f.forced)
+		passed := with(k.PassedOnly, fmt.Sprintf("flash the %d that passed", len(f.passed())))
+		return helpKeys{short: []key.Binding{on(with(k.Enter, "send"), send), on(passed, f.facts != nil && len(f.passed()) > 0 && !f.allOK() && !f.forced),
+			on(k.Force, f.forceable()), with(k.Back, "other file")}}
 	}
 	if m.filtering {
 		return helpKeys{short: []key.Binding{with(k.Enter, "keep filter"), with(k.Back, "clear")}}
