@@ -365,6 +365,12 @@ func (m *Model) listKey(msg tea.KeyPressMsg) tea.Cmd {
 		} else if len(m.marked) > 0 {
 			clear(m.marked)
 		}
+	case key.Matches(msg, k.DismissJob):
+		if j := m.jobFor(m.cursorRow()); j != nil {
+			m.dismissJob(j)
+		}
+	case key.Matches(msg, k.DismissAll):
+		m.dismissFinished()
 	case key.Matches(msg, k.Retry):
 		return m.retry(m.cursorRow())
 	case key.Matches(msg, k.Cancel):

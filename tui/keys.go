@@ -13,6 +13,7 @@ type KeyMap struct {
 	Pause, ResetApp, Save, PageUp, PageDown, Top, Bottom                     key.Binding
 	Filter, Log, Dismiss, Help, Quit, ForceQuit                              key.Binding
 	Yes, No, Complete                                                        key.Binding
+	Jobs, DismissJob, DismissAll, Why                                        key.Binding
 }
 
 // DefaultKeyMap is the key map espdeck ships with.
@@ -52,6 +53,10 @@ func DefaultKeyMap() KeyMap {
 		Log:         b("l", "log", "l"),
 		Dismiss:     b("x", "dismiss error", "x"),
 		Help:        b("?", "help", "?"),
+		Jobs:        b("J", "jobs", "J"),
+		DismissJob:  b("x", "dismiss finished job", "x"),
+		DismissAll:  b("X", "dismiss all finished", "X"),
+		Why:         b("w", "why (read in full)", "w"),
 		Quit:        b("q", "quit", "q"),
 		ForceQuit:   b("ctrl+c", "quit", "ctrl+c"),
 		Yes:         b("y", "yes", "y", "Y"),

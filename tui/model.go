@@ -53,6 +53,8 @@ const (
 	screenDetail
 	screenPartitions
 	screenMonitor
+	screenJobs
+	screenJobDetail
 )
 
 // logEntry is one line of the log pane.
@@ -92,6 +94,8 @@ type Model struct {
 	current string // row key shown by detail, partitions and monitor
 
 	jobs      []*job
+	jobCursor int // the jobs screen's cursor, into jobsOrdered
+	jobShown  int // the job the job detail shows
 	nextJob   int
 	groups    map[int]*group
 	nextGroup int
@@ -347,6 +351,9 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Dismiss) && m.errMsg != "":
 		m.errMsg = ""
 		return nil
+	case key.Matches(msg, k.Jobs) && m.screen != screenJobs:
+		m.openJobs()
+		return nil
 	}
 	switch m.screen {
 	case screenDetail:
@@ -355,6 +362,10 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.partitionsKey(msg)
 	case screenMonitor:
 		return m.monitorKey(msg)
+	case screenJobs:
+		return m.jobsKey(msg)
+	case screenJobDetail:
+		return m.jobDetailKey(msg)
 	}
 	return m.listKey(msg)
 }
@@ -475,7 +486,7 @@ func (m Model) bodyLines(h int) []string {
 		panel = m.flowBox(avail)
 	}
 	avail -= len(panel)
-	if avail >= 3 && (m.screen != screenMonitor || m.prompt != nil) {
+	if avail >= 3 && (m.screen != screenMonitor || m.prompt != nil) && m.screen != screenJobs && m.screen != screenJobDetail {
 		jobs = m.jobsBox(avail)
 		avail -= len(jobs)
 	}
@@ -496,6 +507,10 @@ func (m Model) bodyLines(h int) []string {
 		main = m.partitionsLines(top)
 	case screenMonitor:
 		main = m.monitorLines(top)
+	case screenJobs:
+		main = m.jobsLines(top)
+	case screenJobDetail:
+		main = m.jobDetailLines(top)
 	default:
 		main = m.devicesBox(top)
 	}
@@ -614,6 +629,22 @@ func (m Model) activeKeys() helpKeys {
 		ok := ps != nil && ps.err == nil && ps.loaded && !ps.busy
 		nav = []key.Binding{k.Up, k.Down, k.Back}
 		act = []key.Binding{on(k.Switch, ok), on(k.EraseOTA, ok), on(k.MarkInvalid, ok), on(k.Refresh, ps != nil && !ps.busy)}
+		view = []key.Binding{k.Log, k.Help}
+	case screenJobs:
+		j := m.jobAtCursor()
+		nav = []key.Binding{k.Up, k.Down, on(with(k.Enter, "job detail"), j != nil), k.Back}
+		act = []key.Binding{on(k.DismissJob, j != nil && j.finished()), on(k.DismissAll, len(m.jobs) > m.activeJobs()),
+			on(k.Retry, j != nil && (j.state == jobFailed || j.state == jobCanceled)), on(k.Cancel, j != nil && j.running())}
+		view = []key.Binding{k.Log, k.Help}
+	case screenJobDetail:
+		j := m.jobByID(m.jobShown)
+		r := (*row)(nil)
+		if j != nil {
+			r = m.rowByKey(m.resolveKey(j.row))
+		}
+		nav = []key.Binding{k.Back}
+		act = []key.Binding{on(k.DismissJob, j != nil && j.finished()), on(k.Retry, j != nil && (j.state == jobFailed || j.state == jobCanceled)),
+			on(k.SerialFlash, j != nil && j.state == jobFailed && r != nil && r.ser != nil && r.net != nil), on(k.Cancel, j != nil && j.running())}
 		view = []key.Binding{k.Log, k.Help}
 	case screenMonitor:
 		paused := m.mon != nil && m.mon.paused

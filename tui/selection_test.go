@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -78,5 +79,60 @@ func TestGroupFlashCanSendToTheBoardsThatPassedOnly(t *testing.T) {
 	require.Len(t, fake.Flashes(), 2)
 	for _, f := range fake.Flashes() {
 		require.NotEqual(t, FakePump, f.Device.ID)
+	}
+}
+
+// The STATUS column once ran backwards (erase 41% → write 5%): overall
+// progress only grows, whatever order the stages report in.
+func TestProgressIsMonotonicAcrossStages(t *testing.T) {
+	m, _ := newTestModel(t, 100, 30, Config{})
+	m = cursorTo(t, m, "bench-3")
+	m = chooseFile(t, m, "testdata/demo-app.bin")
+	m = press(t, m, "enter")
+	id := m.jobs[0].id
+	last := -1.0
+	for _, p := range []Progress{
+		{Stage: "sync"}, {Stage: "erase", Done: 41, Total: 100}, {Stage: "write", Done: 5, Total: 100},
+		{Stage: "write", Done: 100, Total: 100}, {Stage: "verify", Done: 0, Total: 100}, {Stage: "mystery", Done: 1, Total: 100},
+		{Stage: "verify", Done: 100, Total: 100}, {Stage: "reset"},
+	} {
+		m = send(t, m, jobProgressMsg{updates: []progressUpdate{{job: id, p: p, at: testNow}}})
+		got := m.jobs[0].percent()
+		require.GreaterOrEqual(t, got, last, "progress went back at %s %d/%d", p.Stage, p.Done, p.Total)
+		last = got
+		requireScreenContains(t, m, p.Stage)
+	}
+	require.Greater(t, last, 0.9)
+}
+
+func TestFinishedJobsAreOneLineAndDismissable(t *testing.T) {
+	m := severalJobs(t, 80, 24, 2)
+	// Running jobs come first and keep their progress bars in view.
+	s := screenText(m)
+	require.Contains(t, s, "write")
+	require.Contains(t, s, "transfer")
+	fail := strings.Index(s, "failed  the device never")
+	require.Greater(t, fail, strings.Index(s, "transfer"), "the finished job is listed after the running ones")
+	require.NotContains(t, s, "hint:", "the hint waits in the job detail")
+
+	m = press(t, m, "X")
+	for _, j := range m.jobs {
+		require.True(t, j.running(), "X dismisses finished jobs only")
+	}
+	require.NotContains(t, screenText(m), "failed  the device never")
+
+	// x on the jobs screen dismisses the finished job under the cursor.
+	m = severalJobs(t, 80, 24, 2)
+	m = press(t, m, "J")
+	for m.jobAtCursor() != nil && m.jobAtCursor().running() {
+		m = press(t, m, "down")
+	}
+	require.Equal(t, "garage-door", m.jobAtCursor().name)
+	m = press(t, m, "enter")
+	requireScreenContains(t, m, "allow inbound TCP on port 41234")
+	m = press(t, m, "x")
+	require.Equal(t, screenJobs, m.screen)
+	for _, j := range m.jobs {
+		require.NotEqual(t, "garage-door", j.name)
 	}
 }
