@@ -478,15 +478,6 @@ func (m Model) devicesBox(h int) []string {
 	return m.box(title, lines, m.width, min(h, len(lines)+2))
 }
 
-// scrollOffset keeps the cursor inside a window of n rows, centred-ish.
-func scrollOffset(cursor, total, n int) int {
-	if total <= n {
-		return 0
-	}
-	off := cursor - n/2
-	return max(0, min(off, total-n))
-}
-
 func (m Model) deviceLine(r *row, cols []column, isCursor bool, inner int) string {
 	var b strings.Builder
 	g := m.glyphs

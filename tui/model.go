@@ -15,7 +15,6 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
-	"github.com/charmbracelet/x/ansi"
 )
 
 // Config is how cmd/espdeck (or a test) sets the TUI up. The zero value works.
@@ -668,95 +667,6 @@ func (m Model) activeKeys() helpKeys {
 		act = append(act, k.MarkAll, k.Refresh)
 	}
 	return helpKeys{short: short, full: [][]key.Binding{nav, act, view, quit}}
-}
-
-// ---------------------------------------------------------------- layout helpers
-
-// fit pads or cuts lines to exactly h.
-func fit(lines []string, h int) []string {
-	if len(lines) > h {
-		return lines[:h]
-	}
-	for len(lines) < h {
-		lines = append(lines, "")
-	}
-	return lines
-}
-
-// clip cuts a rendered line to w cells.
-func clip(s string, w int) string {
-	if len(s) <= w || cellWidth(s) <= w { // bytes bound cells: the cheap test first
-		return s
-	}
-	return ansi.Truncate(s, w, "…")
-}
-
-// cellWidth is the terminal cells s takes. Most cells are plain ASCII,
-// where the byte count is the answer; anything else goes to the full
-// grapheme-aware measure.
-func cellWidth(s string) int {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 0x80 || c < 0x20 {
-			return ansi.StringWidth(s)
-		}
-	}
-	return len(s)
-}
-
-// pad makes s exactly w cells wide (cut with an ellipsis when longer).
-func pad(s string, w int) string {
-	n := cellWidth(s)
-	if n > w {
-		return ansi.Truncate(s, w, "…")
-	}
-	return s + strings.Repeat(" ", w-n)
-}
-
-// box draws a titled frame of width w around lines; h is the total height
-// including borders (0: as tall as the lines).
-func (m Model) box(title string, lines []string, w, h int) []string {
-	return m.boxKeep(title, lines, w, h, false)
-}
-
-// boxKeep is box that, when the lines do not fit, keeps the last ones
-// (keepTail) or the first ones.
-func (m Model) boxKeep(title string, lines []string, w, h int, keepTail bool) []string {
-	if h > 0 && h < 2 {
-		return nil
-	}
-	if h > 0 && keepTail && len(lines) > h-2 {
-		lines = lines[len(lines)-(h-2):]
-	}
-	if w < 6 {
-		w = 6
-	}
-	inner := w - 4
-	if h <= 0 {
-		h = len(lines) + 2
-	}
-	b := m.st.Border
-	if lipgloss.Width(title) > w-5 {
-		title = ansi.Truncate(title, max(w-5, 1), "…")
-	}
-	g := m.glyphs
-	top := " " + m.st.Title.Render(title) + " "
-	fill := w - 2 - lipgloss.Width(top)
-	if fill < 0 {
-		top = ""
-		fill = w - 2
-	}
-	out := make([]string, 0, h)
-	out = append(out, b.Render(g.tl)+top+b.Render(strings.Repeat(g.hline, max(fill, 0))+g.tr))
-	side := b.Render(g.vline)
-	for i := 0; i < h-2; i++ {
-		l := ""
-		if i < len(lines) {
-			l = lines[i]
-		}
-		out = append(out, side+" "+pad(l, inner)+" "+side)
-	}
-	out = append(out, b.Render(g.bl+strings.Repeat(g.hline, w-2)+g.br))
-	return out
 }
 
 func (m Model) logBox(h int) []string {
