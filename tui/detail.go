@@ -112,7 +112,10 @@ func (m Model) detailLines(h int) []string {
 	if d := r.ser; d != nil {
 		mode := map[SerialMode]string{SerialDownload: "in download mode (ROM bootloader)", SerialApp: "running its app"}[d.SerialMode]
 		if mode == "" {
-			mode = "mode unknown"
+			mode = "not talked to yet (its mode shows once espdeck reads the chip)"
+			if c, ok := m.chips[r.key]; ok && c.loaded && c.err == nil {
+				mode = "the ROM bootloader answered (download mode)"
+			}
 		}
 		lines = append(lines, field("serial", d.Port+"  "+mode))
 		if usb := usbFacts(d.TXT); usb != "" {

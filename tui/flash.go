@@ -321,8 +321,12 @@ func (m *Model) applyInspected(msg inspectedMsg) {
 	f.input.Blur()
 	m.logf(slog.LevelInfo, "image %s", factsLine(facts, m.glyphs))
 	for _, rk := range f.targets {
-		if v := f.verdicts[rk]; v.Kind != VerdictOK {
+		v := f.verdicts[rk]
+		if v.Kind != VerdictOK {
 			m.logf(slog.LevelWarn, "pre-flight %s for %s: %s", msg.path, m.rowName(rk), v.Reason)
+		}
+		for _, w := range v.Warnings {
+			m.logf(slog.LevelWarn, "pre-flight %s for %s: %s", msg.path, m.rowName(rk), w)
 		}
 	}
 }
@@ -416,12 +420,13 @@ func (m Model) flowBox(maxH int) []string {
 		lines = append(lines, m.st.Faint.Render("checking the image…"))
 	}
 	if f.err != "" {
-		lines = append(lines, m.st.Error.Render(g.fail+" "+f.err))
+		lines = append(lines, wrapStyled(m.st.Error.Render(g.fail+" "+f.err), m.width-4, 2)...)
 	}
 	if f.facts != nil {
-		lines = append(lines, m.st.Bold.Render(factsLine(*f.facts, g)))
+		lines = append(lines, wrapStyled(m.st.Bold.Render(factsLine(*f.facts, g)), m.width-4, 2)...)
 		for _, rk := range f.targets {
-			lines = append(lines, m.verdictLine(rk, f.verdicts[rk], len(f.targets) > 1))
+			// Verdicts and warnings wrap: they are the reason to read this box.
+			lines = append(lines, wrapStyled(m.verdictLine(rk, f.verdicts[rk], len(f.targets) > 1), m.width-4, 2)...)
 		}
 		var next []string
 		switch {

@@ -54,6 +54,7 @@ const (
 	screenMonitor
 	screenJobs
 	screenJobDetail
+	screenLog // the whole log, wrapped: every explanation in full
 )
 
 // logEntry is one line of the log pane.
@@ -116,8 +117,10 @@ type Model struct {
 	spin     spinner.Model // turns while jobs run; stops when none do
 	spinning bool
 
-	logs     []logEntry
-	showLog  bool
+	logs      []logEntry
+	showLog   bool
+	logBack   screen // where esc on the log screen goes
+	logScroll int    // lines scrolled back from the end on the log screen
 	errMsg   string
 	notice   string
 	showHelp bool
@@ -353,6 +356,10 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Jobs) && m.screen != screenJobs:
 		m.openJobs()
 		return nil
+	case key.Matches(msg, k.Why) && m.screen != screenLog:
+		m.logBack, m.logScroll = m.screen, 0
+		m.screen = screenLog
+		return nil
 	}
 	switch m.screen {
 	case screenDetail:
@@ -365,6 +372,8 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.jobsKey(msg)
 	case screenJobDetail:
 		return m.jobDetailKey(msg)
+	case screenLog:
+		return m.logScreenKey(msg)
 	}
 	return m.listKey(msg)
 }
@@ -485,7 +494,7 @@ func (m Model) bodyLines(h int) []string {
 		panel = m.flowBox(avail)
 	}
 	avail -= len(panel)
-	if avail >= 3 && (m.screen != screenMonitor || m.prompt != nil) && m.screen != screenJobs && m.screen != screenJobDetail {
+	if avail >= 3 && (m.screen != screenMonitor || m.prompt != nil) && m.screen != screenJobs && m.screen != screenJobDetail && m.screen != screenLog {
 		jobs = m.jobsBox(avail)
 		avail -= len(jobs)
 	}
@@ -510,16 +519,28 @@ func (m Model) bodyLines(h int) []string {
 		main = m.jobsLines(top)
 	case screenJobDetail:
 		main = m.jobDetailLines(top)
+	case screenLog:
+		main = m.logScreenLines(top)
 	default:
 		main = m.devicesBox(top)
 	}
 	if len(main) > top {
 		main = main[:top]
 	}
-	if m.screen != screenList { // the list is boxed, and boxes fit already
-		for i, l := range main {
-			main[i] = clip(l, m.width)
+	if m.screen != screenList && m.screen != screenMonitor && m.screen != screenJobs { // boxes and the viewport fit already
+		// Explanations wrap instead of being cut; field values keep
+		// their column (a field name takes 12 cells).
+		wrapped := make([]string, 0, len(main))
+		for _, l := range main {
+			wrapped = append(wrapped, wrapStyled(l, m.width, 12)...)
 		}
+		main = wrapped
+	}
+	if len(main) > top {
+		main = main[:top]
+	}
+	for i, l := range main {
+		main[i] = clip(l, m.width)
 	}
 	// Screens shorter than the space keep the bottom boxes right below them.
 	return append(main, bottom...)
@@ -549,9 +570,9 @@ func (m Model) footerLines() []string {
 	var out []string
 	switch {
 	case m.errMsg != "":
-		out = append(out, " "+m.st.Error.Render(m.glyphs.fail+" "+m.errMsg)+m.st.Faint.Render("  (x dismiss, l log)"))
+		out = append(out, m.statusLines(m.st.Error.Render(m.glyphs.fail+" "+m.errMsg)+m.st.Faint.Render("  (x dismiss)"))...)
 	case m.notice != "":
-		out = append(out, " "+m.st.Faint.Render(m.notice))
+		out = append(out, m.statusLines(m.st.Faint.Render(m.notice))...)
 	case m.filterText != "" && !m.filtering:
 		out = append(out, " "+m.st.Faint.Render(fmt.Sprintf("filter %q: %d of %d  (/ to change)", m.filterText, len(m.visible), len(m.rows))))
 	case m.sourceStatus != "" && m.screen == screenList:
@@ -562,6 +583,26 @@ func (m Model) footerLines() []string {
 	}
 	out = append(out, " "+m.help.ShortHelpView(m.activeKeys().short))
 	return out
+}
+
+// maxStatusLines is how many lines the status line may wrap to; the rest
+// is in the log screen (w).
+const maxStatusLines = 3
+
+// statusLines wraps the status text to the terminal; when it needs more
+// than maxStatusLines, the last line says which key reads the whole of it.
+func (m Model) statusLines(text string) []string {
+	lines := wrapStyled(text, m.width-2, 2)
+	if len(lines) > maxStatusLines {
+		more := m.st.Key.Render("  w reads all")
+		lines = lines[:maxStatusLines]
+		last := lines[maxStatusLines-1]
+		lines[maxStatusLines-1] = clip(last, m.width-2-lipgloss.Width(more)) + more
+	}
+	for i, l := range lines {
+		lines[i] = " " + l
+	}
+	return lines
 }
 
 func (m Model) fullHelpLines(h int) []string {
@@ -645,6 +686,9 @@ func (m Model) activeKeys() helpKeys {
 		act = []key.Binding{on(k.DismissJob, j != nil && j.finished()), on(k.Retry, j != nil && (j.state == jobFailed || j.state == jobCanceled)),
 			on(k.SerialFlash, j != nil && j.state == jobFailed && r != nil && r.ser != nil && r.net != nil), on(k.Cancel, j != nil && j.running())}
 		view = []key.Binding{k.Log, k.Help}
+	case screenLog:
+		nav = []key.Binding{with(k.Up, "older"), with(k.Down, "newer"), k.Back}
+		view = []key.Binding{k.Help}
 	case screenMonitor:
 		paused := m.mon != nil && m.mon.paused
 		p := k.Pause
@@ -687,6 +731,51 @@ func (m Model) logBox(h int) []string {
 		lines = []string{m.st.Faint.Render("nothing yet")}
 	}
 	return m.box("Log", lines, m.width, h)
+}
+
+// logScreenKey scrolls the log screen; esc goes back where w was pressed.
+func (m *Model) logScreenKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	switch {
+	case key.Matches(msg, k.Back), key.Matches(msg, k.Why):
+		m.screen = m.logBack
+	case key.Matches(msg, k.Quit):
+		return m.requestQuit()
+	case key.Matches(msg, k.Up):
+		m.logScroll++
+	case key.Matches(msg, k.Down):
+		m.logScroll = max(m.logScroll-1, 0)
+	case key.Matches(msg, k.PageUp):
+		m.logScroll += 10
+	case key.Matches(msg, k.PageDown):
+		m.logScroll = max(m.logScroll-10, 0)
+	case key.Matches(msg, k.Bottom):
+		m.logScroll = 0
+	}
+	return nil
+}
+
+// logScreenLines is every log entry wrapped in full, newest at the bottom.
+func (m Model) logScreenLines(h int) []string {
+	head := " " + m.st.Title.Render("Log") + m.st.Faint.Render(fmt.Sprintf("  %s  every event and explanation in full  %s  esc back", m.glyphs.dot, m.glyphs.dot))
+	var lines []string
+	for _, e := range m.logs {
+		lvl := m.st.Faint.Render(levelWord(e.level))
+		switch {
+		case e.level >= slog.LevelError:
+			lvl = m.st.Error.Render(levelWord(e.level))
+		case e.level >= slog.LevelWarn:
+			lvl = m.st.Warning.Render(levelWord(e.level))
+		}
+		lines = append(lines, wrapStyled(" "+m.st.Faint.Render(e.at.Format("15:04:05"))+" "+lvl+" "+e.text, m.width, 16)...)
+	}
+	if len(lines) == 0 {
+		lines = []string{" " + m.st.Faint.Render("nothing yet")}
+	}
+	n := max(h-1, 1)
+	end := max(len(lines)-min(m.logScroll, max(len(lines)-n, 0)), 0)
+	start := max(end-n, 0)
+	return append([]string{head}, lines[start:end]...)
 }
 
 func levelWord(l slog.Level) string {
