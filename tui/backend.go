@@ -76,6 +76,11 @@ const (
 	PresenceOnline  Presence = iota // answered the latest round / port present
 	PresenceStale                   // missed a round or two
 	PresenceOffline                 // expired; kept so its history stays visible
+	// PresenceUnchecked is a hand-added host nothing has heard from yet:
+	// typing an address proves nothing about a board being there. It
+	// becomes PresenceOnline once the host answers (an upload's
+	// invitation, or discovery).
+	PresenceUnchecked
 )
 
 // SerialMode is what a serial board is running, when known.

@@ -94,8 +94,15 @@ func (m Model) detailLines(h int) []string {
 		if !d.FirstSeen.IsZero() {
 			seen += " since " + d.FirstSeen.Format("15:04")
 		}
-		if !d.LastSeen.IsZero() {
-			seen += ", last answer " + age(now.Sub(d.LastSeen)) + " ago"
+		switch d.Presence {
+		case PresenceUnchecked:
+			seen = "added by hand; nothing has answered from this address yet (a flash sends it an invitation, and it shows online once it answers)"
+		case PresenceOnline:
+			seen += ", answering"
+		default:
+			if !d.LastSeen.IsZero() {
+				seen += ", last answer " + age(now.Sub(d.LastSeen)) + " ago"
+			}
 		}
 		lines = append(lines, field("network", d.Address+"  "+seen))
 		if len(d.TXT) > 0 {

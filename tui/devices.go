@@ -346,12 +346,14 @@ func (m *Model) listKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.AddHost) && m.be.Devices != nil:
 		m.prompt = newInputPrompt("Add a network device", []string{"Host name or address, with :port when it is not 3232."}, "host[:port]", false,
 			func(m *Model, v string) tea.Cmd {
-				v = strings.TrimSpace(v)
-				if v == "" {
+				addr, err := checkHostInput(v)
+				if err != nil { // checked on enter already
 					return nil
 				}
-				return addHost(m.ctx, m.be.Devices, v)
+				return addHost(m.ctx, m.be.Devices, addr)
 			})
+		m.prompt.check = func(v string) error { _, err := checkHostInput(v); return err }
+		m.prompt.lines = append(m.prompt.lines, "It shows as not checked until it answers: typing an address does not prove a board is there.")
 		return m.prompt.input.Focus()
 	case key.Matches(msg, k.Filter):
 		m.filtering = true
@@ -518,7 +520,7 @@ func (m Model) statusStyled(padded, word string) string {
 		return m.st.Warning.Render(padded)
 	case "failed":
 		return m.st.Error.Render(padded)
-	case "offline", "idle":
+	case "offline", "idle", "not":
 		return m.st.Faint.Render(padded)
 	}
 	return padded
@@ -552,6 +554,17 @@ func (m Model) deviceColumns(inner int) []column {
 		}},
 		{title: "STATUS", width: maxStatus, cell: m.rowStatus},
 		{title: "SEEN", width: 8, drop: 1, cell: func(r *row) string {
+			// Discovery keeps a board only while it answers, and does not
+			// re-announce it at every answer: an online board's LastSeen is
+			// when it last changed, not when it last answered.
+			if r.net != nil {
+				switch r.net.Presence {
+				case PresenceOnline:
+					return "now"
+				case PresenceUnchecked:
+					return "never"
+				}
+			}
 			t := r.lastSeen()
 			if t.IsZero() {
 				return ""
@@ -652,6 +665,10 @@ func (m Model) rowStatus(r *row) string {
 	}
 	if r.net != nil {
 		switch r.net.Presence {
+		case PresenceUnchecked:
+			if r.ser == nil {
+				return "not checked"
+			}
 		case PresenceStale:
 			return "stale"
 		case PresenceOffline:

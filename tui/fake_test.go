@@ -154,7 +154,7 @@ func (f *FakeBackend) AddHost(ctx context.Context, addr string) error {
 	}
 	now := f.opts.Now()
 	d := Device{ID: "host:" + net.JoinHostPort(host, port), Name: net.JoinHostPort(host, port), Kind: KindArduinoOTA,
-		Address: net.JoinHostPort(host, port), FirstSeen: now, LastSeen: now}
+		Address: net.JoinHostPort(host, port), FirstSeen: now, Presence: PresenceUnchecked}
 	f.mu.Lock()
 	f.devices = append(f.devices, d)
 	subs := append([]chan DeviceEvent(nil), f.subs...)

@@ -106,6 +106,21 @@ func TestAddHost(t *testing.T) {
 	}
 	m = send(t, m, deviceEventsMsg{events: evs})
 	requireScreenContains(t, m, "127.0.0.1:4000")
+	// Typing an address proves nothing: the host is not called online.
+	m = cursorTo(t, m, "127.0.0.1:4000")
+	require.Equal(t, "not checked", m.rowStatus(m.cursorRow()))
+	m = press(t, m, "enter")
+	requireScreenContains(t, m, "nothing has answered from this address yet")
+	require.NotContains(t, screenText(m), "last answer")
+	m = press(t, m, "esc")
+
+	// A typo is caught when typed, not at flash time.
+	m = press(t, m, "a")
+	m = typeText(t, m, "not a host!!")
+	m = press(t, m, "enter")
+	require.NotNil(t, m.prompt, "the prompt stays open")
+	requireScreenContains(t, m, "not a host name or an IP address")
+	m = press(t, m, "esc")
 
 	m = press(t, m, "a")
 	m = typeText(t, m, "192.0.2.7")

@@ -14,6 +14,10 @@ type prompt struct {
 	hasInput bool
 	input    textinput.Model
 	onInput  func(m *Model, v string) tea.Cmd
+	// check, when set, validates the input on enter; an error keeps the
+	// prompt open and shows why.
+	check func(v string) error
+	err   string
 	onYes    func(m *Model) tea.Cmd
 	onNo     func(m *Model) tea.Cmd
 }
@@ -48,11 +52,18 @@ func (m *Model) promptKey(msg tea.KeyPressMsg) tea.Cmd {
 			}
 			return nil
 		case key.Matches(msg, k.Enter):
+			if p.check != nil {
+				if err := p.check(p.input.Value()); err != nil {
+					p.err = err.Error()
+					return nil
+				}
+			}
 			m.prompt = nil
 			return p.onInput(m, p.input.Value())
 		}
 		var cmd tea.Cmd
 		p.input, cmd = p.input.Update(msg)
+		p.err = ""
 		return cmd
 	}
 	switch {
@@ -105,6 +116,9 @@ func (m Model) promptBox(maxH int) []string {
 	}
 	if p.hasInput {
 		lines = append(lines, "", p.input.View())
+		if p.err != "" {
+			lines = append(lines, wrapStyled(m.st.Error.Render(m.glyphs.fail+" "+p.err), m.width-4, 2)...)
+		}
 	} else {
 		lines = append(lines, "", m.st.Bold.Render("[y/N]"))
 	}
