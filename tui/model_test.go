@@ -110,7 +110,7 @@ func TestAddHost(t *testing.T) {
 	m = cursorTo(t, m, "127.0.0.1:4000")
 	require.Equal(t, "not checked", m.rowStatus(m.cursorRow()))
 	m = press(t, m, "enter")
-	requireScreenContains(t, m, "nothing has answered from this address yet")
+	requireWhole(t, m, "nothing has answered from this address yet")
 	require.NotContains(t, screenText(m), "last answer")
 	m = press(t, m, "esc")
 
