@@ -43,6 +43,10 @@ type Config struct {
 	Theme *Theme
 	// SaveDir is where the monitor saves its output (default: the current directory).
 	SaveDir string
+	// ExitReport receives, after the program has left the terminal, one
+	// line per flash job that quitting cancelled (nil: not written).
+	// cmd/espdeck passes stderr.
+	ExitReport io.Writer
 }
 
 type screen int
