@@ -259,10 +259,10 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		if msg.err != nil {
 			m.logf(slog.LevelWarn, "chip info for %s: %v", m.rowName(msg.row), msg.err)
 		}
-		return nil
+		return m.startWaitingMonitor()
 	case partitionsMsg:
 		m.applyPartitions(msg)
-		return nil
+		return m.startWaitingMonitor()
 	case hostAddedMsg:
 		if msg.err != nil {
 			m.fail(fmt.Sprintf("add host %s: %v", msg.addr, msg.err))
