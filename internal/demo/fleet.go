@@ -107,7 +107,7 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Fleet, error) {
 		return nil, fmt.Errorf("demo: flash layout: %w", err)
 	}
 	path, rom, stop, err := romsim.StartPTY(ctx, romsim.Config{
-		Chip: firmware.ChipESP32, FlashImage: flash, AppLog: []byte(bootLog), Pace: true,
+		Chip: firmware.ChipESP32, FlashImage: flash, AppLog: []byte(BootLog), Pace: true,
 		EraseSectorTime: 2e6, ProgramByteTime: 0, Logger: log,
 	})
 	if err != nil {
@@ -224,9 +224,9 @@ type monitorLines struct {
 func (p *monitorLines) SetDTR(on bool) error { return p.lines.set(&on, nil) }
 func (p *monitorLines) SetRTS(on bool) error { return p.lines.set(nil, &on) }
 
-// bootLog is what the simulated board's application prints after a normal
+// BootLog is what the simulated board's application prints after a normal
 // boot: an ESP-IDF boot, some app logs at each level, and a crash.
-const bootLog = "I (29) boot: ESP-IDF v5.5.1 2nd stage bootloader\r\n" +
+const BootLog = "I (29) boot: ESP-IDF v5.5.1 2nd stage bootloader\r\n" +
 	"I (29) boot: compile time Nov 21 2026 14:07:12\r\n" +
 	"I (33) boot: Multicore bootloader\r\n" +
 	"I (41) boot: chip revision: v3.0\r\n" +
