@@ -125,10 +125,10 @@ type Model struct {
 	showLog   bool
 	logBack   screen // where esc on the log screen goes
 	logScroll int    // lines scrolled back from the end on the log screen
-	errMsg   string
-	notice   string
-	showHelp bool
-	quitting bool
+	errMsg    string
+	notice    string
+	showHelp  bool
+	quitting  bool
 }
 
 // glyphs are the symbols that have an ASCII fallback.

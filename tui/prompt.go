@@ -18,8 +18,8 @@ type prompt struct {
 	// prompt open and shows why.
 	check func(v string) error
 	err   string
-	onYes    func(m *Model) tea.Cmd
-	onNo     func(m *Model) tea.Cmd
+	onYes func(m *Model) tea.Cmd
+	onNo  func(m *Model) tea.Cmd
 }
 
 func newInputPrompt(title string, lines []string, placeholder string, secret bool, on func(m *Model, v string) tea.Cmd) *prompt {
