@@ -324,6 +324,16 @@ func (m *Model) listKey(msg tea.KeyPressMsg) tea.Cmd {
 		if r := m.cursorRow(); r != nil {
 			return m.openDetail(r)
 		}
+	case key.Matches(msg, k.Partitions):
+		// Straight to a serial board's partitions, through its detail
+		// (esc goes back there), which starts the reads it needs.
+		if r := m.cursorRow(); r != nil && r.ser != nil && m.be.Partitions != nil {
+			return tea.Batch(m.openDetail(r), m.openPartitions(r))
+		}
+	case key.Matches(msg, k.Monitor):
+		if r := m.cursorRow(); r != nil && r.ser != nil && m.be.Monitor != nil {
+			return tea.Batch(m.openDetail(r), m.openMonitor(r))
+		}
 	case key.Matches(msg, k.Mark):
 		if r := m.cursorRow(); r != nil {
 			if m.marked[r.key] {

@@ -609,17 +609,65 @@ func (m Model) statusLines(text string) []string {
 	return lines
 }
 
+// fullHelpLines lists every key of the screen in front of the user, by
+// group, in as many columns as the width takes; nothing is cut: what does
+// not fit beside goes below.
 func (m Model) fullHelpLines(h int) []string {
 	hk := m.activeKeys()
-	lines := []string{"", " " + m.st.Title.Render("Keys"), ""}
-	for _, l := range strings.Split(m.help.FullHelpView(hk.full), "\n") {
-		lines = append(lines, " "+l)
+	names := []string{"move", "act", "view", "quit"}
+	var items []string // one rendered line per group title or key
+	keyW, descW := 0, 0
+	for _, g := range hk.full {
+		for _, b := range g {
+			keyW = max(keyW, cellWidth(b.Help().Key))
+			descW = max(descW, cellWidth(b.Help().Desc))
+		}
 	}
-	lines = append(lines, "")
-	for _, l := range wrap("Status words: online, stale, offline, flashing, queued, failed, done, download (in the ROM bootloader), app (running its app), idle.", m.width-2) {
-		lines = append(lines, " "+m.st.Faint.Render(l))
+	for gi, g := range hk.full {
+		if len(g) == 0 {
+			continue
+		}
+		if len(items) > 0 {
+			items = append(items, "")
+		}
+		items = append(items, m.st.Bold.Render(names[min(gi, len(names)-1)]))
+		for _, b := range g {
+			items = append(items, m.st.Key.Render(pad(b.Help().Key, keyW))+" "+m.st.Faint.Render(b.Help().Desc))
+		}
 	}
-	lines = append(lines, " "+m.st.Faint.Render("Press ? or esc to close."))
+	colW := keyW + 1 + descW + 2
+	cols := max(min((m.width-2)/max(colW, 1), 4), 1)
+	rows := (len(items) + cols - 1) / cols
+	// Prefer columns no taller than the screen has room for.
+	room := max(h-1, 4)
+	for rows > room && cols < (m.width-2)/max(colW, 1) {
+		cols++
+		rows = (len(items) + cols - 1) / cols
+	}
+	lines := []string{" " + m.st.Title.Render("Keys") + m.st.Faint.Render(" of this screen  "+m.glyphs.dot+"  ? or esc closes")}
+	for r := range rows {
+		var b strings.Builder
+		b.WriteString(" ")
+		for c := range cols {
+			i := c*rows + r
+			if i >= len(items) {
+				break
+			}
+			if c < cols-1 {
+				b.WriteString(pad(items[i], colW))
+			} else {
+				b.WriteString(items[i])
+			}
+		}
+		lines = append(lines, b.String())
+	}
+	words := wrap("Status words: online, stale, offline, not checked (added by hand, never answered), flashing, queued, failed, done, download (in the ROM bootloader), app (running its app), idle.", m.width-2)
+	if len(lines)+1+len(words) <= h { // the keys come first
+		lines = append(lines, "")
+		for _, l := range words {
+			lines = append(lines, " "+m.st.Faint.Render(l))
+		}
+	}
 	return lines
 }
 
@@ -653,13 +701,26 @@ func (m Model) activeKeys() helpKeys {
 	}
 	cur := m.cursorRow()
 	var nav, act []key.Binding
+	// extraNav and extraAct are keys the full help (?) lists beside the
+	// ones in the help bar: every key of the screen, even those that do
+	// nothing for the board under the cursor right now.
+	var extraNav, extraAct []key.Binding
 	switch m.screen {
 	case screenList:
 		hasRow := cur != nil
 		nav = []key.Binding{k.Up, k.Down, on(k.Enter, hasRow)}
 		j := m.jobFor(cur)
+		ser := hasRow && cur.ser != nil
 		act = []key.Binding{on(k.Flash, hasRow), on(k.Mark, hasRow), k.AddHost,
 			on(k.Retry, j != nil && j.state == jobFailed), on(k.Cancel, j != nil && j.running()), on(k.Dismiss, m.errMsg != "")}
+		extraNav = []key.Binding{k.PageUp, k.PageDown, k.Top, with(k.Bottom, "bottom")}
+		extraAct = []key.Binding{k.MarkAll, k.Refresh, k.DismissJob, k.DismissAll}
+		if m.be.Partitions != nil {
+			extraAct = append(extraAct, on(with(k.Partitions, "partitions (serial)"), ser))
+		}
+		if m.be.Monitor != nil {
+			extraAct = append(extraAct, on(with(k.Monitor, "monitor (serial)"), ser))
+		}
 	case screenDetail:
 		r := m.rowByKey(m.current)
 		ser := r != nil && r.ser != nil
@@ -711,10 +772,16 @@ func (m Model) activeKeys() helpKeys {
 	}
 	short = append(short, act...)
 	short = append(short, view...)
-	if m.screen == screenList {
-		act = append(act, k.MarkAll, k.Refresh)
+	if m.screen != screenLog {
+		view = append(view, k.Jobs, k.Why)
 	}
-	return helpKeys{short: short, full: [][]key.Binding{nav, act, view, quit}}
+	full := [][]key.Binding{append(nav, extraNav...), append(act, extraAct...), view, quit}
+	for _, g := range full {
+		for i := range g {
+			g[i].SetEnabled(true)
+		}
+	}
+	return helpKeys{short: short, full: full}
 }
 
 func (m Model) logBox(h int) []string {
