@@ -392,7 +392,7 @@ func (m Model) flowBox(maxH int) []string {
 			lines = append(lines, l)
 		}
 		if hidden > 0 {
-			lines = append(lines, m.st.Warning.Render(fmt.Sprintf("%d of these %s hidden by the filter; esc and space unmarks a board, esc on the list clears all marks", hidden, isAre(hidden))))
+			lines = append(lines, wrapStyled(m.st.Warning.Render(fmt.Sprintf("%d of these %s hidden by the filter; esc and space unmarks a board, esc on the list clears all marks", hidden, isAre(hidden))), m.width-4, 0)...)
 		}
 	}
 	if f.step == flowFile {

@@ -82,6 +82,59 @@ func goldenStates() map[string]func(t *testing.T, w, h int) Model {
 			m := severalJobs(t, w, h, 2)
 			return m
 		},
+		"filter-marks-hidden": func(t *testing.T, w, h int) Model {
+			m, _ := newTestModel(t, w, h, Config{})
+			for _, n := range []string{"bench-3", "porch-light"} {
+				m = cursorTo(t, m, n)
+				m = press(t, m, "space")
+			}
+			m = filterTo(t, m, "greenhouse")
+			return press(t, m, "f")
+		},
+		"group-preflight-some-failed": func(t *testing.T, w, h int) Model {
+			m, _ := newTestModel(t, w, h, Config{})
+			for _, n := range []string{"garage-door", "pump-house", "porch-light"} {
+				m = cursorTo(t, m, n)
+				m = press(t, m, "space")
+			}
+			return chooseFile(t, m, "blink-esp32.bin")
+		},
+		"job-detail-failed": func(t *testing.T, w, h int) Model {
+			m := severalJobs(t, w, h, 2)
+			m = press(t, m, "J")
+			for m.jobAtCursor().running() {
+				m = press(t, m, "down")
+			}
+			return press(t, m, "enter")
+		},
+		"long-explanation": func(t *testing.T, w, h int) Model {
+			m, fake := newTestModel(t, w, h, Config{})
+			m = openBenchDetail(t, m, fake)
+			m = press(t, m, "p")
+			r := m.rowByKey(m.current)
+			st := m.parts[r.key].state
+			st.BootsNextWhy = longWhy
+			m = send(t, m, partitionsMsg{row: r.key, action: "boot slot switched to ota_1", state: st})
+			return m
+		},
+		"not-checked-host": func(t *testing.T, w, h int) Model {
+			m, _ := newTestModel(t, w, h, Config{})
+			m = send(t, m, deviceEventsMsg{events: []DeviceEvent{{Kind: DeviceAdded, Device: Device{ID: "manual/192.0.2.5:3232",
+				Name: "192.0.2.5", Kind: KindArduinoOTA, Address: "192.0.2.5:3232", FirstSeen: testNow, Presence: PresenceUnchecked}}}})
+			m = cursorTo(t, m, "192.0.2.5")
+			return press(t, m, "enter")
+		},
+		"not-checked-list": func(t *testing.T, w, h int) Model {
+			m, _ := newTestModel(t, w, h, Config{})
+			m = send(t, m, deviceEventsMsg{events: []DeviceEvent{{Kind: DeviceAdded, Device: Device{ID: "manual/192.0.2.5:3232",
+				Name: "192.0.2.5", Kind: KindArduinoOTA, Address: "192.0.2.5:3232", FirstSeen: testNow, Presence: PresenceUnchecked}}}})
+			return cursorTo(t, m, "192.0.2.5")
+		},
+		"log-screen": func(t *testing.T, w, h int) Model {
+			m, _ := newTestModel(t, w, h, Config{})
+			m.fail("switch boot slot on bench-3 failed: " + longWhy)
+			return press(t, m, "w")
+		},
 		"help": func(t *testing.T, w, h int) Model {
 			m, _ := newTestModel(t, w, h, Config{})
 			return press(t, m, "?")
