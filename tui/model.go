@@ -543,8 +543,10 @@ func (m Model) bodyLines(h int) []string {
 	if len(main) > top {
 		main = main[:top]
 	}
-	for i, l := range main {
-		main[i] = clip(l, m.width)
+	if m.screen != screenList { // the list is boxed, and boxes fit already
+		for i, l := range main {
+			main[i] = clip(l, m.width)
+		}
 	}
 	// Screens shorter than the space keep the bottom boxes right below them.
 	return append(main, bottom...)
