@@ -574,6 +574,8 @@ func (m Model) deviceColumns(inner int) []column {
 				case PresenceUnchecked:
 					return "never"
 				}
+			} else if r.ser != nil && r.ser.Presence == PresenceOnline {
+				return "now" // the port is listed: the board is plugged in
 			}
 			t := r.lastSeen()
 			if t.IsZero() {

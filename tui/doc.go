@@ -21,7 +21,8 @@
 // screens (ANSI stripped, 80×24 and 120×40) live in testdata/golden and are
 // rewritten with
 //
-//	go test ./tui -run 'Golden|README' -update
+//	go test ./tui -run Golden -update
 //
-// which also rewrites README-capture.txt, the text capture for the README.
+// The README's capture is the demo as it starts, checked (and rewritten
+// with -update) by internal/tuibackend's TestREADMECaptureIsTheDemoAsItStarts.
 package tui

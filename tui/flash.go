@@ -388,9 +388,7 @@ func (m Model) flowBox(maxH int) []string {
 			}
 			names = append(names, n)
 		}
-		for _, l := range wrap("to: "+strings.Join(names, ", "), m.width-4) {
-			lines = append(lines, l)
-		}
+		lines = append(lines, wrap("to: "+strings.Join(names, ", "), m.width-4)...)
 		if hidden > 0 {
 			lines = append(lines, wrapStyled(m.st.Warning.Render(fmt.Sprintf("%d of these %s hidden by the filter; esc and space unmarks a board, esc on the list clears all marks", hidden, isAre(hidden))), m.width-4, 0)...)
 		}

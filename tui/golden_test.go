@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden screens under testdata/golden and README-capture.txt")
+var update = flag.Bool("update", false, "rewrite the golden screens under testdata/golden")
 
 // goldenStates builds each screen and state the issue lists, on the fake fleet.
 func goldenStates() map[string]func(t *testing.T, w, h int) Model {
@@ -200,39 +200,6 @@ func TestGoldenScreens(t *testing.T) {
 			})
 		}
 	}
-}
-
-// TestREADMECapture keeps the README's screenshot-like capture: the demo
-// fleet at 100×30 with two jobs running.
-func TestREADMECapture(t *testing.T) {
-	m, _ := newTestModel(t, 100, 30, Config{Demo: true})
-	m = cursorTo(t, m, "sensor-attic")
-	m = chooseFile(t, m, "sensor-attic.bin")
-	m = press(t, m, "enter")
-	m = cursorTo(t, m, "greenhouse-ctl")
-	m = chooseFile(t, m, "greenhouse-v2.7.1.bin")
-	m = press(t, m, "enter")
-	m = typeText(t, m, "demo")
-	m = press(t, m, "enter")
-	require.Len(t, m.jobs, 2)
-	m = progressTo(t, m, m.jobs[0].id, "transfer", 251000, 412160)
-	m = progressTo(t, m, m.jobs[1].id, "transfer", 508000, 1268736)
-	// The blank rows between the boxes and the help bar say nothing in a README.
-	var kept []string
-	for _, l := range strings.Split(trimRight(screenText(m)), "\n") {
-		if l != "" {
-			kept = append(kept, l)
-		}
-	}
-	compareGolden(t, "README-capture.txt", strings.Join(kept, "\n")+"\n")
-}
-
-func trimRight(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = strings.TrimRight(l, " ")
-	}
-	return strings.Join(lines, "\n")
 }
 
 func compareGolden(t *testing.T, file, got string) {

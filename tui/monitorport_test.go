@@ -63,7 +63,7 @@ func TestMonitorReattachesAfterThePostFlashRead(t *testing.T) {
 	r := m.rowByKey(m.current)
 	m.enqueue("x.bin", map[string]FlashRequest{r.key: {Device: *r.ser, Route: RouteSerial, File: "x.bin"}})
 	require.NotZero(t, m.mon.yielded, "the monitor lent the port to the flash")
-	m, cmd = sendCmd(t, m, jobFinishedMsg{job: m.jobs[0].id, result: FlashResult{Bytes: 1}})
+	m = send(t, m, jobFinishedMsg{job: m.jobs[0].id, result: FlashResult{Bytes: 1}})
 	require.True(t, m.mon.waiting, "the partition read after the flash goes first")
 	st, err := fake.ReadPartitions(context.Background(), *r.ser)
 	m, cmd = sendCmd(t, m, partitionsMsg{row: r.key, state: st, err: err})

@@ -63,10 +63,10 @@ func TestGroupFlashCanSendToTheBoardsThatPassedOnly(t *testing.T) {
 	requireScreenContains(t, m, "built for ESP32, this board is ESP32-C3", "p flashes only the 2 that passed", "F forces")
 	m = press(t, m, "enter")
 	require.Empty(t, m.jobs, "enter stays off while a check failed")
-	m, cmd := sendCmd(t, m, keyMsg("p"))
+	m = press(t, m, "p")
 	require.NotNil(t, m.prompt, "porch-light asks for its password")
 	m = typeText(t, m, "demo")
-	m, cmd = sendCmd(t, m, keyMsg("enter"))
+	m, cmd := sendCmd(t, m, keyMsg("enter"))
 	require.Nil(t, m.flow)
 	require.Len(t, m.jobs, 2)
 	for _, j := range m.jobs {
