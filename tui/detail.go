@@ -297,3 +297,24 @@ func contains(s []string, x string) bool {
 	}
 	return false
 }
+
+// detailScreen is one board in full.
+type detailScreen struct{}
+
+func (detailScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd { return m.detailKey(msg) }
+func (detailScreen) view(m Model, h int) []string                 { return m.detailLines(h) }
+func (detailScreen) resize(m *Model)                              {}
+func (detailScreen) layout() screenLayout                         { return screenLayout{wrap: true, jobsBelow: true} }
+
+func (detailScreen) keys(m Model) screenKeys {
+	k := m.keys
+	var nav, act, extraNav, extraAct, view []key.Binding
+	r := m.rowByKey(m.current)
+	ser := r != nil && r.ser != nil
+	j := m.jobFor(r)
+	nav = []key.Binding{k.Back}
+	act = []key.Binding{enabledIf(k.Flash, r != nil), enabledIf(k.Partitions, ser && m.be.Partitions != nil), enabledIf(k.Monitor, ser && m.be.Monitor != nil),
+		enabledIf(k.Retry, j != nil && j.state == jobFailed), enabledIf(k.SerialFlash, ser && r.net != nil && j != nil && j.state == jobFailed), enabledIf(k.Cancel, j != nil && j.running())}
+	view = []key.Binding{k.Log, k.Help}
+	return screenKeys{nav: nav, act: act, extraNav: extraNav, extraAct: extraAct, view: view}
+}

@@ -714,3 +714,32 @@ func age(d time.Duration) string {
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
+
+// listScreen is the device list.
+type listScreen struct{}
+
+func (listScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd { return m.listKey(msg) }
+func (listScreen) view(m Model, h int) []string                 { return m.devicesBox(h) }
+func (listScreen) resize(m *Model)                              {}
+func (listScreen) layout() screenLayout                         { return screenLayout{jobsBelow: true} }
+
+func (listScreen) keys(m Model) screenKeys {
+	k := m.keys
+	var nav, act, extraNav, extraAct, view []key.Binding
+	cur := m.cursorRow()
+	hasRow := cur != nil
+	nav = []key.Binding{k.Up, k.Down, enabledIf(k.Enter, hasRow)}
+	j := m.jobFor(cur)
+	ser := hasRow && cur.ser != nil
+	act = []key.Binding{enabledIf(k.Flash, hasRow), enabledIf(k.Mark, hasRow), k.AddHost,
+		enabledIf(k.Retry, j != nil && j.state == jobFailed), enabledIf(k.Cancel, j != nil && j.running()), enabledIf(k.Dismiss, m.errMsg != "")}
+	extraNav = []key.Binding{k.PageUp, k.PageDown, k.Top, describedAs(k.Bottom, "bottom")}
+	extraAct = []key.Binding{k.MarkAll, k.Refresh, k.DismissJob, k.DismissAll}
+	if m.be.Partitions != nil {
+		extraAct = append(extraAct, enabledIf(describedAs(k.Partitions, "partitions (serial)"), ser))
+	}
+	if m.be.Monitor != nil {
+		extraAct = append(extraAct, enabledIf(describedAs(k.Monitor, "monitor (serial)"), ser))
+	}
+	return screenKeys{nav: nav, act: act, extraNav: extraNav, extraAct: extraAct, view: view}
+}

@@ -2,12 +2,14 @@ package tui
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/stretchr/testify/require"
@@ -191,3 +193,7 @@ func collectMsgs[T any](t *testing.T, cmd tea.Cmd, n int) []T {
 	}
 	return got
 }
+
+type keyBinding = key.Binding
+
+func fmtType(v any) string { return fmt.Sprintf("%T", v) }

@@ -166,3 +166,45 @@ func (m Model) jobDetailLines(h int) []string {
 	lines = append(lines, m.jobDetail(j, field)...)
 	return lines
 }
+
+// jobsScreen is every flash job.
+type jobsScreen struct{}
+
+func (jobsScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd { return m.jobsKey(msg) }
+func (jobsScreen) view(m Model, h int) []string                 { return m.jobsLines(h) }
+func (jobsScreen) resize(m *Model)                              {}
+func (jobsScreen) layout() screenLayout                         { return screenLayout{} }
+
+func (jobsScreen) keys(m Model) screenKeys {
+	k := m.keys
+	var nav, act, extraNav, extraAct, view []key.Binding
+	j := m.jobAtCursor()
+	nav = []key.Binding{k.Up, k.Down, enabledIf(describedAs(k.Enter, "job detail"), j != nil), k.Back}
+	act = []key.Binding{enabledIf(k.DismissJob, j != nil && j.finished()), enabledIf(k.DismissAll, len(m.jobs) > m.activeJobs()),
+		enabledIf(k.Retry, j != nil && (j.state == jobFailed || j.state == jobCanceled)), enabledIf(k.Cancel, j != nil && j.running())}
+	view = []key.Binding{k.Log, k.Help}
+	return screenKeys{nav: nav, act: act, extraNav: extraNav, extraAct: extraAct, view: view}
+}
+
+// jobDetailScreen is one job in full.
+type jobDetailScreen struct{}
+
+func (jobDetailScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd { return m.jobDetailKey(msg) }
+func (jobDetailScreen) view(m Model, h int) []string                 { return m.jobDetailLines(h) }
+func (jobDetailScreen) resize(m *Model)                              {}
+func (jobDetailScreen) layout() screenLayout                         { return screenLayout{wrap: true} }
+
+func (jobDetailScreen) keys(m Model) screenKeys {
+	k := m.keys
+	var nav, act, extraNav, extraAct, view []key.Binding
+	j := m.jobByID(m.jobShown)
+	r := (*row)(nil)
+	if j != nil {
+		r = m.rowByKey(m.resolveKey(j.row))
+	}
+	nav = []key.Binding{k.Back}
+	act = []key.Binding{enabledIf(k.DismissJob, j != nil && j.finished()), enabledIf(k.Retry, j != nil && (j.state == jobFailed || j.state == jobCanceled)),
+		enabledIf(k.SerialFlash, j != nil && j.state == jobFailed && r != nil && r.ser != nil && r.net != nil), enabledIf(k.Cancel, j != nil && j.running())}
+	view = []key.Binding{k.Log, k.Help}
+	return screenKeys{nav: nav, act: act, extraNav: extraNav, extraAct: extraAct, view: view}
+}

@@ -227,7 +227,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case tea.WindowSizeMsg:
 		m.width, m.height = max(msg.Width, 20), max(msg.Height, 8)
 		m.help.SetWidth(m.width)
-		m.resizeMonitor()
+		m.screen.ui().resize(m)
 		return nil
 	case startedMsg:
 		m.devCh = msg.ch
@@ -352,7 +352,7 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	case key.Matches(msg, k.Log):
 		m.showLog = !m.showLog
-		m.resizeMonitor()
+		m.screen.ui().resize(m)
 		return nil
 	case key.Matches(msg, k.Dismiss) && m.errMsg != "":
 		m.errMsg = ""
@@ -365,21 +365,7 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.screen = screenLog
 		return nil
 	}
-	switch m.screen {
-	case screenDetail:
-		return m.detailKey(msg)
-	case screenPartitions:
-		return m.partitionsKey(msg)
-	case screenMonitor:
-		return m.monitorKey(msg)
-	case screenJobs:
-		return m.jobsKey(msg)
-	case screenJobDetail:
-		return m.jobDetailKey(msg)
-	case screenLog:
-		return m.logScreenKey(msg)
-	}
-	return m.listKey(msg)
+	return m.screen.ui().update(m, msg)
 }
 
 // requestQuit quits, asking first when a flash is running. Quitting cancels
@@ -498,7 +484,7 @@ func (m Model) bodyLines(h int) []string {
 		panel = m.flowBox(avail)
 	}
 	avail -= len(panel)
-	if avail >= 3 && (m.screen != screenMonitor || m.prompt != nil) && m.screen != screenJobs && m.screen != screenJobDetail && m.screen != screenLog {
+	if avail >= 3 && (m.screen.ui().layout().jobsBelow || m.prompt != nil && m.screen == screenMonitor) {
 		jobs = m.jobsBox(avail)
 		avail -= len(jobs)
 	}
@@ -511,27 +497,12 @@ func (m Model) bodyLines(h int) []string {
 		bottom = bottom[:h]
 	}
 	top := h - len(bottom)
-	var main []string
-	switch m.screen {
-	case screenDetail:
-		main = m.detailLines(top)
-	case screenPartitions:
-		main = m.partitionsLines(top)
-	case screenMonitor:
-		main = m.monitorLines(top)
-	case screenJobs:
-		main = m.jobsLines(top)
-	case screenJobDetail:
-		main = m.jobDetailLines(top)
-	case screenLog:
-		main = m.logScreenLines(top)
-	default:
-		main = m.devicesBox(top)
-	}
+	ui := m.screen.ui()
+	main := ui.view(m, top)
 	if len(main) > top {
 		main = main[:top]
 	}
-	if m.screen != screenList && m.screen != screenMonitor && m.screen != screenJobs { // boxes and the viewport fit already
+	if ui.layout().wrap {
 		// Explanations wrap instead of being cut; field values keep
 		// their column (a field name takes 12 cells).
 		wrapped := make([]string, 0, len(main))
@@ -701,75 +672,15 @@ func (m Model) activeKeys() helpKeys {
 	if m.filtering {
 		return helpKeys{short: []key.Binding{with(k.Enter, "keep filter"), with(k.Back, "clear")}}
 	}
-	cur := m.cursorRow()
-	var nav, act []key.Binding
-	// extraNav and extraAct are keys the full help (?) lists beside the
-	// ones in the help bar: every key of the screen, even those that do
-	// nothing for the board under the cursor right now.
-	var extraNav, extraAct []key.Binding
-	switch m.screen {
-	case screenList:
-		hasRow := cur != nil
-		nav = []key.Binding{k.Up, k.Down, on(k.Enter, hasRow)}
-		j := m.jobFor(cur)
-		ser := hasRow && cur.ser != nil
-		act = []key.Binding{on(k.Flash, hasRow), on(k.Mark, hasRow), k.AddHost,
-			on(k.Retry, j != nil && j.state == jobFailed), on(k.Cancel, j != nil && j.running()), on(k.Dismiss, m.errMsg != "")}
-		extraNav = []key.Binding{k.PageUp, k.PageDown, k.Top, with(k.Bottom, "bottom")}
-		extraAct = []key.Binding{k.MarkAll, k.Refresh, k.DismissJob, k.DismissAll}
-		if m.be.Partitions != nil {
-			extraAct = append(extraAct, on(with(k.Partitions, "partitions (serial)"), ser))
-		}
-		if m.be.Monitor != nil {
-			extraAct = append(extraAct, on(with(k.Monitor, "monitor (serial)"), ser))
-		}
-	case screenDetail:
-		r := m.rowByKey(m.current)
-		ser := r != nil && r.ser != nil
-		j := m.jobFor(r)
-		nav = []key.Binding{k.Back}
-		act = []key.Binding{on(k.Flash, r != nil), on(k.Partitions, ser && m.be.Partitions != nil), on(k.Monitor, ser && m.be.Monitor != nil),
-			on(k.Retry, j != nil && j.state == jobFailed), on(k.SerialFlash, ser && r.net != nil && j != nil && j.state == jobFailed), on(k.Cancel, j != nil && j.running())}
-		view = []key.Binding{k.Log, k.Help}
-	case screenPartitions:
-		ps := m.parts[m.current]
-		ok := ps != nil && ps.err == nil && ps.loaded && !ps.busy
-		nav = []key.Binding{k.Up, k.Down, k.Back}
-		act = []key.Binding{on(k.Switch, ok), on(k.EraseOTA, ok), on(k.MarkInvalid, ok), on(k.Refresh, ps != nil && !ps.busy)}
-		view = []key.Binding{k.Log, k.Help}
-	case screenJobs:
-		j := m.jobAtCursor()
-		nav = []key.Binding{k.Up, k.Down, on(with(k.Enter, "job detail"), j != nil), k.Back}
-		act = []key.Binding{on(k.DismissJob, j != nil && j.finished()), on(k.DismissAll, len(m.jobs) > m.activeJobs()),
-			on(k.Retry, j != nil && (j.state == jobFailed || j.state == jobCanceled)), on(k.Cancel, j != nil && j.running())}
-		view = []key.Binding{k.Log, k.Help}
-	case screenJobDetail:
-		j := m.jobByID(m.jobShown)
-		r := (*row)(nil)
-		if j != nil {
-			r = m.rowByKey(m.resolveKey(j.row))
-		}
-		nav = []key.Binding{k.Back}
-		act = []key.Binding{on(k.DismissJob, j != nil && j.finished()), on(k.Retry, j != nil && (j.state == jobFailed || j.state == jobCanceled)),
-			on(k.SerialFlash, j != nil && j.state == jobFailed && r != nil && r.ser != nil && r.net != nil), on(k.Cancel, j != nil && j.running())}
-		view = []key.Binding{k.Log, k.Help}
-	case screenLog:
-		nav = []key.Binding{with(k.Up, "older"), with(k.Down, "newer"), k.Back}
-		view = []key.Binding{k.Help}
-	case screenMonitor:
-		paused := m.mon != nil && m.mon.paused
-		p := k.Pause
-		if paused {
-			p = with(p, "resume")
-		}
-		nav = []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Bottom, k.Back}
-		act = []key.Binding{p, k.ResetApp, k.Save}
-		view = []key.Binding{k.Filter, k.Log, k.Help}
+	sk := m.screen.ui().keys(m)
+	nav, act, view := sk.nav, sk.act, view
+	if sk.view != nil {
+		view = sk.view
 	}
 	var short []key.Binding
 	if m.screen == screenList {
 		short = append(short, nav[2:]...) // arrows go without saying
-	} else {
+	} else if len(nav) > 0 {
 		short = append(short, nav[len(nav)-1]) // esc back
 	}
 	short = append(short, act...)
@@ -777,7 +688,7 @@ func (m Model) activeKeys() helpKeys {
 	if m.screen != screenLog {
 		view = append(view, k.Jobs, k.Why)
 	}
-	full := [][]key.Binding{append(nav, extraNav...), append(act, extraAct...), view, quit}
+	full := [][]key.Binding{append(nav, sk.extraNav...), append(act, sk.extraAct...), view, quit}
 	for _, g := range full {
 		for i := range g {
 			g[i].SetEnabled(true)
@@ -804,51 +715,6 @@ func (m Model) logBox(h int) []string {
 		lines = []string{m.st.Faint.Render("nothing yet")}
 	}
 	return m.box("Log", lines, m.width, h)
-}
-
-// logScreenKey scrolls the log screen; esc goes back where w was pressed.
-func (m *Model) logScreenKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys
-	switch {
-	case key.Matches(msg, k.Back), key.Matches(msg, k.Why):
-		m.screen = m.logBack
-	case key.Matches(msg, k.Quit):
-		return m.requestQuit()
-	case key.Matches(msg, k.Up):
-		m.logScroll++
-	case key.Matches(msg, k.Down):
-		m.logScroll = max(m.logScroll-1, 0)
-	case key.Matches(msg, k.PageUp):
-		m.logScroll += 10
-	case key.Matches(msg, k.PageDown):
-		m.logScroll = max(m.logScroll-10, 0)
-	case key.Matches(msg, k.Bottom):
-		m.logScroll = 0
-	}
-	return nil
-}
-
-// logScreenLines is every log entry wrapped in full, newest at the bottom.
-func (m Model) logScreenLines(h int) []string {
-	head := " " + m.st.Title.Render("Log") + m.st.Faint.Render(fmt.Sprintf("  %s  every event and explanation in full  %s  esc back", m.glyphs.dot, m.glyphs.dot))
-	var lines []string
-	for _, e := range m.logs {
-		lvl := m.st.Faint.Render(levelWord(e.level))
-		switch {
-		case e.level >= slog.LevelError:
-			lvl = m.st.Error.Render(levelWord(e.level))
-		case e.level >= slog.LevelWarn:
-			lvl = m.st.Warning.Render(levelWord(e.level))
-		}
-		lines = append(lines, wrapStyled(" "+m.st.Faint.Render(e.at.Format("15:04:05"))+" "+lvl+" "+e.text, m.width, 16)...)
-	}
-	if len(lines) == 0 {
-		lines = []string{" " + m.st.Faint.Render("nothing yet")}
-	}
-	n := max(h-1, 1)
-	end := max(len(lines)-min(m.logScroll, max(len(lines)-n, 0)), 0)
-	start := max(end-n, 0)
-	return append([]string{head}, lines[start:end]...)
 }
 
 func levelWord(l slog.Level) string {

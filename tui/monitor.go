@@ -400,3 +400,25 @@ func saveLines(dir, name string, now time.Time, lines []LogLine) tea.Cmd {
 		return noticeMsg{text: fmt.Sprintf("saved %d lines to %s", len(lines), path)}
 	}
 }
+
+// monitorScreen is a serial board's output.
+type monitorScreen struct{}
+
+func (monitorScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd { return m.monitorKey(msg) }
+func (monitorScreen) view(m Model, h int) []string                 { return m.monitorLines(h) }
+func (monitorScreen) resize(m *Model)                              { m.resizeMonitor() }
+func (monitorScreen) layout() screenLayout                         { return screenLayout{} }
+
+func (monitorScreen) keys(m Model) screenKeys {
+	k := m.keys
+	var nav, act, extraNav, extraAct, view []key.Binding
+	paused := m.mon != nil && m.mon.paused
+	p := k.Pause
+	if paused {
+		p = describedAs(p, "resume")
+	}
+	nav = []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Bottom, k.Back}
+	act = []key.Binding{p, k.ResetApp, k.Save}
+	view = []key.Binding{k.Filter, k.Log, k.Help}
+	return screenKeys{nav: nav, act: act, extraNav: extraNav, extraAct: extraAct, view: view}
+}

@@ -357,3 +357,22 @@ func clipText(s string, w int) string {
 	}
 	return string(r[:w-1]) + "…"
 }
+
+// partitionsScreen is a serial board's partitions and boot decision.
+type partitionsScreen struct{}
+
+func (partitionsScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd { return m.partitionsKey(msg) }
+func (partitionsScreen) view(m Model, h int) []string                 { return m.partitionsLines(h) }
+func (partitionsScreen) resize(m *Model)                              {}
+func (partitionsScreen) layout() screenLayout                         { return screenLayout{wrap: true, jobsBelow: true} }
+
+func (partitionsScreen) keys(m Model) screenKeys {
+	k := m.keys
+	var nav, act, extraNav, extraAct, view []key.Binding
+	ps := m.parts[m.current]
+	ok := ps != nil && ps.err == nil && ps.loaded && !ps.busy
+	nav = []key.Binding{k.Up, k.Down, k.Back}
+	act = []key.Binding{enabledIf(k.Switch, ok), enabledIf(k.EraseOTA, ok), enabledIf(k.MarkInvalid, ok), enabledIf(k.Refresh, ps != nil && !ps.busy)}
+	view = []key.Binding{k.Log, k.Help}
+	return screenKeys{nav: nav, act: act, extraNav: extraNav, extraAct: extraAct, view: view}
+}
