@@ -300,30 +300,26 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 
 // forwardToInputs gives cursor blinks and the like to the focused input.
 func (m *Model) forwardToInputs(msg tea.Msg) tea.Cmd {
-	var cmd tea.Cmd
-	switch {
-	case m.prompt != nil && m.prompt.hasInput:
-		m.prompt.input, cmd = m.prompt.input.Update(msg)
-	case m.flow != nil && m.flow.step == flowFile:
-		m.flow.input, cmd = m.flow.input.Update(msg)
-	case m.filtering:
-		m.filter, cmd = m.filter.Update(msg)
+	d := m.topDialog()
+	if d == nil {
+		return nil
 	}
+	in := d.input(m)
+	if in == nil {
+		return nil
+	}
+	var cmd tea.Cmd
+	*in, cmd = in.Update(msg)
 	return cmd
 }
 
 func (m *Model) handlePaste(msg tea.PasteMsg) tea.Cmd {
-	if m.prompt == nil && m.flow == nil && !m.filtering {
+	d := m.topDialog()
+	if d == nil {
 		return nil
 	}
 	cmd := m.forwardToInputs(msg)
-	if m.flow != nil && m.flow.step == flowFile {
-		return tea.Batch(cmd, complete(m.flow.input.Value()))
-	}
-	if m.filtering {
-		m.applyFilter()
-	}
-	return cmd
+	return tea.Batch(cmd, d.pasted(m))
 }
 
 func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
@@ -331,14 +327,8 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	if key.Matches(msg, k.ForceQuit) {
 		return m.requestQuit()
 	}
-	if m.prompt != nil {
-		return m.promptKey(msg)
-	}
-	if m.flow != nil {
-		return m.flowKey(msg)
-	}
-	if m.filtering {
-		return m.filterKey(msg)
+	if d := m.topDialog(); d != nil {
+		return d.update(m, msg)
 	}
 	if m.showHelp {
 		if key.Matches(msg, k.Help, k.Back, k.Quit) {
@@ -478,10 +468,8 @@ func (m Model) bodyLines(h int) []string {
 	// of the user comes first, then the jobs, then the log pane.
 	avail := max(h-5, 0)
 	var panel, jobs, logPane []string
-	if m.prompt != nil {
-		panel = m.promptBox(avail)
-	} else if m.flow != nil {
-		panel = m.flowBox(avail)
+	if d := m.topDialog(); d != nil {
+		panel = d.view(m, avail)
 	}
 	avail -= len(panel)
 	if avail >= 3 && (m.screen.ui().layout().jobsBelow || m.prompt != nil && m.screen == screenMonitor) {
@@ -647,30 +635,10 @@ func (m Model) fullHelpLines(h int) []string {
 // activeKeys is the help for the screen and state in front of the user.
 func (m Model) activeKeys() helpKeys {
 	k := m.keys
-	on := func(b key.Binding, cond bool) key.Binding { b.SetEnabled(cond); return b }
-	with := func(b key.Binding, desc string) key.Binding { b.SetHelp(b.Help().Key, desc); return b }
 	view := []key.Binding{k.Filter, k.Log, k.Help}
 	quit := []key.Binding{k.Quit, k.ForceQuit}
-	if m.prompt != nil {
-		if m.prompt.hasInput {
-			return helpKeys{short: []key.Binding{with(k.Enter, "ok"), with(k.Back, "cancel")}}
-		}
-		return helpKeys{short: []key.Binding{k.Yes, with(k.No, "no")}}
-	}
-	if m.flow != nil {
-		f := m.flow
-		if f.step == flowFile {
-			recent := key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "recent"))
-			recent.SetEnabled(len(m.recent()) > 0)
-			return helpKeys{short: []key.Binding{with(k.Enter, "check file"), k.Complete, recent, with(k.Back, "cancel")}}
-		}
-		send := f.facts != nil && (f.allOK() || f.forced)
-		passed := with(k.PassedOnly, fmt.Sprintf("flash the %d that passed", len(f.passed())))
-		return helpKeys{short: []key.Binding{on(with(k.Enter, "send"), send), on(passed, f.facts != nil && len(f.passed()) > 0 && !f.allOK() && !f.forced),
-			on(k.Force, f.forceable()), with(k.Back, "other file")}}
-	}
-	if m.filtering {
-		return helpKeys{short: []key.Binding{with(k.Enter, "keep filter"), with(k.Back, "clear")}}
+	if d := m.topDialog(); d != nil {
+		return helpKeys{short: d.keys(m)}
 	}
 	sk := m.screen.ui().keys(m)
 	nav, act, view := sk.nav, sk.act, view

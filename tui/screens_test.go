@@ -58,3 +58,21 @@ func TestScreenRegistryIsComplete(t *testing.T) {
 func typeName(v any) string { return fmtType(v) }
 
 var _ tea.Model = Model{}
+
+// A prompt opened during the flash flow is on top of it: it takes the keys
+// and the help bar, and closing it returns to the flow below.
+func TestDialogStackPromptOverFlow(t *testing.T) {
+	m, _ := newTestModel(t, 80, 24, Config{Demo: true})
+	m = cursorTo(t, m, "greenhouse-ctl")
+	m = chooseFile(t, m, "greenhouse-v2.7.1.bin")
+	require.Len(t, m.dialogs(), 1)
+	m = press(t, m, "enter") // the password prompt opens over the flow
+	require.Len(t, m.dialogs(), 2)
+	require.IsType(t, promptDialog{}, m.topDialog())
+	requireScreenContains(t, m, "Password for greenhouse-ctl", "enter ok", "esc cancel")
+	m = typeText(t, m, "x")
+	require.Equal(t, "x", m.prompt.input.Value(), "keys go to the top dialog")
+	m = press(t, m, "esc")
+	require.Nil(t, m.prompt)
+	require.Empty(t, m.dialogs(), "no password: the flash is not started and its dialog closes")
+}
