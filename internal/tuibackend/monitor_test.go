@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"github.com/stretchr/testify/require"
 
 	"github.com/espdeck/espdeck/discovery"
@@ -91,4 +92,60 @@ func TestMonitorAfterPartitionReadIsByteExact(t *testing.T) {
 	for i, l := range got {
 		require.True(t, matches(l, want[i]), "line %d: the board printed %q, the monitor shows %q (tag %q)", i, want[i], l.Text, l.Tag)
 	}
+}
+
+// A line the board prints in two bursts with a pause longer than the
+// monitor's idle window between them (a slow UART, a busy board) reaches
+// the TUI as one line: the early part is shown by the monitor as a partial
+// line and replaced when the rest arrives, never kept as a line of its own.
+func TestMonitorJoinsALineSplitByAPause(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	backend := tuibackend.New(tuibackend.Config{Logger: slog.New(slog.DiscardHandler)})
+	dev := tui.Device{ID: "usb:" + slave.Name(), Name: "board", Kind: tui.KindSerial, Port: slave.Name()}
+	lines, err := backend.TUI().Monitor.Monitor(ctx, dev)
+	require.NoError(t, err)
+	next := func() tui.LogLine {
+		t.Helper()
+		select {
+		case l, ok := <-lines:
+			require.True(t, ok, "the monitor ended")
+			return l
+		case <-ctx.Done():
+			t.Fatal("no line from the monitor")
+		}
+		return tui.LogLine{}
+	}
+	// The monitor is reading once a line comes through.
+	for try := 0; ; try++ {
+		_, err := master.Write([]byte("ready\r\n"))
+		require.NoError(t, err)
+		if l := next(); strings.Contains(l.Text, "ready") {
+			break
+		}
+		require.Less(t, try, 100)
+	}
+	_, err = master.Write([]byte("I (29) boot: ESP-IDF v5."))
+	require.NoError(t, err)
+	time.Sleep(time.Second) // four times the monitor's 250 ms idle window: it shows the start as partial
+	_, err = master.Write([]byte("5.1 2nd stage bootloader\r\nend\r\n"))
+	require.NoError(t, err)
+	var got []tui.LogLine
+	for {
+		l := next()
+		if l.Text == "end" {
+			break
+		}
+		got = append(got, l)
+	}
+	require.Len(t, got, 1, "one line, not two: %+v", got)
+	require.Equal(t, tui.Level('I'), got[0].Level)
+	require.Equal(t, "boot", got[0].Tag)
+	require.Equal(t, "ESP-IDF v5.5.1 2nd stage bootloader", got[0].Text)
 }
