@@ -135,6 +135,16 @@ func goldenStates() map[string]func(t *testing.T, w, h int) Model {
 			m.fail("switch boot slot on bench-3 failed: " + longWhy)
 			return press(t, m, "w")
 		},
+		"detail-partitions-with-failed-job": func(t *testing.T, w, h int) Model {
+			m, fake := newTestModel(t, w, h, Config{})
+			m = cursorTo(t, m, "garage-door")
+			m = chooseFile(t, m, "blink-esp32.bin")
+			m = press(t, m, "enter")
+			m = send(t, m, jobFinishedMsg{job: m.jobs[0].id, result: FlashResult{
+				Error: "the device never connected back to 127.0.0.1:41234",
+				Hint:  "allow inbound TCP on port 41234 in the firewall, or pick an open port with --host-port, and make sure nothing else holds that port"}})
+			return openBenchDetail(t, m, fake)
+		},
 		"help": func(t *testing.T, w, h int) Model {
 			m, _ := newTestModel(t, w, h, Config{})
 			return press(t, m, "?")
