@@ -516,6 +516,9 @@ func (m Model) headerView() string {
 	left := " " + m.st.Header.Render("espdeck")
 	n := len(m.rows)
 	left += fmt.Sprintf("  %s  %d device%s", g.dot, n, plural(n))
+	if m.filterText != "" {
+		left += fmt.Sprintf(" (%d shown)", len(m.visible))
+	}
 	if a := m.activeJobs(); a > 0 {
 		left += fmt.Sprintf("  %s  %d job%s", g.dot, a, plural(a))
 	}

@@ -44,7 +44,7 @@ func TestFlashDialogNamesMarkedBoardsTheFilterHides(t *testing.T) {
 		m = press(t, m, "space")
 	}
 	m = filterTo(t, m, "greenhouse")
-	requireScreenContains(t, m, `filter "greenhouse": 1 of 6`, "2 marked (2 hidden)")
+	requireScreenContains(t, m, "6 devices (1 shown)", `filter "greenhouse": 1 of 6`, "2 marked (2 hidden)")
 	m = press(t, m, "f")
 	require.Len(t, m.flow.targets, 2, "marks decide, and the dialog says so")
 	requireScreenContains(t, m, "Flash 2 devices", "bench-3 (hidden by the filter)", "porch-light (hidden by the filter)",
