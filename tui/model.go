@@ -537,6 +537,8 @@ func (m Model) headerView() string {
 func (m Model) footerLines() []string {
 	var out []string
 	switch {
+	case m.screen == screenLog:
+		// The log screen shows every error and notice in full already.
 	case m.errMsg != "":
 		out = append(out, m.statusLines(m.st.Error.Render(m.glyphs.fail+" "+m.errMsg)+m.st.Faint.Render("  (x dismiss)"))...)
 	case m.notice != "":
