@@ -11,6 +11,15 @@
 // with New and run it with Run, which passes Bubble Tea options through
 // (tea.WithInput, tea.WithOutput, tea.WithWindowSize for tests).
 //
+// The root model (model.go) routes keys and lays the window out: header,
+// the active screen, the boxes below it (dialog, jobs, log pane) and the
+// footer (status line, help bar). Every screen — device list, detail,
+// partitions, monitor, jobs, job detail, log — meets one contract
+// (screenUI in screens.go: keys, update, view, resize, layout) and is found
+// through one registry; what opens in front of a screen — the flash flow,
+// the filter line, prompts — meets another (dialog in dialogs.go), and
+// keys go to the top one. Layout helpers are in layout.go.
+//
 // Long work runs in commands that end with one message named for what
 // happened (jobFinishedMsg, partitionsMsg). Flash progress goes through one
 // fan-in channel: each job's callback sends at most every
