@@ -11,7 +11,7 @@ import (
 func exitReport(jobs []*job) []string {
 	var out []string
 	for _, j := range jobs {
-		if j.state != jobCanceled && !j.running() {
+		if !j.cutByQuit && !j.running() { // jobs cancelled earlier with c are not news
 			continue
 		}
 		stage := j.stage

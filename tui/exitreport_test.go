@@ -39,6 +39,19 @@ func TestQuittingReportsEachCancelledJobAndItsBoard(t *testing.T) {
 	require.Contains(t, lines[1], "cancelled sensor-attic at not started: nothing was written")
 }
 
+// A job the user cancelled with c before quitting is not reported as cut
+// short by quitting, and nothing makes the exit status say so.
+func TestJobCancelledBeforeQuittingIsNotInTheReport(t *testing.T) {
+	m, _ := newTestModel(t, 100, 30, Config{})
+	m = cursorTo(t, m, "sensor-attic")
+	m = chooseFile(t, m, "sensor-attic.bin")
+	m = press(t, m, "enter", "c")
+	m = send(t, m, jobFinishedMsg{job: m.jobs[0].id, result: FlashResult{Canceled: true}})
+	require.Equal(t, jobCanceled, m.jobs[0].state)
+	m = press(t, m, "q")
+	require.Empty(t, exitReport(m.jobs))
+}
+
 func TestBoardAfterCancelByStage(t *testing.T) {
 	for stage, want := range map[string]string{
 		"invite": "nothing was written", "transfer": "the app it ran before still boots", "finalize": "look at it before flashing again",

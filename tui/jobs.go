@@ -42,6 +42,8 @@ type job struct {
 	started     time.Time
 	ended       time.Time
 	result      FlashResult
+	// cutByQuit: quitting cancelled this job (it goes in the exit report).
+	cutByQuit bool
 	// overall is the job's progress across all its stages, 0..1. It only
 	// grows: a new stage starting at 0% does not pull the bar back.
 	overall float64
@@ -254,6 +256,7 @@ func (m *Model) finishJob(msg jobFinishedMsg) tea.Cmd {
 	switch {
 	case res.Canceled:
 		j.state = jobCanceled
+		j.cutByQuit = m.quitting
 		m.logf(slog.LevelWarn, "flash %s cancelled", j.name)
 		if g != nil {
 			g.stopped++

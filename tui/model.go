@@ -378,7 +378,7 @@ func (m *Model) requestQuit() tea.Cmd {
 			m.cancel()
 			for _, j := range m.jobs {
 				if j.state == jobQueued {
-					j.state = jobCanceled
+					j.state, j.cutByQuit = jobCanceled, true
 					j.result = FlashResult{Canceled: true}
 				}
 			}
