@@ -56,8 +56,8 @@ func (m Model) portBusy(rowKey string) bool {
 // it, once no other read holds it.
 func (m *Model) startWaitingMonitor() tea.Cmd {
 	mon := m.mon
-	if mon == nil || !mon.waiting || m.portBusy(mon.row) {
-		return nil
+	if mon == nil || !mon.waiting || mon.yielded != 0 || m.portBusy(mon.row) {
+		return nil // a flash has the port: reattachMonitor opens it after
 	}
 	r := m.rowByKey(mon.row)
 	if r == nil || r.ser == nil {
@@ -78,6 +78,7 @@ func (m *Model) yieldMonitor(j *job) {
 	mon.cancel()
 	mon.session = -1 // lines still in flight from the old session are dropped
 	mon.yielded = j.id
+	mon.waiting = false // reattachMonitor decides when to open again
 	m.logf(slog.LevelInfo, "monitor %s: port handed to the flash", mon.name)
 }
 

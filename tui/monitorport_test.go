@@ -70,3 +70,25 @@ func TestMonitorReattachesAfterThePostFlashRead(t *testing.T) {
 	require.True(t, opensMonitor(cmd))
 	m.mon.cancel()
 }
+
+// A monitor still waiting for a read when a serial flash of the same board
+// starts does not open the port under the flash when the read ends.
+func TestWaitingMonitorDoesNotOpenUnderAFlash(t *testing.T) {
+	m, fake := newTestModel(t, 100, 30, Config{})
+	m = cursorTo(t, m, "bench-3")
+	m = press(t, m, "enter", "m")
+	require.True(t, m.mon.waiting)
+	r := m.rowByKey(m.current)
+	m.enqueue("x.bin", map[string]FlashRequest{r.key: {Device: *r.ser, Route: RouteSerial, File: "x.bin"}})
+	require.NotZero(t, m.mon.yielded)
+	info, err := fake.ChipInfo(context.Background(), *r.ser)
+	m = send(t, m, chipInfoMsg{row: r.key, info: info, err: err})
+	st, err := fake.ReadPartitions(context.Background(), *r.ser)
+	m, cmd := sendCmd(t, m, partitionsMsg{row: r.key, state: st, err: err})
+	require.False(t, opensMonitor(cmd), "the flash has the port")
+	m, cmd = sendCmd(t, m, jobFinishedMsg{job: m.jobs[0].id, result: FlashResult{Bytes: 1}})
+	st, err = fake.ReadPartitions(context.Background(), *r.ser)
+	m, cmd = sendCmd(t, m, partitionsMsg{row: r.key, state: st, err: err})
+	require.True(t, opensMonitor(cmd), "after the flash and its read-back the monitor opens")
+	m.mon.cancel()
+}
