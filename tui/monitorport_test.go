@@ -86,7 +86,7 @@ func TestWaitingMonitorDoesNotOpenUnderAFlash(t *testing.T) {
 	st, err := fake.ReadPartitions(context.Background(), *r.ser)
 	m, cmd := sendCmd(t, m, partitionsMsg{row: r.key, state: st, err: err})
 	require.False(t, opensMonitor(cmd), "the flash has the port")
-	m, cmd = sendCmd(t, m, jobFinishedMsg{job: m.jobs[0].id, result: FlashResult{Bytes: 1}})
+	m = send(t, m, jobFinishedMsg{job: m.jobs[0].id, result: FlashResult{Bytes: 1}})
 	st, err = fake.ReadPartitions(context.Background(), *r.ser)
 	m, cmd = sendCmd(t, m, partitionsMsg{row: r.key, state: st, err: err})
 	require.True(t, opensMonitor(cmd), "after the flash and its read-back the monitor opens")
