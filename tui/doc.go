@@ -18,7 +18,8 @@
 // (screenUI in screens.go: keys, update, view, resize, layout) and is found
 // through one registry; what opens in front of a screen — the flash flow,
 // the filter line, prompts — meets another (dialog in dialogs.go), and
-// keys go to the top one. Layout helpers are in layout.go.
+// keys go to the top one. Cutting, padding, boxing and wrapping lines is
+// in layout.go.
 //
 // Long work runs in commands that end with one message named for what
 // happened (jobFinishedMsg, partitionsMsg). Flash progress goes through one

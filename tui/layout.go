@@ -7,7 +7,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 )
 
-// Layout helpers: every screen is a list of lines, cut, padded, boxed and
+// Layout: every screen is a list of lines, cut, padded, boxed and
 // wrapped here so that no line is ever wider than the terminal.
 
 // fit pads or cuts lines to exactly h.
