@@ -88,3 +88,17 @@ func TestSerialModeIsNeverJustUnknown(t *testing.T) {
 	require.NotContains(t, screenText(m), "mode unknown")
 	requireScreenContains(t, m, "not talked to yet")
 }
+
+// A long monitor line (the ELF mismatch warning) wraps in the monitor
+// instead of being cut at the terminal's edge without a mark.
+func TestLongMonitorLineWraps(t *testing.T) {
+	m, fake := newTestModel(t, 80, 24, Config{})
+	m = openBenchDetail(t, m, fake)
+	m, cmd := sendCmd(t, m, keyMsg("m"))
+	opened := runMsg(t, cmd).(monitorOpenedMsg)
+	m = send(t, m, opened)
+	m.mon.cancel()
+	warning := "warning: the ELF (SHA-256 138cb4392e3b7980) is not the one the running firmware was built from; decoded addresses would point to the wrong code, pass the ELF from the same build"
+	m = send(t, m, monitorLinesMsg{session: opened.session, lines: []LogLine{{Level: 'W', Tag: "espdeck", Text: warning}}})
+	requireWhole(t, m, warning)
+}

@@ -108,7 +108,7 @@ func (m *Model) openMonitor(r *row) tea.Cmd {
 	m.monSession++
 	ctx, cancel := context.WithCancel(m.ctx)
 	vp := viewport.New()
-	vp.SoftWrap = false
+	vp.SoftWrap = false // lines are word-wrapped before they reach the viewport
 	m.mon = &monitorState{session: m.monSession, row: r.key, name: r.name, cancel: cancel, ctx: ctx, vp: vp, follow: true}
 	m.screen = screenMonitor
 	m.current = r.key
@@ -148,7 +148,11 @@ func (m *Model) refreshMonitor() {
 		if mon.filter != "" && !strings.Contains(strings.ToLower(l.Tag+": "+l.Text), strings.ToLower(mon.filter)) {
 			continue
 		}
-		out = append(out, m.renderLogLine(l)...)
+		for _, r := range m.renderLogLine(l) {
+			// A long line (an ELF warning, a register dump) wraps at words
+			// instead of being cut at the terminal's edge.
+			out = append(out, wrapStyled(r, m.width, 4)...)
+		}
 	}
 	mon.vp.SetContentLines(out)
 	if mon.follow {
