@@ -8,8 +8,9 @@ import (
 
 // This file is the whole contract between the TUI and the rest of espdeck.
 // The TUI never opens a socket or a port itself: cmd/espdeck adapts the real
-// packages (discovery, internal/ops, the monitor) to these interfaces, tests
-// and the demo pass a FakeBackend. Everything here is a plain value in the
+// packages (discovery, internal/ops, the monitor) to these interfaces, and so
+// does the demo (internal/demo runs simulators behind the real adapters);
+// this package's tests use a fake in fake_test.go. Everything here is a plain value in the
 // TUI's own words, so that the protocol packages can change without the
 // screens noticing. This file only grows: existing names keep their meaning.
 
@@ -75,6 +76,11 @@ const (
 	PresenceOnline  Presence = iota // answered the latest round / port present
 	PresenceStale                   // missed a round or two
 	PresenceOffline                 // expired; kept so its history stays visible
+	// PresenceUnchecked is a hand-added host nothing has heard from yet:
+	// typing an address proves nothing about a board being there. It
+	// becomes PresenceOnline once the host answers (an upload's
+	// invitation, or discovery).
+	PresenceUnchecked
 )
 
 // SerialMode is what a serial board is running, when known.

@@ -94,8 +94,15 @@ func (m Model) detailLines(h int) []string {
 		if !d.FirstSeen.IsZero() {
 			seen += " since " + d.FirstSeen.Format("15:04")
 		}
-		if !d.LastSeen.IsZero() {
-			seen += ", last answer " + age(now.Sub(d.LastSeen)) + " ago"
+		switch d.Presence {
+		case PresenceUnchecked:
+			seen = "added by hand; nothing has answered from this address yet (a flash sends it an invitation, and it shows online once it answers)"
+		case PresenceOnline:
+			seen += ", answering"
+		default:
+			if !d.LastSeen.IsZero() {
+				seen += ", last answer " + age(now.Sub(d.LastSeen)) + " ago"
+			}
 		}
 		lines = append(lines, field("network", d.Address+"  "+seen))
 		if len(d.TXT) > 0 {
@@ -112,7 +119,10 @@ func (m Model) detailLines(h int) []string {
 	if d := r.ser; d != nil {
 		mode := map[SerialMode]string{SerialDownload: "in download mode (ROM bootloader)", SerialApp: "running its app"}[d.SerialMode]
 		if mode == "" {
-			mode = "mode unknown"
+			mode = "not talked to yet (its mode shows once espdeck reads the chip)"
+			if c, ok := m.chips[r.key]; ok && c.loaded && c.err == nil {
+				mode = "the ROM bootloader answered (download mode)"
+			}
 		}
 		lines = append(lines, field("serial", d.Port+"  "+mode))
 		if usb := usbFacts(d.TXT); usb != "" {
@@ -286,4 +296,25 @@ func contains(s []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// detailScreen is one board in full.
+type detailScreen struct{}
+
+func (detailScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd { return m.detailKey(msg) }
+func (detailScreen) view(m Model, h int) []string                 { return m.detailLines(h) }
+func (detailScreen) resize(m *Model)                              {}
+func (detailScreen) layout() screenLayout                         { return screenLayout{wrap: true, jobsBelow: true} }
+
+func (detailScreen) keys(m Model) screenKeys {
+	k := m.keys
+	var nav, act, extraNav, extraAct, view []key.Binding
+	r := m.rowByKey(m.current)
+	ser := r != nil && r.ser != nil
+	j := m.jobFor(r)
+	nav = []key.Binding{k.Back}
+	act = []key.Binding{enabledIf(k.Flash, r != nil), enabledIf(k.Partitions, ser && m.be.Partitions != nil), enabledIf(k.Monitor, ser && m.be.Monitor != nil),
+		enabledIf(k.Retry, j != nil && j.state == jobFailed), enabledIf(k.SerialFlash, ser && r.net != nil && j != nil && j.state == jobFailed), enabledIf(k.Cancel, j != nil && j.running())}
+	view = []key.Binding{k.Log, k.Help}
+	return screenKeys{nav: nav, act: act, extraNav: extraNav, extraAct: extraAct, view: view}
 }

@@ -250,6 +250,34 @@ func (r *row) haystack() string {
 	return b.String()
 }
 
+// hiddenMarked lists the marked rows the filter hides, by key.
+func (m Model) hiddenMarked() []string {
+	if len(m.marked) == 0 || len(m.visible) == len(m.rows) {
+		return nil
+	}
+	shown := make(map[string]bool, len(m.visible))
+	for _, r := range m.visible {
+		shown[r.key] = true
+	}
+	var out []string
+	for _, r := range m.rows {
+		if m.marked[r.key] && !shown[r.key] {
+			out = append(out, r.key)
+		}
+	}
+	return out
+}
+
+// isHidden says whether the filter hides the row with key k.
+func (m Model) isHidden(k string) bool {
+	for _, r := range m.visible {
+		if r.key == k {
+			return false
+		}
+	}
+	return true
+}
+
 func (m Model) cursorRow() *row {
 	if m.cursor >= 0 && m.cursor < len(m.visible) {
 		return m.visible[m.cursor]
@@ -296,6 +324,16 @@ func (m *Model) listKey(msg tea.KeyPressMsg) tea.Cmd {
 		if r := m.cursorRow(); r != nil {
 			return m.openDetail(r)
 		}
+	case key.Matches(msg, k.Partitions):
+		// Straight to a serial board's partitions, through its detail
+		// (esc goes back there), which starts the reads it needs.
+		if r := m.cursorRow(); r != nil && r.ser != nil && m.be.Partitions != nil {
+			return tea.Batch(m.openDetail(r), m.openPartitions(r))
+		}
+	case key.Matches(msg, k.Monitor):
+		if r := m.cursorRow(); r != nil && r.ser != nil && m.be.Monitor != nil {
+			return tea.Batch(m.openDetail(r), m.openMonitor(r))
+		}
 	case key.Matches(msg, k.Mark):
 		if r := m.cursorRow(); r != nil {
 			if m.marked[r.key] {
@@ -318,12 +356,14 @@ func (m *Model) listKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.AddHost) && m.be.Devices != nil:
 		m.prompt = newInputPrompt("Add a network device", []string{"Host name or address, with :port when it is not 3232."}, "host[:port]", false,
 			func(m *Model, v string) tea.Cmd {
-				v = strings.TrimSpace(v)
-				if v == "" {
+				addr, err := checkHostInput(v)
+				if err != nil { // checked on enter already
 					return nil
 				}
-				return addHost(m.ctx, m.be.Devices, v)
+				return addHost(m.ctx, m.be.Devices, addr)
 			})
+		m.prompt.check = func(v string) error { _, err := checkHostInput(v); return err }
+		m.prompt.lines = append(m.prompt.lines, "It shows as not checked until it answers: typing an address does not prove a board is there.")
 		return m.prompt.input.Focus()
 	case key.Matches(msg, k.Filter):
 		m.filtering = true
@@ -337,6 +377,12 @@ func (m *Model) listKey(msg tea.KeyPressMsg) tea.Cmd {
 		} else if len(m.marked) > 0 {
 			clear(m.marked)
 		}
+	case key.Matches(msg, k.DismissJob):
+		if j := m.jobFor(m.cursorRow()); j != nil {
+			m.dismissJob(j)
+		}
+	case key.Matches(msg, k.DismissAll):
+		m.dismissFinished()
 	case key.Matches(msg, k.Retry):
 		return m.retry(m.cursorRow())
 	case key.Matches(msg, k.Cancel):
@@ -399,8 +445,14 @@ type column struct {
 
 func (m Model) devicesBox(h int) []string {
 	title := "Devices"
+	if m.filterText != "" {
+		title += fmt.Sprintf(" · filter %q: %d of %d", m.filterText, len(m.visible), len(m.rows))
+	}
 	if n := len(m.marked); n > 0 {
-		title = fmt.Sprintf("Devices · %d marked", n)
+		title += fmt.Sprintf(" · %d marked", n)
+		if h := len(m.hiddenMarked()); h > 0 {
+			title += fmt.Sprintf(" (%d hidden)", h)
+		}
 	}
 	inner := m.width - 4
 	if len(m.rows) == 0 {
@@ -436,15 +488,6 @@ func (m Model) devicesBox(h int) []string {
 	}
 	// The box is as tall as its rows, so the jobs sit right below them.
 	return m.box(title, lines, m.width, min(h, len(lines)+2))
-}
-
-// scrollOffset keeps the cursor inside a window of n rows, centred-ish.
-func scrollOffset(cursor, total, n int) int {
-	if total <= n {
-		return 0
-	}
-	off := cursor - n/2
-	return max(0, min(off, total-n))
 }
 
 func (m Model) deviceLine(r *row, cols []column, isCursor bool, inner int) string {
@@ -487,7 +530,7 @@ func (m Model) statusStyled(padded, word string) string {
 		return m.st.Warning.Render(padded)
 	case "failed":
 		return m.st.Error.Render(padded)
-	case "offline", "idle":
+	case "offline", "idle", "not":
 		return m.st.Faint.Render(padded)
 	}
 	return padded
@@ -521,6 +564,19 @@ func (m Model) deviceColumns(inner int) []column {
 		}},
 		{title: "STATUS", width: maxStatus, cell: m.rowStatus},
 		{title: "SEEN", width: 8, drop: 1, cell: func(r *row) string {
+			// Discovery keeps a board only while it answers, and does not
+			// re-announce it at every answer: an online board's LastSeen is
+			// when it last changed, not when it last answered.
+			if r.net != nil {
+				switch r.net.Presence {
+				case PresenceOnline:
+					return "now"
+				case PresenceUnchecked:
+					return "never"
+				}
+			} else if r.ser != nil && r.ser.Presence == PresenceOnline {
+				return "now" // the port is listed: the board is plugged in
+			}
 			t := r.lastSeen()
 			if t.IsZero() {
 				return ""
@@ -621,6 +677,10 @@ func (m Model) rowStatus(r *row) string {
 	}
 	if r.net != nil {
 		switch r.net.Presence {
+		case PresenceUnchecked:
+			if r.ser == nil {
+				return "not checked"
+			}
 		case PresenceStale:
 			return "stale"
 		case PresenceOffline:
@@ -653,4 +713,33 @@ func age(d time.Duration) string {
 		return fmt.Sprintf("%dh", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// listScreen is the device list.
+type listScreen struct{}
+
+func (listScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd { return m.listKey(msg) }
+func (listScreen) view(m Model, h int) []string                 { return m.devicesBox(h) }
+func (listScreen) resize(m *Model)                              {}
+func (listScreen) layout() screenLayout                         { return screenLayout{jobsBelow: true} }
+
+func (listScreen) keys(m Model) screenKeys {
+	k := m.keys
+	var nav, act, extraNav, extraAct, view []key.Binding
+	cur := m.cursorRow()
+	hasRow := cur != nil
+	nav = []key.Binding{k.Up, k.Down, enabledIf(k.Enter, hasRow)}
+	j := m.jobFor(cur)
+	ser := hasRow && cur.ser != nil
+	act = []key.Binding{enabledIf(k.Flash, hasRow), enabledIf(k.Mark, hasRow), k.AddHost,
+		enabledIf(k.Retry, j != nil && j.state == jobFailed), enabledIf(k.Cancel, j != nil && j.running()), enabledIf(k.Dismiss, m.errMsg != "")}
+	extraNav = []key.Binding{k.PageUp, k.PageDown, k.Top, describedAs(k.Bottom, "bottom")}
+	extraAct = []key.Binding{k.MarkAll, k.Refresh, k.DismissJob, k.DismissAll}
+	if m.be.Partitions != nil {
+		extraAct = append(extraAct, enabledIf(describedAs(k.Partitions, "partitions (serial)"), ser))
+	}
+	if m.be.Monitor != nil {
+		extraAct = append(extraAct, enabledIf(describedAs(k.Monitor, "monitor (serial)"), ser))
+	}
+	return screenKeys{nav: nav, act: act, extraNav: extraNav, extraAct: extraAct, view: view}
 }

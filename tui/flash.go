@@ -45,6 +45,24 @@ func (f *flashFlow) allOK() bool {
 	return len(f.verdicts) > 0
 }
 
+// passed lists the targets whose pre-flight passed.
+func (f *flashFlow) passed() []string {
+	var out []string
+	for _, rk := range f.targets {
+		if v, ok := f.verdicts[rk]; ok && v.Kind == VerdictOK {
+			out = append(out, rk)
+		}
+	}
+	return out
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
+
 // forceable: something failed, and nothing failed that may not be forced.
 func (f *flashFlow) forceable() bool {
 	if f.facts == nil || f.allOK() || f.forced {
@@ -171,13 +189,28 @@ func (m *Model) flowKey(msg tea.KeyPressMsg) tea.Cmd {
 			if f.allOK() || f.forced {
 				return m.proceedFlow()
 			}
+		case key.Matches(msg, k.PassedOnly):
+			if ok := f.passed(); len(ok) > 0 && !f.allOK() && !f.forced {
+				for _, rk := range f.targets {
+					if v := f.verdicts[rk]; v.Kind != VerdictOK {
+						m.logf(slog.LevelWarn, "not flashing %s: %s", m.rowName(rk), v.Reason)
+					}
+				}
+				f.targets = ok
+				return m.proceedFlow()
+			}
 		case key.Matches(msg, k.Force):
 			if f.forceable() {
 				reason := ""
 				for _, rk := range f.targets {
 					if v := f.verdicts[rk]; v.Kind != VerdictOK {
-						reason = v.Reason
-						break
+						if reason != "" {
+							reason += "; "
+						}
+						if len(f.targets) > 1 {
+							reason += m.rowName(rk) + ": "
+						}
+						reason += v.Reason
 					}
 				}
 				m.prompt = newConfirm("Force the flash?", []string{
@@ -289,8 +322,12 @@ func (m *Model) applyInspected(msg inspectedMsg) {
 	f.input.Blur()
 	m.logf(slog.LevelInfo, "image %s", factsLine(facts, m.glyphs))
 	for _, rk := range f.targets {
-		if v := f.verdicts[rk]; v.Kind != VerdictOK {
+		v := f.verdicts[rk]
+		if v.Kind != VerdictOK {
 			m.logf(slog.LevelWarn, "pre-flight %s for %s: %s", msg.path, m.rowName(rk), v.Reason)
+		}
+		for _, w := range v.Warnings {
+			m.logf(slog.LevelWarn, "pre-flight %s for %s: %s", msg.path, m.rowName(rk), w)
 		}
 	}
 }
@@ -339,6 +376,24 @@ func (m Model) flowBox(maxH int) []string {
 		title = fmt.Sprintf("Flash %d devices (%d at a time)", len(f.targets), m.cfg.Concurrency)
 	}
 	var lines []string
+	if len(f.targets) > 1 || m.isHidden(f.targets[0]) {
+		// Every board this flash would touch, by name: marks made before
+		// a filter stay in force, so the ones it hides are named as such.
+		names := make([]string, 0, len(f.targets))
+		hidden := 0
+		for _, rk := range f.targets {
+			n := m.rowName(rk)
+			if m.isHidden(rk) {
+				n += " (hidden by the filter)"
+				hidden++
+			}
+			names = append(names, n)
+		}
+		lines = append(lines, wrap("to: "+strings.Join(names, ", "), m.width-4)...)
+		if hidden > 0 {
+			lines = append(lines, wrapStyled(m.st.Warning.Render(fmt.Sprintf("%d of these %s hidden by the filter; esc and space unmarks a board, esc on the list clears all marks", hidden, isAre(hidden))), m.width-4, 0)...)
+		}
+	}
 	if f.step == flowFile {
 		lines = append(lines, f.input.View())
 		if len(f.completions) > 0 {
@@ -364,20 +419,29 @@ func (m Model) flowBox(maxH int) []string {
 		lines = append(lines, m.st.Faint.Render("checking the image…"))
 	}
 	if f.err != "" {
-		lines = append(lines, m.st.Error.Render(g.fail+" "+f.err))
+		lines = append(lines, wrapStyled(m.st.Error.Render(g.fail+" "+f.err), m.width-4, 2)...)
 	}
 	if f.facts != nil {
-		lines = append(lines, m.st.Bold.Render(factsLine(*f.facts, g)))
+		lines = append(lines, wrapStyled(m.st.Bold.Render(factsLine(*f.facts, g)), m.width-4, 2)...)
 		for _, rk := range f.targets {
-			lines = append(lines, m.verdictLine(rk, f.verdicts[rk], len(f.targets) > 1))
+			// Verdicts and warnings wrap: they are the reason to read this box.
+			lines = append(lines, wrapStyled(m.verdictLine(rk, f.verdicts[rk], len(f.targets) > 1), m.width-4, 2)...)
 		}
+		var next []string
 		switch {
 		case f.allOK() || f.forced:
-			lines = append(lines, m.st.Faint.Render("enter sends it · esc: other file"))
+			next = append(next, "enter sends it")
 		case f.forceable():
-			lines = append(lines, m.st.Faint.Render("enter is off: the check failed · F forces (asks again) · esc: other file"))
+			next = append(next, "enter is off: the check failed", "F forces (asks again)")
 		default:
-			lines = append(lines, m.st.Faint.Render("this cannot be forced · esc: other file"))
+			next = append(next, "this cannot be forced")
+		}
+		if n := len(f.passed()); n > 0 && !f.allOK() && !f.forced {
+			next = append(next, fmt.Sprintf("p flashes only the %d that passed", n))
+		}
+		next = append(next, "esc: other file")
+		for _, l := range wrap(strings.Join(next, " · "), m.width-4) {
+			lines = append(lines, m.st.Faint.Render(l))
 		}
 	}
 	return m.box(title, lines, m.width, min(len(lines)+2, maxH))

@@ -8,7 +8,7 @@ import (
 // fuzzKeys is the alphabet FuzzUpdateKeys types from (no q: quitting ends the run).
 func fuzzKeys() []string {
 	return []string{"up", "down", "enter", "esc", "space", "tab", "f", "F", "a", "r", "c", "p", "m", "s", "e", "i",
-		"y", "n", "/", "l", "?", "x", "g", "G", "k", "j", "b", "1", "."}
+		"y", "n", "/", "l", "?", "x", "g", "G", "k", "j", "b", "1", ".", "J", "w", "X"}
 }
 
 // FuzzUpdateKeys drives the model with arbitrary key sequences and sizes

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden screens under testdata/golden and README-capture.txt")
+var update = flag.Bool("update", false, "rewrite the golden screens under testdata/golden")
 
 // goldenStates builds each screen and state the issue lists, on the fake fleet.
 func goldenStates() map[string]func(t *testing.T, w, h int) Model {
@@ -82,6 +82,69 @@ func goldenStates() map[string]func(t *testing.T, w, h int) Model {
 			m := severalJobs(t, w, h, 2)
 			return m
 		},
+		"filter-marks-hidden": func(t *testing.T, w, h int) Model {
+			m, _ := newTestModel(t, w, h, Config{})
+			for _, n := range []string{"bench-3", "porch-light"} {
+				m = cursorTo(t, m, n)
+				m = press(t, m, "space")
+			}
+			m = filterTo(t, m, "greenhouse")
+			return press(t, m, "f")
+		},
+		"group-preflight-some-failed": func(t *testing.T, w, h int) Model {
+			m, _ := newTestModel(t, w, h, Config{})
+			for _, n := range []string{"garage-door", "pump-house", "porch-light"} {
+				m = cursorTo(t, m, n)
+				m = press(t, m, "space")
+			}
+			return chooseFile(t, m, "blink-esp32.bin")
+		},
+		"job-detail-failed": func(t *testing.T, w, h int) Model {
+			m := severalJobs(t, w, h, 2)
+			m = press(t, m, "J")
+			for m.jobAtCursor().running() {
+				m = press(t, m, "down")
+			}
+			return press(t, m, "enter")
+		},
+		"long-explanation": func(t *testing.T, w, h int) Model {
+			m, fake := newTestModel(t, w, h, Config{})
+			m = openBenchDetail(t, m, fake)
+			m = press(t, m, "p")
+			r := m.rowByKey(m.current)
+			st := m.parts[r.key].state
+			st.BootsNextWhy = longWhy
+			m = send(t, m, partitionsMsg{row: r.key, action: "boot slot switched to ota_1", state: st})
+			return m
+		},
+		"not-checked-host": func(t *testing.T, w, h int) Model {
+			m, _ := newTestModel(t, w, h, Config{})
+			m = send(t, m, deviceEventsMsg{events: []DeviceEvent{{Kind: DeviceAdded, Device: Device{ID: "manual/192.0.2.5:3232",
+				Name: "192.0.2.5", Kind: KindArduinoOTA, Address: "192.0.2.5:3232", FirstSeen: testNow, Presence: PresenceUnchecked}}}})
+			m = cursorTo(t, m, "192.0.2.5")
+			return press(t, m, "enter")
+		},
+		"not-checked-list": func(t *testing.T, w, h int) Model {
+			m, _ := newTestModel(t, w, h, Config{})
+			m = send(t, m, deviceEventsMsg{events: []DeviceEvent{{Kind: DeviceAdded, Device: Device{ID: "manual/192.0.2.5:3232",
+				Name: "192.0.2.5", Kind: KindArduinoOTA, Address: "192.0.2.5:3232", FirstSeen: testNow, Presence: PresenceUnchecked}}}})
+			return cursorTo(t, m, "192.0.2.5")
+		},
+		"log-screen": func(t *testing.T, w, h int) Model {
+			m, _ := newTestModel(t, w, h, Config{})
+			m.fail("switch boot slot on bench-3 failed: " + longWhy)
+			return press(t, m, "w")
+		},
+		"detail-partitions-with-failed-job": func(t *testing.T, w, h int) Model {
+			m, fake := newTestModel(t, w, h, Config{})
+			m = cursorTo(t, m, "garage-door")
+			m = chooseFile(t, m, "blink-esp32.bin")
+			m = press(t, m, "enter")
+			m = send(t, m, jobFinishedMsg{job: m.jobs[0].id, result: FlashResult{
+				Error: "the device never connected back to 127.0.0.1:41234",
+				Hint:  "allow inbound TCP on port 41234 in the firewall, or pick an open port with --host-port, and make sure nothing else holds that port"}})
+			return openBenchDetail(t, m, fake)
+		},
 		"help": func(t *testing.T, w, h int) Model {
 			m, _ := newTestModel(t, w, h, Config{})
 			return press(t, m, "?")
@@ -147,39 +210,6 @@ func TestGoldenScreens(t *testing.T) {
 			})
 		}
 	}
-}
-
-// TestREADMECapture keeps the README's screenshot-like capture: the demo
-// fleet at 100×30 with two jobs running.
-func TestREADMECapture(t *testing.T) {
-	m, _ := newTestModel(t, 100, 30, Config{Demo: true})
-	m = cursorTo(t, m, "sensor-attic")
-	m = chooseFile(t, m, "sensor-attic.bin")
-	m = press(t, m, "enter")
-	m = cursorTo(t, m, "greenhouse-ctl")
-	m = chooseFile(t, m, "greenhouse-v2.7.1.bin")
-	m = press(t, m, "enter")
-	m = typeText(t, m, "demo")
-	m = press(t, m, "enter")
-	require.Len(t, m.jobs, 2)
-	m = progressTo(t, m, m.jobs[0].id, "transfer", 251000, 412160)
-	m = progressTo(t, m, m.jobs[1].id, "transfer", 508000, 1268736)
-	// The blank rows between the boxes and the help bar say nothing in a README.
-	var kept []string
-	for _, l := range strings.Split(trimRight(screenText(m)), "\n") {
-		if l != "" {
-			kept = append(kept, l)
-		}
-	}
-	compareGolden(t, "README-capture.txt", strings.Join(kept, "\n")+"\n")
-}
-
-func trimRight(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = strings.TrimRight(l, " ")
-	}
-	return strings.Join(lines, "\n")
 }
 
 func compareGolden(t *testing.T, file, got string) {

@@ -2,12 +2,14 @@ package tui
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/stretchr/testify/require"
@@ -153,3 +155,45 @@ func findMsg[T any](t *testing.T, cmd tea.Cmd) T {
 		}
 	}
 }
+
+// collectMsgs runs cmd (batches included, each command on its own
+// goroutine) and returns the first n messages of type T.
+func collectMsgs[T any](t *testing.T, cmd tea.Cmd, n int) []T {
+	t.Helper()
+	require.NotNil(t, cmd)
+	out := make(chan tea.Msg, 64)
+	var run func(c tea.Cmd)
+	run = func(c tea.Cmd) {
+		if c == nil {
+			return
+		}
+		go func() {
+			msg := c()
+			if b, ok := msg.(tea.BatchMsg); ok {
+				for _, sub := range b {
+					run(sub)
+				}
+				return
+			}
+			out <- msg
+		}()
+	}
+	run(cmd)
+	deadline := time.After(20 * time.Second)
+	var got []T
+	for len(got) < n {
+		select {
+		case msg := <-out:
+			if v, ok := msg.(T); ok {
+				got = append(got, v)
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d messages from the command", len(got), n)
+		}
+	}
+	return got
+}
+
+type keyBinding = key.Binding
+
+func fmtType(v any) string { return fmt.Sprintf("%T", v) }

@@ -41,17 +41,53 @@ type job struct {
 	lastAt      time.Time
 	lastDone    int64
 	started     time.Time
+	ended       time.Time
 	result      FlashResult
+	// cutByQuit: quitting cancelled this job (it goes in the exit report).
+	cutByQuit bool
+	// overall is the job's progress across all its stages, 0..1. It only
+	// grows: a new stage starting at 0% does not pull the bar back.
+	overall float64
 }
 
-func (j *job) running() bool { return j.state == jobRunning || j.state == jobQueued }
+// stageWeights are each route's stages with the share of the job's time
+// they usually take; overall progress adds the finished stages' shares to
+// the current stage's fraction of its own.
+var stageWeights = map[Route][]struct {
+	name   string
+	weight float64
+}{
+	RouteNetwork: {{"invite", 0.02}, {"auth", 0.02}, {"connect", 0.02}, {"transfer", 0.90}, {"finalize", 0.04}},
+	RouteSerial:  {{"sync", 0.03}, {"erase", 0.25}, {"write", 0.60}, {"verify", 0.10}, {"reset", 0.02}},
+}
 
-func (j *job) percent() float64 {
+// overallAt is the overall fraction for a stage at frac of its own work.
+// An unknown stage adds nothing, so the bar holds still instead of jumping.
+func overallAt(rt Route, stage string, frac float64) (float64, bool) {
+	base := 0.0
+	for _, s := range stageWeights[rt] {
+		if s.name == stage {
+			return base + s.weight*min(max(frac, 0), 1), true
+		}
+		base += s.weight
+	}
+	return 0, false
+}
+
+// stagePercent is the current stage's own progress, 0..1.
+func (j *job) stagePercent() float64 {
 	if j.total <= 0 {
 		return 0
 	}
 	return min(float64(j.done)/float64(j.total), 1)
 }
+
+func (j *job) finished() bool { return !j.running() }
+
+func (j *job) running() bool { return j.state == jobRunning || j.state == jobQueued }
+
+// percent is the overall progress shown in bars and the STATUS column.
+func (j *job) percent() float64 { return j.overall }
 
 // group is several jobs started together with the same image.
 type group struct {
@@ -151,8 +187,9 @@ func (m *Model) startJob(j *job) tea.Cmd {
 	j.state = jobRunning
 	j.started = m.cfg.Now()
 	j.stage, j.note, j.stages = "", "", nil
-	j.done, j.total, j.rate = 0, 0, 0
+	j.done, j.total, j.rate, j.overall = 0, 0, 0, 0
 	j.result = FlashResult{}
+	j.ended = time.Time{}
 	route := "network"
 	if j.req.Route == RouteSerial {
 		route = "serial " + j.req.Device.Port
@@ -197,6 +234,9 @@ func (m *Model) applyProgress(us []progressUpdate) {
 			j.lastAt, j.lastDone = u.at, p.Done
 		}
 		j.done, j.total = p.Done, p.Total
+		if o, ok := overallAt(j.req.Route, p.Stage, j.stagePercent()); ok && o > j.overall {
+			j.overall = o
+		}
 	}
 }
 
@@ -212,10 +252,12 @@ func (m *Model) finishJob(msg jobFinishedMsg) tea.Cmd {
 	}
 	res := msg.result
 	j.result = res
+	j.ended = m.cfg.Now()
 	g := m.groups[j.group]
 	switch {
 	case res.Canceled:
 		j.state = jobCanceled
+		j.cutByQuit = m.quitting
 		m.logf(slog.LevelWarn, "flash %s cancelled", j.name)
 		if g != nil {
 			g.stopped++
@@ -262,6 +304,13 @@ func (m *Model) finishJob(msg jobFinishedMsg) tea.Cmd {
 	if g != nil && g.total > 1 && g.done+g.failed+g.stopped == g.total {
 		m.notice = fmt.Sprintf("group flash of %s: %d done, %d failed, %d cancelled", g.file, g.done, g.failed, g.stopped)
 		m.logf(slog.LevelInfo, "%s", m.notice)
+		// The marks chose this group; left standing they would choose the
+		// next flash too, even of boards a later filter hides.
+		for _, gj := range m.jobs {
+			if gj.group == g.id {
+				delete(m.marked, gj.row)
+			}
+		}
 	}
 	cmds = append(cmds, m.reattachMonitor(j.id), m.schedule())
 	return tea.Batch(cmds...)
@@ -298,6 +347,7 @@ func (m *Model) cancelJob(j *job) {
 	if j.state == jobQueued {
 		j.state = jobCanceled
 		j.result = FlashResult{Canceled: true}
+		j.ended = m.cfg.Now()
 		if g := m.groups[j.group]; g != nil {
 			g.stopped++
 		}
@@ -324,53 +374,71 @@ func doneSummary(r FlashResult) string {
 
 // ---------------------------------------------------------------- view
 
-// jobsBox lists one line per job (two for a failure: the error and the hint).
+// jobsOrdered is the jobs with the running and queued ones first, each
+// part in the order it started.
+func (m Model) jobsOrdered() []*job {
+	out := make([]*job, 0, len(m.jobs))
+	for _, j := range m.jobs {
+		if j.state == jobRunning {
+			out = append(out, j)
+		}
+	}
+	for _, j := range m.jobs {
+		if j.state == jobQueued {
+			out = append(out, j)
+		}
+	}
+	for _, j := range m.jobs {
+		if j.finished() {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// finishedLine is a finished job in one line: its result and how long it
+// took. The error and the hint are in the job detail (J, then enter).
+func (m Model) finishedLine(j *job, nameW, w int) string {
+	g := m.glyphs
+	name := pad(j.name, nameW)
+	took := ""
+	if j.result.Duration > 0 {
+		took = fmt.Sprintf(" after %.1f s", j.result.Duration.Seconds())
+	}
+	switch j.state {
+	case jobDone:
+		return m.st.Success.Render(g.ok) + " " + name + "  " + m.st.Success.Render("done") + "  " + doneSummary(j.result)
+	case jobCanceled:
+		return m.st.Warning.Render("-") + " " + name + "  " + m.st.Warning.Render("cancelled") + took
+	}
+	head := m.st.Error.Render(g.fail) + " " + name + "  " + m.st.Error.Render("failed") + took + "  "
+	room := w - lipgloss.Width(head)
+	return head + m.st.Faint.Render(clipText(j.result.Error, max(room, 4)))
+}
+
+// jobsBox lists one line per job: the running ones first with their
+// progress, then each finished one in a line. When room is short the
+// finished lines go first; the running ones always stay.
 func (m Model) jobsBox(maxH int) []string {
 	if len(m.jobs) == 0 {
 		return nil
 	}
 	inner := m.width - 4
-	var lines []string
 	nameW := 4
 	for _, j := range m.jobs {
 		nameW = max(nameW, len([]rune(j.name)))
 	}
 	nameW = min(nameW, 18)
-	g := m.glyphs
-	for _, j := range m.jobs {
+	var active, finished []string
+	for _, j := range m.jobsOrdered() {
 		name := pad(j.name, nameW)
 		switch j.state {
 		case jobQueued:
-			lines = append(lines, "  "+name+"  "+m.st.Faint.Render("queued"))
+			active = append(active, "  "+name+"  "+m.st.Faint.Render("queued"))
 		case jobRunning:
-			lines = append(lines, "  "+name+"  "+m.progressLine(j, inner-nameW-4))
-		case jobDone:
-			lines = append(lines, m.st.Success.Render(g.ok)+" "+name+"  "+m.st.Success.Render("done")+"  "+doneSummary(j.result))
-		case jobCanceled:
-			lines = append(lines, m.st.Warning.Render("-")+" "+name+"  "+m.st.Warning.Render("cancelled"))
-		case jobFailed:
-			indent := strings.Repeat(" ", nameW+4)
-			room := max(inner-nameW-4, 20)
-			for i, l := range wrap(j.result.Error, room-8) {
-				if i == 0 {
-					lines = append(lines, m.st.Error.Render(g.fail)+" "+name+"  "+m.st.Error.Render("failed")+"  "+l)
-				} else {
-					lines = append(lines, indent+"        "+l)
-				}
-			}
-			hint := j.result.Hint
-			if hint == "" {
-				hint = "r retries"
-			} else {
-				hint += " · r retries"
-			}
-			for i, l := range wrap(hint, room-6) {
-				if i == 0 {
-					lines = append(lines, indent+m.st.Warning.Render("hint: ")+l)
-				} else {
-					lines = append(lines, indent+"      "+l)
-				}
-			}
+			active = append(active, "  "+name+"  "+m.progressLine(j, inner-nameW-4))
+		default:
+			finished = append(finished, m.finishedLine(j, nameW, inner))
 		}
 	}
 	title := "Jobs"
@@ -389,14 +457,22 @@ func (m Model) jobsBox(maxH int) []string {
 	if queued > 0 {
 		title += fmt.Sprintf(", %d queued", queued)
 	}
-	// A small box shows the first lines and says how many are left out.
-	room := min(maxH, 10) - 2
+	room := min(maxH, max(len(active)+2, 10)) - 2
 	if room < 1 {
 		return nil
 	}
-	if len(lines) > room {
-		title += fmt.Sprintf(" · %d more lines (detail shows each)", len(lines)-room)
-		lines = lines[:room]
+	if len(active) > room {
+		title += fmt.Sprintf(" · %d more (J lists all)", len(active)-room)
+		active = active[:room]
+	}
+	lines := active
+	if left := room - len(active); len(finished) > left {
+		title += fmt.Sprintf(" · %d finished not shown (J lists all)", len(finished)-left)
+		finished = finished[:left]
+	}
+	lines = append(lines, finished...)
+	if len(finished) > 0 && !strings.Contains(title, "J lists") {
+		title += " · J why, x/X dismiss"
 	}
 	return m.box(title, lines, m.width, 0)
 }
@@ -421,7 +497,7 @@ func (m Model) progressLine(j *job, w int) string {
 	bar := progress.New(progress.WithColors(m.st.BarFull), progress.WithFillCharacters('█', '░'))
 	bar.EmptyColor = m.st.BarEmpty
 	bar.SetWidth(barW)
-	if j.total <= 0 { // a stage without a byte count: show that it is alive
+	if j.total <= 0 && j.overall == 0 { // nothing counted yet: show that it is alive
 		return stage + " " + m.spin.View() + " " + m.st.Faint.Render(pad(j.note, barW-2)) + tail
 	}
 	return stage + " " + bar.ViewAs(j.percent()) + tail

@@ -7,12 +7,13 @@ import "charm.land/bubbles/v2/key"
 type KeyMap struct {
 	Up, Down, Enter, Back key.Binding
 
-	Flash, Mark, MarkAll, AddHost, Refresh, Retry, Cancel, Force key.Binding
-	Detail, Partitions, Monitor                                  key.Binding
-	Switch, EraseOTA, MarkInvalid, SerialFlash                   key.Binding
-	Pause, ResetApp, Save, PageUp, PageDown, Top, Bottom         key.Binding
-	Filter, Log, Dismiss, Help, Quit, ForceQuit                  key.Binding
-	Yes, No, Complete                                            key.Binding
+	Flash, Mark, MarkAll, AddHost, Refresh, Retry, Cancel, Force, PassedOnly key.Binding
+	Detail, Partitions, Monitor                                              key.Binding
+	Switch, EraseOTA, MarkInvalid, SerialFlash                               key.Binding
+	Pause, ResetApp, Save, PageUp, PageDown, Top, Bottom                     key.Binding
+	Filter, Log, Dismiss, Help, Quit, ForceQuit                              key.Binding
+	Yes, No, Complete                                                        key.Binding
+	Jobs, DismissJob, DismissAll, Why                                        key.Binding
 }
 
 // DefaultKeyMap is the key map espdeck ships with.
@@ -26,13 +27,14 @@ func DefaultKeyMap() KeyMap {
 		Enter:       b("enter", "detail", "enter"),
 		Back:        b("esc", "back", "esc"),
 		Flash:       b("f", "flash", "f"),
-		Mark:        b("space", "mark", "space"),
+		Mark:        b("space", "mark ↓", "space"),
 		MarkAll:     b("ctrl+a", "mark all", "ctrl+a"),
 		AddHost:     b("a", "add host", "a"),
 		Refresh:     b("ctrl+l", "refresh", "ctrl+l"),
 		Retry:       b("r", "retry", "r"),
 		Cancel:      b("c", "cancel job", "c"),
 		Force:       b("F", "force", "F"),
+		PassedOnly:  b("p", "flash the ones that passed", "p"),
 		Detail:      b("enter", "detail", "enter"),
 		Partitions:  b("p", "partitions", "p"),
 		Monitor:     b("m", "monitor", "m"),
@@ -51,6 +53,10 @@ func DefaultKeyMap() KeyMap {
 		Log:         b("l", "log", "l"),
 		Dismiss:     b("x", "dismiss error", "x"),
 		Help:        b("?", "help", "?"),
+		Jobs:        b("J", "jobs", "J"),
+		DismissJob:  b("x", "dismiss job", "x"),
+		DismissAll:  b("X", "dismiss finished", "X"),
+		Why:         b("w", "full log (why)", "w"),
 		Quit:        b("q", "quit", "q"),
 		ForceQuit:   b("ctrl+c", "quit", "ctrl+c"),
 		Yes:         b("y", "yes", "y", "Y"),

@@ -15,7 +15,6 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
-	"github.com/charmbracelet/x/ansi"
 )
 
 // Config is how cmd/espdeck (or a test) sets the TUI up. The zero value works.
@@ -44,6 +43,10 @@ type Config struct {
 	Theme *Theme
 	// SaveDir is where the monitor saves its output (default: the current directory).
 	SaveDir string
+	// ExitReport receives, after the program has left the terminal, one
+	// line per flash job that quitting cancelled (nil: not written).
+	// cmd/espdeck passes stderr.
+	ExitReport io.Writer
 }
 
 type screen int
@@ -53,6 +56,9 @@ const (
 	screenDetail
 	screenPartitions
 	screenMonitor
+	screenJobs
+	screenJobDetail
+	screenLog // the whole log, wrapped: every explanation in full
 )
 
 // logEntry is one line of the log pane.
@@ -92,6 +98,8 @@ type Model struct {
 	current string // row key shown by detail, partitions and monitor
 
 	jobs      []*job
+	jobCursor int // the jobs screen's cursor, into jobsOrdered
+	jobShown  int // the job the job detail shows
 	nextJob   int
 	groups    map[int]*group
 	nextGroup int
@@ -113,12 +121,14 @@ type Model struct {
 	spin     spinner.Model // turns while jobs run; stops when none do
 	spinning bool
 
-	logs     []logEntry
-	showLog  bool
-	errMsg   string
-	notice   string
-	showHelp bool
-	quitting bool
+	logs      []logEntry
+	showLog   bool
+	logBack   screen // where esc on the log screen goes
+	logScroll int    // lines scrolled back from the end on the log screen
+	errMsg    string
+	notice    string
+	showHelp  bool
+	quitting  bool
 }
 
 // glyphs are the symbols that have an ASCII fallback.
@@ -217,7 +227,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case tea.WindowSizeMsg:
 		m.width, m.height = max(msg.Width, 20), max(msg.Height, 8)
 		m.help.SetWidth(m.width)
-		m.resizeMonitor()
+		m.screen.ui().resize(m)
 		return nil
 	case startedMsg:
 		m.devCh = msg.ch
@@ -249,10 +259,10 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		if msg.err != nil {
 			m.logf(slog.LevelWarn, "chip info for %s: %v", m.rowName(msg.row), msg.err)
 		}
-		return nil
+		return m.startWaitingMonitor()
 	case partitionsMsg:
 		m.applyPartitions(msg)
-		return nil
+		return m.startWaitingMonitor()
 	case hostAddedMsg:
 		if msg.err != nil {
 			m.fail(fmt.Sprintf("add host %s: %v", msg.addr, msg.err))
@@ -290,30 +300,26 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 
 // forwardToInputs gives cursor blinks and the like to the focused input.
 func (m *Model) forwardToInputs(msg tea.Msg) tea.Cmd {
-	var cmd tea.Cmd
-	switch {
-	case m.prompt != nil && m.prompt.hasInput:
-		m.prompt.input, cmd = m.prompt.input.Update(msg)
-	case m.flow != nil && m.flow.step == flowFile:
-		m.flow.input, cmd = m.flow.input.Update(msg)
-	case m.filtering:
-		m.filter, cmd = m.filter.Update(msg)
+	d := m.topDialog()
+	if d == nil {
+		return nil
 	}
+	in := d.input(m)
+	if in == nil {
+		return nil
+	}
+	var cmd tea.Cmd
+	*in, cmd = in.Update(msg)
 	return cmd
 }
 
 func (m *Model) handlePaste(msg tea.PasteMsg) tea.Cmd {
-	if m.prompt == nil && m.flow == nil && !m.filtering {
+	d := m.topDialog()
+	if d == nil {
 		return nil
 	}
 	cmd := m.forwardToInputs(msg)
-	if m.flow != nil && m.flow.step == flowFile {
-		return tea.Batch(cmd, complete(m.flow.input.Value()))
-	}
-	if m.filtering {
-		m.applyFilter()
-	}
-	return cmd
+	return tea.Batch(cmd, d.pasted(m))
 }
 
 func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
@@ -321,14 +327,8 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	if key.Matches(msg, k.ForceQuit) {
 		return m.requestQuit()
 	}
-	if m.prompt != nil {
-		return m.promptKey(msg)
-	}
-	if m.flow != nil {
-		return m.flowKey(msg)
-	}
-	if m.filtering {
-		return m.filterKey(msg)
+	if d := m.topDialog(); d != nil {
+		return d.update(m, msg)
 	}
 	if m.showHelp {
 		if key.Matches(msg, k.Help, k.Back, k.Quit) {
@@ -342,21 +342,20 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	case key.Matches(msg, k.Log):
 		m.showLog = !m.showLog
-		m.resizeMonitor()
+		m.screen.ui().resize(m)
 		return nil
 	case key.Matches(msg, k.Dismiss) && m.errMsg != "":
 		m.errMsg = ""
 		return nil
+	case key.Matches(msg, k.Jobs) && m.screen != screenJobs:
+		m.openJobs()
+		return nil
+	case key.Matches(msg, k.Why) && m.screen != screenLog:
+		m.logBack, m.logScroll = m.screen, 0
+		m.screen = screenLog
+		return nil
 	}
-	switch m.screen {
-	case screenDetail:
-		return m.detailKey(msg)
-	case screenPartitions:
-		return m.partitionsKey(msg)
-	case screenMonitor:
-		return m.monitorKey(msg)
-	}
-	return m.listKey(msg)
+	return m.screen.ui().update(m, msg)
 }
 
 // requestQuit quits, asking first when a flash is running. Quitting cancels
@@ -379,7 +378,7 @@ func (m *Model) requestQuit() tea.Cmd {
 			m.cancel()
 			for _, j := range m.jobs {
 				if j.state == jobQueued {
-					j.state = jobCanceled
+					j.state, j.cutByQuit = jobCanceled, true
 					j.result = FlashResult{Canceled: true}
 				}
 			}
@@ -469,13 +468,11 @@ func (m Model) bodyLines(h int) []string {
 	// of the user comes first, then the jobs, then the log pane.
 	avail := max(h-5, 0)
 	var panel, jobs, logPane []string
-	if m.prompt != nil {
-		panel = m.promptBox(avail)
-	} else if m.flow != nil {
-		panel = m.flowBox(avail)
+	if d := m.topDialog(); d != nil {
+		panel = d.view(m, avail)
 	}
 	avail -= len(panel)
-	if avail >= 3 && (m.screen != screenMonitor || m.prompt != nil) {
+	if avail >= 3 && (m.screen.ui().layout().jobsBelow || m.prompt != nil && m.screen == screenMonitor) {
 		jobs = m.jobsBox(avail)
 		avail -= len(jobs)
 	}
@@ -488,16 +485,19 @@ func (m Model) bodyLines(h int) []string {
 		bottom = bottom[:h]
 	}
 	top := h - len(bottom)
-	var main []string
-	switch m.screen {
-	case screenDetail:
-		main = m.detailLines(top)
-	case screenPartitions:
-		main = m.partitionsLines(top)
-	case screenMonitor:
-		main = m.monitorLines(top)
-	default:
-		main = m.devicesBox(top)
+	ui := m.screen.ui()
+	main := ui.view(m, top)
+	if len(main) > top {
+		main = main[:top]
+	}
+	if ui.layout().wrap {
+		// Explanations wrap instead of being cut; field values keep
+		// their column (a field name takes 12 cells).
+		wrapped := make([]string, 0, len(main))
+		for _, l := range main {
+			wrapped = append(wrapped, wrapStyled(l, m.width, 12)...)
+		}
+		main = wrapped
 	}
 	if len(main) > top {
 		main = main[:top]
@@ -516,6 +516,9 @@ func (m Model) headerView() string {
 	left := " " + m.st.Header.Render("espdeck")
 	n := len(m.rows)
 	left += fmt.Sprintf("  %s  %d device%s", g.dot, n, plural(n))
+	if m.filterText != "" {
+		left += fmt.Sprintf(" (%d shown)", len(m.visible))
+	}
 	if a := m.activeJobs(); a > 0 {
 		left += fmt.Sprintf("  %s  %d job%s", g.dot, a, plural(a))
 	}
@@ -534,10 +537,12 @@ func (m Model) headerView() string {
 func (m Model) footerLines() []string {
 	var out []string
 	switch {
+	case m.screen == screenLog:
+		// The log screen shows every error and notice in full already.
 	case m.errMsg != "":
-		out = append(out, " "+m.st.Error.Render(m.glyphs.fail+" "+m.errMsg)+m.st.Faint.Render("  (x dismiss, l log)"))
+		out = append(out, m.statusLines(m.st.Error.Render(m.glyphs.fail+" "+m.errMsg)+m.st.Faint.Render("  (x dismiss)"))...)
 	case m.notice != "":
-		out = append(out, " "+m.st.Faint.Render(m.notice))
+		out = append(out, m.statusLines(m.st.Faint.Render(m.notice))...)
 	case m.filterText != "" && !m.filtering:
 		out = append(out, " "+m.st.Faint.Render(fmt.Sprintf("filter %q: %d of %d  (/ to change)", m.filterText, len(m.visible), len(m.rows))))
 	case m.sourceStatus != "" && m.screen == screenList:
@@ -550,180 +555,119 @@ func (m Model) footerLines() []string {
 	return out
 }
 
+// maxStatusLines is how many lines the status line may wrap to; the rest
+// is in the log screen (w).
+const maxStatusLines = 3
+
+// statusLines wraps the status text to the terminal; when it needs more
+// than maxStatusLines, the last line says which key reads the whole of it.
+func (m Model) statusLines(text string) []string {
+	lines := wrapStyled(text, m.width-2, 2)
+	if len(lines) > maxStatusLines {
+		more := m.st.Key.Render("  w reads all")
+		lines = lines[:maxStatusLines]
+		last := lines[maxStatusLines-1]
+		lines[maxStatusLines-1] = clip(last, m.width-2-lipgloss.Width(more)) + more
+	}
+	for i, l := range lines {
+		lines[i] = " " + l
+	}
+	return lines
+}
+
+// fullHelpLines lists every key of the screen in front of the user, by
+// group, in as many columns as the width takes; nothing is cut: what does
+// not fit beside goes below.
 func (m Model) fullHelpLines(h int) []string {
 	hk := m.activeKeys()
-	lines := []string{"", " " + m.st.Title.Render("Keys"), ""}
-	for _, l := range strings.Split(m.help.FullHelpView(hk.full), "\n") {
-		lines = append(lines, " "+l)
+	names := []string{"move", "act", "view", "quit"}
+	var items []string // one rendered line per group title or key
+	keyW, descW := 0, 0
+	for _, g := range hk.full {
+		for _, b := range g {
+			keyW = max(keyW, cellWidth(b.Help().Key))
+			descW = max(descW, cellWidth(b.Help().Desc))
+		}
 	}
-	lines = append(lines, "")
-	for _, l := range wrap("Status words: online, stale, offline, flashing, queued, failed, done, download (in the ROM bootloader), app (running its app), idle.", m.width-2) {
-		lines = append(lines, " "+m.st.Faint.Render(l))
+	for gi, g := range hk.full {
+		if len(g) == 0 {
+			continue
+		}
+		if len(items) > 0 {
+			items = append(items, "")
+		}
+		items = append(items, m.st.Bold.Render(names[min(gi, len(names)-1)]))
+		for _, b := range g {
+			items = append(items, m.st.Key.Render(pad(b.Help().Key, keyW))+" "+m.st.Faint.Render(b.Help().Desc))
+		}
 	}
-	lines = append(lines, " "+m.st.Faint.Render("Press ? or esc to close."))
+	colW := keyW + 1 + descW + 2
+	cols := max(min((m.width-2)/max(colW, 1), 4), 1)
+	rows := (len(items) + cols - 1) / cols
+	// Prefer columns no taller than the screen has room for.
+	room := max(h-1, 4)
+	for rows > room && cols < (m.width-2)/max(colW, 1) {
+		cols++
+		rows = (len(items) + cols - 1) / cols
+	}
+	lines := []string{" " + m.st.Title.Render("Keys") + m.st.Faint.Render(" of this screen  "+m.glyphs.dot+"  ? or esc closes")}
+	for r := range rows {
+		var b strings.Builder
+		b.WriteString(" ")
+		for c := range cols {
+			i := c*rows + r
+			if i >= len(items) {
+				break
+			}
+			if c < cols-1 {
+				b.WriteString(pad(items[i], colW))
+			} else {
+				b.WriteString(items[i])
+			}
+		}
+		lines = append(lines, b.String())
+	}
+	words := wrap("Status words: online, stale, offline, not checked (added by hand, never answered), flashing, queued, failed, done, download (in the ROM bootloader), app (running its app), idle.", m.width-2)
+	if len(lines)+1+len(words) <= h { // the keys come first
+		lines = append(lines, "")
+		for _, l := range words {
+			lines = append(lines, " "+m.st.Faint.Render(l))
+		}
+	}
 	return lines
 }
 
 // activeKeys is the help for the screen and state in front of the user.
 func (m Model) activeKeys() helpKeys {
 	k := m.keys
-	on := func(b key.Binding, cond bool) key.Binding { b.SetEnabled(cond); return b }
-	with := func(b key.Binding, desc string) key.Binding { b.SetHelp(b.Help().Key, desc); return b }
 	view := []key.Binding{k.Filter, k.Log, k.Help}
 	quit := []key.Binding{k.Quit, k.ForceQuit}
-	if m.prompt != nil {
-		if m.prompt.hasInput {
-			return helpKeys{short: []key.Binding{with(k.Enter, "ok"), with(k.Back, "cancel")}}
-		}
-		return helpKeys{short: []key.Binding{k.Yes, with(k.No, "no")}}
+	if d := m.topDialog(); d != nil {
+		return helpKeys{short: d.keys(m)}
 	}
-	if m.flow != nil {
-		f := m.flow
-		if f.step == flowFile {
-			recent := key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "recent"))
-			recent.SetEnabled(len(m.recent()) > 0)
-			return helpKeys{short: []key.Binding{with(k.Enter, "check file"), k.Complete, recent, with(k.Back, "cancel")}}
-		}
-		send := f.facts != nil && f.allOK()
-		return helpKeys{short: []key.Binding{on(with(k.Enter, "send"), send), on(k.Force, f.forceable()), with(k.Back, "other file")}}
-	}
-	if m.filtering {
-		return helpKeys{short: []key.Binding{with(k.Enter, "keep filter"), with(k.Back, "clear")}}
-	}
-	cur := m.cursorRow()
-	var nav, act []key.Binding
-	switch m.screen {
-	case screenList:
-		hasRow := cur != nil
-		nav = []key.Binding{k.Up, k.Down, on(k.Enter, hasRow)}
-		j := m.jobFor(cur)
-		act = []key.Binding{on(k.Flash, hasRow), on(k.Mark, hasRow), k.AddHost,
-			on(k.Retry, j != nil && j.state == jobFailed), on(k.Cancel, j != nil && j.running()), on(k.Dismiss, m.errMsg != "")}
-	case screenDetail:
-		r := m.rowByKey(m.current)
-		ser := r != nil && r.ser != nil
-		j := m.jobFor(r)
-		nav = []key.Binding{k.Back}
-		act = []key.Binding{on(k.Flash, r != nil), on(k.Partitions, ser && m.be.Partitions != nil), on(k.Monitor, ser && m.be.Monitor != nil),
-			on(k.Retry, j != nil && j.state == jobFailed), on(k.SerialFlash, ser && r.net != nil && j != nil && j.state == jobFailed), on(k.Cancel, j != nil && j.running())}
-		view = []key.Binding{k.Log, k.Help}
-	case screenPartitions:
-		ps := m.parts[m.current]
-		ok := ps != nil && ps.err == nil && ps.loaded && !ps.busy
-		nav = []key.Binding{k.Up, k.Down, k.Back}
-		act = []key.Binding{on(k.Switch, ok), on(k.EraseOTA, ok), on(k.MarkInvalid, ok), on(k.Refresh, ps != nil && !ps.busy)}
-		view = []key.Binding{k.Log, k.Help}
-	case screenMonitor:
-		paused := m.mon != nil && m.mon.paused
-		p := k.Pause
-		if paused {
-			p = with(p, "resume")
-		}
-		nav = []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Bottom, k.Back}
-		act = []key.Binding{p, k.ResetApp, k.Save}
-		view = []key.Binding{k.Filter, k.Log, k.Help}
+	sk := m.screen.ui().keys(m)
+	nav, act, view := sk.nav, sk.act, view
+	if sk.view != nil {
+		view = sk.view
 	}
 	var short []key.Binding
 	if m.screen == screenList {
 		short = append(short, nav[2:]...) // arrows go without saying
-	} else {
+	} else if len(nav) > 0 {
 		short = append(short, nav[len(nav)-1]) // esc back
 	}
 	short = append(short, act...)
 	short = append(short, view...)
-	if m.screen == screenList {
-		act = append(act, k.MarkAll, k.Refresh)
+	if m.screen != screenLog {
+		view = append(view, k.Jobs, k.Why)
 	}
-	return helpKeys{short: short, full: [][]key.Binding{nav, act, view, quit}}
-}
-
-// ---------------------------------------------------------------- layout helpers
-
-// fit pads or cuts lines to exactly h.
-func fit(lines []string, h int) []string {
-	if len(lines) > h {
-		return lines[:h]
-	}
-	for len(lines) < h {
-		lines = append(lines, "")
-	}
-	return lines
-}
-
-// clip cuts a rendered line to w cells.
-func clip(s string, w int) string {
-	if len(s) <= w || cellWidth(s) <= w { // bytes bound cells: the cheap test first
-		return s
-	}
-	return ansi.Truncate(s, w, "…")
-}
-
-// cellWidth is the terminal cells s takes. Most cells are plain ASCII,
-// where the byte count is the answer; anything else goes to the full
-// grapheme-aware measure.
-func cellWidth(s string) int {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 0x80 || c < 0x20 {
-			return ansi.StringWidth(s)
+	full := [][]key.Binding{append(nav, sk.extraNav...), append(act, sk.extraAct...), view, quit}
+	for _, g := range full {
+		for i := range g {
+			g[i].SetEnabled(true)
 		}
 	}
-	return len(s)
-}
-
-// pad makes s exactly w cells wide (cut with an ellipsis when longer).
-func pad(s string, w int) string {
-	n := cellWidth(s)
-	if n > w {
-		return ansi.Truncate(s, w, "…")
-	}
-	return s + strings.Repeat(" ", w-n)
-}
-
-// box draws a titled frame of width w around lines; h is the total height
-// including borders (0: as tall as the lines).
-func (m Model) box(title string, lines []string, w, h int) []string {
-	return m.boxKeep(title, lines, w, h, false)
-}
-
-// boxKeep is box that, when the lines do not fit, keeps the last ones
-// (keepTail) or the first ones.
-func (m Model) boxKeep(title string, lines []string, w, h int, keepTail bool) []string {
-	if h > 0 && h < 2 {
-		return nil
-	}
-	if h > 0 && keepTail && len(lines) > h-2 {
-		lines = lines[len(lines)-(h-2):]
-	}
-	if w < 6 {
-		w = 6
-	}
-	inner := w - 4
-	if h <= 0 {
-		h = len(lines) + 2
-	}
-	b := m.st.Border
-	if lipgloss.Width(title) > w-5 {
-		title = ansi.Truncate(title, max(w-5, 1), "…")
-	}
-	g := m.glyphs
-	top := " " + m.st.Title.Render(title) + " "
-	fill := w - 2 - lipgloss.Width(top)
-	if fill < 0 {
-		top = ""
-		fill = w - 2
-	}
-	out := make([]string, 0, h)
-	out = append(out, b.Render(g.tl)+top+b.Render(strings.Repeat(g.hline, max(fill, 0))+g.tr))
-	side := b.Render(g.vline)
-	for i := 0; i < h-2; i++ {
-		l := ""
-		if i < len(lines) {
-			l = lines[i]
-		}
-		out = append(out, side+" "+pad(l, inner)+" "+side)
-	}
-	out = append(out, b.Render(g.bl+strings.Repeat(g.hline, w-2)+g.br))
-	return out
+	return helpKeys{short: short, full: full}
 }
 
 func (m Model) logBox(h int) []string {

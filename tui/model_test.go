@@ -106,6 +106,21 @@ func TestAddHost(t *testing.T) {
 	}
 	m = send(t, m, deviceEventsMsg{events: evs})
 	requireScreenContains(t, m, "127.0.0.1:4000")
+	// Typing an address proves nothing: the host is not called online.
+	m = cursorTo(t, m, "127.0.0.1:4000")
+	require.Equal(t, "not checked", m.rowStatus(m.cursorRow()))
+	m = press(t, m, "enter")
+	requireWhole(t, m, "nothing has answered from this address yet")
+	require.NotContains(t, screenText(m), "last answer")
+	m = press(t, m, "esc")
+
+	// A typo is caught when typed, not at flash time.
+	m = press(t, m, "a")
+	m = typeText(t, m, "not a host!!")
+	m = press(t, m, "enter")
+	require.NotNil(t, m.prompt, "the prompt stays open")
+	requireScreenContains(t, m, "not a host name or an IP address")
+	m = press(t, m, "esc")
 
 	m = press(t, m, "a")
 	m = typeText(t, m, "192.0.2.7")
@@ -251,8 +266,14 @@ func TestFailureShowsHintAndRetries(t *testing.T) {
 	// Run the real fake flash: it reports progress and then the firewall failure.
 	m = send(t, m, findMsg[jobFinishedMsg](t, cmd))
 	require.Equal(t, jobFailed, m.jobs[0].state)
-	requireScreenContains(t, m, "failed", "never connected back", "41234", "r retries")
+	requireScreenContains(t, m, "failed", "never connected back", "J why")
 	require.Equal(t, "failed", m.rowStatus(m.cursorRow()))
+	// The whole sentence and the hint are in the job detail.
+	m = press(t, m, "J", "enter")
+	require.Equal(t, screenJobDetail, m.screen)
+	requireScreenContains(t, m, "never connected back to 127.0.0.1:41234", "allow inbound TCP on port 41234", "r retries")
+	m = press(t, m, "esc", "esc")
+	require.Equal(t, screenList, m.screen)
 
 	m = press(t, m, "r")
 	require.Equal(t, jobRunning, m.jobs[0].state)
@@ -314,9 +335,10 @@ func TestProgressUpdatesJobRow(t *testing.T) {
 	}})
 	j := m.jobs[0]
 	require.Equal(t, "transfer", j.stage)
-	require.InDelta(t, 0.5, j.percent(), 0.001)
+	// invite, auth and connect weigh 6%, transfer 90%: half the transfer is 51% overall.
+	require.InDelta(t, 0.51, j.percent(), 0.001)
 	require.InDelta(t, 200000, j.rate, 1)
-	requireScreenContains(t, m, "transfer", "50%", "195 KiB/s", "eta 1s", "flashing 50%")
+	requireScreenContains(t, m, "transfer", "51%", "195 KiB/s", "eta 1s", "flashing 51%")
 	// Reports for unknown jobs are ignored.
 	m = send(t, m, jobProgressMsg{updates: []progressUpdate{{job: 999, p: Progress{Stage: "x"}}}})
 	require.Equal(t, "transfer", m.jobs[0].stage)

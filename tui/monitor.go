@@ -34,6 +34,38 @@ type monitorState struct {
 	yielded int // the job the port was given to; 0 when attached
 	filter  string
 	ctx     context.Context
+	// waiting is set while another reader (a chip or partition read) has
+	// the port: two readers would each get part of the bytes, so the
+	// monitor opens only once that read has ended.
+	waiting bool
+}
+
+// portBusy says whether a read other than the monitor's holds the row's
+// serial port: a chip-info or partition read still in flight.
+func (m Model) portBusy(rowKey string) bool {
+	if ps := m.parts[rowKey]; ps != nil && ps.busy {
+		return true
+	}
+	if c, ok := m.chips[rowKey]; ok && !c.loaded {
+		return true
+	}
+	return false
+}
+
+// startWaitingMonitor opens the port for a monitor that was waiting for
+// it, once no other read holds it.
+func (m *Model) startWaitingMonitor() tea.Cmd {
+	mon := m.mon
+	if mon == nil || !mon.waiting || mon.yielded != 0 || m.portBusy(mon.row) {
+		return nil // a flash has the port: reattachMonitor opens it after
+	}
+	r := m.rowByKey(mon.row)
+	if r == nil || r.ser == nil {
+		return nil
+	}
+	mon.waiting = false
+	m.logf(slog.LevelInfo, "monitor %s on %s", mon.name, r.ser.Port)
+	return openMonitor(mon.ctx, m.be.Monitor, mon.session, *r.ser)
 }
 
 // yieldMonitor gives a monitored port to a serial flash job: the monitor
@@ -46,6 +78,7 @@ func (m *Model) yieldMonitor(j *job) {
 	mon.cancel()
 	mon.session = -1 // lines still in flight from the old session are dropped
 	mon.yielded = j.id
+	mon.waiting = false // reattachMonitor decides when to open again
 	m.logf(slog.LevelInfo, "monitor %s: port handed to the flash", mon.name)
 }
 
@@ -62,6 +95,10 @@ func (m *Model) reattachMonitor(jobID int) tea.Cmd {
 	m.monSession++
 	ctx, cancel := context.WithCancel(m.ctx)
 	mon.session, mon.cancel, mon.ctx, mon.yielded, mon.closed = m.monSession, cancel, ctx, 0, false
+	if m.portBusy(mon.row) { // the partitions are read again after a serial flash
+		mon.waiting = true
+		return nil
+	}
 	m.logf(slog.LevelInfo, "monitor %s: reattached", mon.name)
 	return openMonitor(ctx, m.be.Monitor, mon.session, *r.ser)
 }
@@ -71,13 +108,13 @@ func (m *Model) openMonitor(r *row) tea.Cmd {
 	m.monSession++
 	ctx, cancel := context.WithCancel(m.ctx)
 	vp := viewport.New()
-	vp.SoftWrap = false
+	vp.SoftWrap = false // lines are word-wrapped before they reach the viewport
 	m.mon = &monitorState{session: m.monSession, row: r.key, name: r.name, cancel: cancel, ctx: ctx, vp: vp, follow: true}
 	m.screen = screenMonitor
 	m.current = r.key
 	m.resizeMonitor()
-	m.logf(slog.LevelInfo, "monitor %s on %s", r.name, r.ser.Port)
-	return openMonitor(ctx, m.be.Monitor, m.monSession, *r.ser)
+	m.mon.waiting = true
+	return m.startWaitingMonitor()
 }
 
 // closeMonitor ends the session and releases the port.
@@ -111,7 +148,11 @@ func (m *Model) refreshMonitor() {
 		if mon.filter != "" && !strings.Contains(strings.ToLower(l.Tag+": "+l.Text), strings.ToLower(mon.filter)) {
 			continue
 		}
-		out = append(out, m.renderLogLine(l)...)
+		for _, r := range m.renderLogLine(l) {
+			// A long line (an ELF warning, a register dump) wraps at words
+			// instead of being cut at the terminal's edge.
+			out = append(out, wrapStyled(r, m.width, 4)...)
+		}
 	}
 	mon.vp.SetContentLines(out)
 	if mon.follow {
@@ -289,6 +330,8 @@ func (m Model) monitorLines(h int) []string {
 	switch {
 	case mon.yielded != 0:
 		state = m.st.Warning.Render("port lent to a flash; reattaches after it")
+	case mon.waiting:
+		state = m.st.Warning.Render("waiting for the chip and partition reads to release the port")
 	case mon.closed && mon.err != "":
 		state = m.st.Error.Render("closed: " + mon.err)
 	case mon.closed:
@@ -311,7 +354,11 @@ func (m Model) monitorLines(h int) []string {
 	if len(mon.lines) == 0 {
 		body = []string{m.st.Faint.Render(" waiting for output… (ctrl+r resets the board into its app)")}
 	}
-	return append([]string{title}, body...)
+	head := wrapStyled(title, m.width, 2)
+	if over := len(head) + len(body) - h; over > 0 && over < len(body) {
+		body = body[over:] // a wrapped title costs the oldest lines, never the tail
+	}
+	return append(head, body...)
 }
 
 // plainLogLine is a line as saved to a file: no colour.
@@ -357,4 +404,26 @@ func saveLines(dir, name string, now time.Time, lines []LogLine) tea.Cmd {
 		}
 		return noticeMsg{text: fmt.Sprintf("saved %d lines to %s", len(lines), path)}
 	}
+}
+
+// monitorScreen is a serial board's output.
+type monitorScreen struct{}
+
+func (monitorScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd { return m.monitorKey(msg) }
+func (monitorScreen) view(m Model, h int) []string                 { return m.monitorLines(h) }
+func (monitorScreen) resize(m *Model)                              { m.resizeMonitor() }
+func (monitorScreen) layout() screenLayout                         { return screenLayout{} }
+
+func (monitorScreen) keys(m Model) screenKeys {
+	k := m.keys
+	var nav, act, extraNav, extraAct, view []key.Binding
+	paused := m.mon != nil && m.mon.paused
+	p := k.Pause
+	if paused {
+		p = describedAs(p, "resume")
+	}
+	nav = []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Bottom, k.Back}
+	act = []key.Binding{p, k.ResetApp, k.Save}
+	view = []key.Binding{k.Filter, k.Log, k.Help}
+	return screenKeys{nav: nav, act: act, extraNav: extraNav, extraAct: extraAct, view: view}
 }

@@ -14,7 +14,8 @@ type partsState struct {
 	state  PartitionState
 	err    error
 	loaded bool
-	busy   bool // a read or a change is in flight
+	busy   bool   // a read or a change is in flight
+	doing  string // the change in flight, in words ("switching the boot slot to ota_0")
 }
 
 func (m *Model) openPartitions(r *row) tea.Cmd {
@@ -42,7 +43,7 @@ func (m *Model) applyPartitions(msg partitionsMsg) {
 		ps = &partsState{}
 		m.parts[msg.row] = ps
 	}
-	ps.busy = false
+	ps.busy, ps.doing = false, ""
 	name := m.rowName(msg.row)
 	if msg.err != nil {
 		ps.err = msg.err
@@ -54,6 +55,11 @@ func (m *Model) applyPartitions(msg partitionsMsg) {
 		return
 	}
 	first := !ps.loaded
+	if msg.action != "" && msg.state.Running == "" && ps.loaded {
+		// An otadata write changes what boots next, not what runs now:
+		// the app that ran before the write still runs until a reset.
+		msg.state.Running = ps.state.Running
+	}
 	ps.state, ps.err, ps.loaded = msg.state, nil, true
 	if msg.action != "" {
 		m.notice = fmt.Sprintf("%s: %s. Read back: %s boots next (%s).", name, msg.action, orUnknown(msg.state.BootsNext), msg.state.BootsNextWhy)
@@ -182,7 +188,7 @@ func (m *Model) partitionsKey(msg tea.KeyPressMsg) tea.Cmd {
 			fmt.Sprintf("Boot %s next time? %s", slotLabel(sel), untouched),
 		}, func(m *Model) tea.Cmd {
 			if ps := m.parts[m.resolveKey(rk)]; ps != nil {
-				ps.busy = true
+				ps.busy, ps.doing = true, "switching the boot slot to "+sel.Name
 			}
 			return func() tea.Msg {
 				s, err := ctl.SwitchBoot(ctx, dev, sel.Name)
@@ -194,7 +200,7 @@ func (m *Model) partitionsKey(msg tea.KeyPressMsg) tea.Cmd {
 			fmt.Sprintf("Erase otadata? Then %s boots next time. %s", fallback(st), untouched),
 		}, func(m *Model) tea.Cmd {
 			if ps := m.parts[m.resolveKey(rk)]; ps != nil {
-				ps.busy = true
+				ps.busy, ps.doing = true, "erasing otadata"
 			}
 			return func() tea.Msg {
 				s, err := ctl.EraseOTAData(ctx, dev)
@@ -215,7 +221,7 @@ func (m *Model) partitionsKey(msg tea.KeyPressMsg) tea.Cmd {
 			fmt.Sprintf("Mark %s invalid so it is not booted again? Then %s boots next time. %s", slotLabel(p), afterInvalid(st, slot), untouched),
 		}, func(m *Model) tea.Cmd {
 			if ps := m.parts[m.resolveKey(rk)]; ps != nil {
-				ps.busy = true
+				ps.busy, ps.doing = true, "marking "+slot+" invalid"
 			}
 			return func() tea.Msg {
 				s, err := ctl.MarkInvalid(ctx, dev, slot)
@@ -251,18 +257,34 @@ func (m Model) partitionTable(r *row, ps *partsState, cursor, h int) []string {
 	s := ps.state
 	head := fmt.Sprintf(" %s  %s  partition table at 0x%x  %s  otadata: %s", st.Title.Render(r.name), g.dot, s.TableOffset, g.dot, s.OTAData)
 	if ps.busy {
-		head += st.Faint.Render("  (working…)")
+		// A slot change writes otadata and then reads everything back,
+		// which takes seconds over a serial line: say what is going on.
+		doing := "reading the partition table and otadata again"
+		if ps.doing != "" {
+			doing = ps.doing + ", then reading it back"
+		}
+		head += st.Faint.Render("  (" + doing + ")")
 	}
 	lines := []string{head}
 	wide := m.width >= 100
-	hdr := fmt.Sprintf("   %-9s %-4s %-8s %-9s %-6s %-30s %-8s", "NAME", "TYPE", "SUBTYPE", "OFFSET", "SIZE", "IMAGE", "STATE")
+	imgCols := max(m.width-74, 30)
 	if !wide {
-		hdr = fmt.Sprintf("   %-8s %-7s %-8s %-5s %-20s %-8s", "NAME", "SUBTYPE", "OFFSET", "SIZE", "IMAGE", "STATE")
+		imgCols = max(m.width-59, 20)
+	}
+	hdr := fmt.Sprintf("   %-9s %-4s %-8s %-9s %-6s %-*s %-8s", "NAME", "TYPE", "SUBTYPE", "OFFSET", "SIZE", imgCols, "IMAGE", "STATE")
+	if !wide {
+		hdr = fmt.Sprintf("   %-8s %-7s %-8s %-5s %-*s %-8s", "NAME", "SUBTYPE", "OFFSET", "SIZE", imgCols, "IMAGE", "STATE")
 	}
 	lines = append(lines, st.Faint.Render(hdr))
+	// The IMAGE column takes the room the terminal has, so the build date
+	// shows instead of 40 empty columns beside a cut name.
+	imgW := max(m.width-74, 30)
+	if !wide {
+		imgW = max(m.width-59, 20)
+	}
 	for i, p := range s.Partitions {
 		img := strings.TrimSpace(p.AppProject + " " + p.AppVersion)
-		if wide && p.AppDate != "" {
+		if p.AppDate != "" && len([]rune(img))+2+len([]rune(p.AppDate)) <= imgW {
 			img += "  " + p.AppDate
 		}
 		state := p.State
@@ -291,9 +313,9 @@ func (m Model) partitionTable(r *row, ps *partsState, cursor, h int) []string {
 		}
 		var line string
 		if wide {
-			line = fmt.Sprintf(" %s%-9s %-4s %-8s 0x%-7x %-6s %-30s %-8s", cur, p.Name, p.Type, p.SubType, p.Offset, ksize(p.Size), clipText(img, 30), state)
+			line = fmt.Sprintf(" %s%-9s %-4s %-8s 0x%-7x %-6s %-*s %-8s", cur, p.Name, p.Type, p.SubType, p.Offset, ksize(p.Size), imgW, clipText(img, imgW), state)
 		} else {
-			line = fmt.Sprintf(" %s%-8s %-7s 0x%-6x %-5s %-20s %-8s", cur, clipText(p.Name, 8), clipText(p.SubType, 7), p.Offset, ksize(p.Size), clipText(img, 20), clipText(state, 8))
+			line = fmt.Sprintf(" %s%-8s %-7s 0x%-6x %-5s %-*s %-8s", cur, clipText(p.Name, 8), clipText(p.SubType, 7), p.Offset, ksize(p.Size), imgW, clipText(img, imgW), clipText(state, 8))
 		}
 		switch state {
 		case "valid":
@@ -334,4 +356,23 @@ func clipText(s string, w int) string {
 		return s
 	}
 	return string(r[:w-1]) + "…"
+}
+
+// partitionsScreen is a serial board's partitions and boot decision.
+type partitionsScreen struct{}
+
+func (partitionsScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd { return m.partitionsKey(msg) }
+func (partitionsScreen) view(m Model, h int) []string                 { return m.partitionsLines(h) }
+func (partitionsScreen) resize(m *Model)                              {}
+func (partitionsScreen) layout() screenLayout                         { return screenLayout{wrap: true, jobsBelow: true} }
+
+func (partitionsScreen) keys(m Model) screenKeys {
+	k := m.keys
+	var nav, act, extraNav, extraAct, view []key.Binding
+	ps := m.parts[m.current]
+	ok := ps != nil && ps.err == nil && ps.loaded && !ps.busy
+	nav = []key.Binding{k.Up, k.Down, k.Back}
+	act = []key.Binding{enabledIf(k.Switch, ok), enabledIf(k.EraseOTA, ok), enabledIf(k.MarkInvalid, ok), enabledIf(k.Refresh, ps != nil && !ps.busy)}
+	view = []key.Binding{k.Log, k.Help}
+	return screenKeys{nav: nav, act: act, extraNav: extraNav, extraAct: extraAct, view: view}
 }

@@ -14,8 +14,12 @@ type prompt struct {
 	hasInput bool
 	input    textinput.Model
 	onInput  func(m *Model, v string) tea.Cmd
-	onYes    func(m *Model) tea.Cmd
-	onNo     func(m *Model) tea.Cmd
+	// check, when set, validates the input on enter; an error keeps the
+	// prompt open and shows why.
+	check func(v string) error
+	err   string
+	onYes func(m *Model) tea.Cmd
+	onNo  func(m *Model) tea.Cmd
 }
 
 func newInputPrompt(title string, lines []string, placeholder string, secret bool, on func(m *Model, v string) tea.Cmd) *prompt {
@@ -48,11 +52,18 @@ func (m *Model) promptKey(msg tea.KeyPressMsg) tea.Cmd {
 			}
 			return nil
 		case key.Matches(msg, k.Enter):
+			if p.check != nil {
+				if err := p.check(p.input.Value()); err != nil {
+					p.err = err.Error()
+					return nil
+				}
+			}
 			m.prompt = nil
 			return p.onInput(m, p.input.Value())
 		}
 		var cmd tea.Cmd
 		p.input, cmd = p.input.Update(msg)
+		p.err = ""
 		return cmd
 	}
 	switch {
@@ -105,53 +116,11 @@ func (m Model) promptBox(maxH int) []string {
 	}
 	if p.hasInput {
 		lines = append(lines, "", p.input.View())
+		if p.err != "" {
+			lines = append(lines, wrapStyled(m.st.Error.Render(m.glyphs.fail+" "+p.err), m.width-4, 2)...)
+		}
 	} else {
 		lines = append(lines, "", m.st.Bold.Render("[y/N]"))
 	}
 	return m.boxKeep(p.title, lines, m.width, min(len(lines)+2, maxH), true)
-}
-
-// wrap breaks text at spaces into lines of at most w cells.
-func wrap(s string, w int) []string {
-	if w < 10 {
-		w = 10
-	}
-	var out []string
-	line := ""
-	for _, word := range splitWords(s) {
-		switch {
-		case line == "":
-			line = word
-		case len([]rune(line))+1+len([]rune(word)) <= w:
-			line += " " + word
-		default:
-			out = append(out, line)
-			line = word
-		}
-	}
-	if line != "" || len(out) == 0 {
-		out = append(out, line)
-	}
-	return out
-}
-
-func splitWords(s string) []string {
-	var words []string
-	start := -1
-	for i, r := range s {
-		if r == ' ' {
-			if start >= 0 {
-				words = append(words, s[start:i])
-				start = -1
-			}
-			continue
-		}
-		if start < 0 {
-			start = i
-		}
-	}
-	if start >= 0 {
-		words = append(words, s[start:])
-	}
-	return words
 }

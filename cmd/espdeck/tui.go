@@ -108,7 +108,7 @@ func runTUI(c *cli, args []string) int {
 	}
 	bcfg := tuibackend.Config{Policy: policy, HostIP: *hostIP, HostPort: *hostPort, Serial: serialOpts, ELF: *elf, Logger: log,
 		Password: storedPassword(cfg, c.getenv, log)}
-	tcfg := tui.Config{Concurrency: cfg.Defaults.Concurrency, ASCII: *ascii, Logger: log}
+	tcfg := tui.Config{Concurrency: cfg.Defaults.Concurrency, ASCII: *ascii, Logger: log, ExitReport: c.stderr}
 	wopts := discovery.Options{Static: static, DisableMDNS: *noMDNS || c.mdnsOff(), Logger: log}
 
 	if *demoMode {
@@ -133,7 +133,9 @@ func runTUI(c *cli, args []string) int {
 	bcfg.Watcher = discovery.New(wopts)
 	backend := tuibackend.New(bcfg)
 	if err := tui.Run(c.ctx, tcfg, backend.TUI()); err != nil {
-		if errors.Is(err, tea.ErrInterrupted) || c.ctx.Err() != nil {
+		if errors.Is(err, tea.ErrInterrupted) || errors.Is(err, tui.ErrJobsCancelled) || c.ctx.Err() != nil {
+			// Quitting cut flash jobs short: the report on stderr says
+			// what each board was left with, and the status says so too.
 			return exitInterrupted
 		}
 		fmt.Fprintf(c.stderr, "espdeck: %v\n", err)

@@ -33,9 +33,11 @@ type Fleet struct {
 	// ROM is the simulated serial board.
 	ROM *romsim.ROM
 
-	ota  []*otasim.Device
-	stop func()
-	once sync.Once
+	ota []*otasim.Device
+	// otaNames are the board names of ota, in the same order.
+	otaNames []string
+	stop     func()
+	once     sync.Once
 }
 
 // otaBoard names and dresses up one of otasim's demo configurations.
@@ -43,14 +45,19 @@ type otaBoard struct {
 	sim   string // otasim.Demo() name
 	name  string
 	board string
+	// rate is how fast the board takes an image, in bytes per second, as
+	// a real board on Wi-Fi does (writing flash as it goes): a visitor
+	// sees an upload's progress instead of a 0.1 s blink. 0 keeps the
+	// simulator's own setting (the slow board's is slower still).
+	rate int
 }
 
 var otaBoards = [...]otaBoard{
-	{"esp32-pbkdf2", "greenhouse-ctl", "esp32"},
-	{"esp8266-md5", "sensor-attic", "d1_mini"},
-	{"esp32-open", "porch-light", "esp32"},
-	{"esp32-firewalled", "garage-door", "esp32"},
-	{"esp32-slow", "weather-station", "esp32"},
+	{"esp32-pbkdf2", "greenhouse-ctl", "esp32", 110 << 10},
+	{"esp8266-md5", "sensor-attic", "d1_mini", 64 << 10},
+	{"esp32-open", "porch-light", "esp32", 90 << 10},
+	{"esp32-firewalled", "garage-door", "esp32", 100 << 10},
+	{"esp32-slow", "weather-station", "esp32", 0},
 }
 
 // Start starts the fleet: the simulated OTA devices on loopback, a
@@ -77,6 +84,9 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Fleet, error) {
 			return nil, fmt.Errorf("demo: simulator has no %q device", b.sim)
 		}
 		cfg.Logger = log
+		if b.rate > 0 && cfg.Faults.ReadRate == 0 {
+			cfg.Faults.ReadRate = b.rate
+		}
 		d, err := otasim.New(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("demo: %s: %w", b.name, err)
@@ -85,6 +95,7 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Fleet, error) {
 			return nil, fmt.Errorf("demo: start %s: %w", b.name, err)
 		}
 		f.ota = append(f.ota, d)
+		f.otaNames = append(f.otaNames, b.name)
 		addr := d.Addr()
 		auth := "no"
 		if cfg.Password != "" {
@@ -106,8 +117,11 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Fleet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("demo: flash layout: %w", err)
 	}
+	if err := pendingUpdate(flash); err != nil {
+		return nil, fmt.Errorf("demo: flash layout: %w", err)
+	}
 	path, rom, stop, err := romsim.StartPTY(ctx, romsim.Config{
-		Chip: firmware.ChipESP32, FlashImage: flash, AppLog: []byte(bootLog), Pace: true,
+		Chip: firmware.ChipESP32, FlashImage: flash, AppLog: []byte(BootLog), Pace: true,
 		EraseSectorTime: 2e6, ProgramByteTime: 0, Logger: log,
 	})
 	if err != nil {
@@ -124,6 +138,31 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Fleet, error) {
 	}
 	ok = true
 	return f, nil
+}
+
+// pendingUpdate makes the serial board's otadata say that ota_1 (v2.7.0)
+// was just installed and has not been tried yet (copy 1: sequence 2, state
+// NEW) while ota_0 (v2.6.3) is the known-good slot (copy 0: sequence 1,
+// VALID): ota_1 boots next, and a visitor can let it or roll back to ota_0.
+func pendingUpdate(flash []byte) error {
+	tab, err := firmware.ParsePartitionCSV([]byte(ops.DemoLayoutCSV), firmware.CSVOptions{})
+	if err != nil {
+		return err
+	}
+	otaP, ok := tab.OTAData()
+	if !ok {
+		return errors.New("the demo table has no otadata partition")
+	}
+	d := firmware.OTAData{Copies: [2]firmware.OTAEntry{
+		firmware.NewOTAEntry(1, firmware.OTAStateValid),
+		firmware.NewOTAEntry(2, firmware.OTAStateNew),
+	}}
+	b := d.Encode()
+	if int(otaP.Offset)+len(b) > len(flash) || uint32(len(b)) > otaP.Size {
+		return errors.New("otadata does not fit where the demo table puts it")
+	}
+	copy(flash[otaP.Offset:], b)
+	return nil
 }
 
 // writeFiles puts sample images in dir: ones that fit the fleet and one
@@ -147,6 +186,18 @@ func (f *Fleet) writeFiles(dir string) error {
 			return fmt.Errorf("demo: write sample image: %w", err)
 		}
 		f.Files = append(f.Files, p)
+	}
+	return nil
+}
+
+// Sessions returns the upload sessions the simulated OTA board called name
+// has received (what it was sent, and how each ended); nil for a name the
+// fleet does not have. Tests check with it which boards a flash reached.
+func (f *Fleet) Sessions(name string) []otasim.Session {
+	for i, n := range f.otaNames {
+		if n == name {
+			return f.ota[i].Sessions()
+		}
 	}
 	return nil
 }
@@ -224,9 +275,9 @@ type monitorLines struct {
 func (p *monitorLines) SetDTR(on bool) error { return p.lines.set(&on, nil) }
 func (p *monitorLines) SetRTS(on bool) error { return p.lines.set(nil, &on) }
 
-// bootLog is what the simulated board's application prints after a normal
+// BootLog is what the simulated board's application prints after a normal
 // boot: an ESP-IDF boot, some app logs at each level, and a crash.
-const bootLog = "I (29) boot: ESP-IDF v5.5.1 2nd stage bootloader\r\n" +
+const BootLog = "I (29) boot: ESP-IDF v5.5.1 2nd stage bootloader\r\n" +
 	"I (29) boot: compile time Nov 21 2026 14:07:12\r\n" +
 	"I (33) boot: Multicore bootloader\r\n" +
 	"I (41) boot: chip revision: v3.0\r\n" +

@@ -72,6 +72,7 @@ type learnedFacts struct {
 	mac        string
 	flashSize  uint32              // serial boards: detected flash size
 	parts      *ops.PartitionState // serial boards: the last partition state read
+	answered   time.Time           // when the device last answered an upload's invitation
 }
 
 // New returns a Backend for cfg.
@@ -160,6 +161,9 @@ func (b *Backend) decorate(d tui.Device) tui.Device {
 	}
 	if f.mac != "" && d.MAC == "" {
 		d.MAC = f.mac
+	}
+	if !f.answered.IsZero() && d.Presence == tui.PresenceUnchecked {
+		d.Presence, d.LastSeen = tui.PresenceOnline, f.answered
 	}
 	return d
 }

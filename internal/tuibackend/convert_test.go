@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -41,6 +42,24 @@ func TestConvertDevice(t *testing.T) {
 	cfg := convertDevice(discovery.Device{ID: "manual//dev/pts/7", Protocol: discovery.ProtocolManual, Path: "/dev/pts/7"})
 	require.Equal(t, tui.KindSerial, cfg.Kind)
 	require.Equal(t, "/dev/pts/7", cfg.Port)
+	require.Equal(t, tui.PresenceOnline, cfg.Presence, "a port that is listed is there")
+}
+
+// A typed host is not online because it was typed: it is unchecked until
+// it answers an upload's invitation.
+func TestHandAddedHostIsUncheckedUntilItAnswers(t *testing.T) {
+	b := New(Config{})
+	d := convertDevice(discovery.Device{ID: "manual/192.0.2.5:3232", Name: "192.0.2.5", Protocol: discovery.ProtocolManual,
+		Host: "192.0.2.5", Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.5")}, Port: 3232, LastSeen: time.Now()})
+	require.Equal(t, tui.PresenceUnchecked, d.Presence)
+	require.True(t, d.LastSeen.IsZero(), "no answer, so no time of one")
+	require.Equal(t, tui.PresenceUnchecked, b.decorate(d).Presence)
+
+	at := time.Date(2026, 11, 22, 14, 0, 0, 0, time.UTC)
+	b.learn(d.ID, func(f *learnedFacts) { f.answered = at })
+	got := b.decorate(d)
+	require.Equal(t, tui.PresenceOnline, got.Presence)
+	require.Equal(t, at, got.LastSeen)
 }
 
 func TestChipFromBoard(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/firmware"
@@ -128,6 +129,12 @@ func convertDevice(d discovery.Device) tui.Device {
 		}
 		out.Address = net.JoinHostPort(host, strconv.Itoa(port))
 		out.AuthRequired = d.AuthUpload
+		if d.Protocol == discovery.ProtocolManual {
+			// Typed by hand: nothing has answered from it yet, so it is
+			// not called online until something does (decorate).
+			out.Presence = tui.PresenceUnchecked
+			out.LastSeen = time.Time{}
+		}
 	}
 	if d.MAC != "" {
 		out.MAC = formatMAC(d.MAC)

@@ -78,6 +78,12 @@ func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byt
 			if p.Stage == espota.StageInvite && p.Attempt > 1 {
 				note = fmt.Sprintf("attempt %d", p.Attempt)
 			}
+			if lastStage == espota.StageInvite && p.Stage != espota.StageInvite {
+				// Past the invitation: the device answered, so a hand-added
+				// host is no longer unchecked.
+				at := time.Now()
+				b.learn(req.Device.ID, func(f *learnedFacts) { f.answered = at })
+			}
 			if p.Stage != lastStage && p.Stage == espota.StageConnect {
 				note = "listening on " + p.Addr
 			}

@@ -101,7 +101,7 @@ func (l messages) waitFor(t *testing.T, timeout time.Duration, parts ...string) 
 // devices on loopback and a simulated ROM on a pseudo-terminal, through
 // the real espota, serialflash and ops code — and drives it with keys:
 // flash an ESP32 over the air, see the firewall hint for the board that
-// never connects back, and switch the serial board's boot slot.
+// never connects back, and roll the serial board's untried update back.
 func TestDemoFlows(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -156,15 +156,15 @@ func TestDemoFlows(t *testing.T) {
 	hint := rec.waitFor(t, 60*time.Second, "hint for garage-door")
 	require.Contains(t, hint, "allow inbound TCP on port")
 
-	// 3. Switch the serial board's boot slot from ota_0 to ota_1.
+	// 3. The serial board has an untried update in ota_1: roll back to ota_0.
 	filter("bench")
 	keys("\r") // detail
 	keys("p")
-	rec.waitFor(t, 60*time.Second, "partitions of", "bench-3", "ota_0 boots next")
-	keys("j") // down: from ota_0 to ota_1
+	rec.waitFor(t, 60*time.Second, "partitions of", "bench-3", "ota_1 boots next")
+	keys("k") // up: from ota_1 to ota_0
 	keys("s") // opens the confirmation in the same update; "y" follows in order
 	keys("y")
-	rec.waitFor(t, 90*time.Second, "bench-3", "ota_1 boots next")
+	rec.waitFor(t, 90*time.Second, "bench-3", "ota_0 boots next")
 
 	keys("q")
 	select {
@@ -177,7 +177,68 @@ func TestDemoFlows(t *testing.T) {
 	// The board's app slots were never written by the switch.
 	st, err := ops.ReadPartitionState(ctx, ops.FileFlash(fleet.ROM.Flash()), 0, ops.ReadOptions{})
 	require.NoError(t, err)
-	require.Equal(t, "ota_1", st.BootsNext)
-	row, _ := st.Row("ota_0")
-	require.Equal(t, "v2.6.3", row.App.Version)
+	require.Equal(t, "ota_0", st.BootsNext)
+	row, _ := st.Row("ota_1")
+	require.Equal(t, "v2.7.0", row.App.Version)
+}
+
+// TestDemoGroupFlashReachesOnlyTheMarkedBoards filters, marks two boards,
+// filters to a third and flashes: the dialog acts on the two marks, and the
+// simulators' own records show that only those two received bytes.
+func TestDemoGroupFlashReachesOnlyTheMarkedBoards(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	fleet, err := demo.Start(ctx, t.TempDir(), nil)
+	require.NoError(t, err)
+	defer fleet.Close()
+
+	rec := newMessages()
+	backend := tuibackend.New(tuibackend.Config{
+		Watcher:        discovery.New(discovery.Options{Static: fleet.Devices, DisableMDNS: true, DisableSerial: true}),
+		ConnectTimeout: 2 * time.Second,
+		OpenSerialPort: fleet.OpenSerialPort,
+		Logger:         slog.New(slog.DiscardHandler),
+	})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- tui.Run(ctx, tui.Config{Demo: true, DemoPassword: demo.Password, RecentFiles: fleet.Files, Logger: slog.New(rec)},
+			backend.TUI(), tea.WithInput(pr), tea.WithOutput(io.Discard), tea.WithWindowSize(120, 40), tea.WithoutSignalHandler())
+	}()
+	keys := func(s string) {
+		t.Helper()
+		_, err := pw.Write([]byte(s))
+		require.NoError(t, err)
+	}
+	filter := func(name string) { keys("/" + strings.Repeat("\x7f", 20) + name + "\r") }
+	app := fleet.Files[0] // bench-fixture-v2.8.0.bin, a 220 KiB ESP32 app
+	rec.waitFor(t, 10*time.Second, "found weather-station")
+
+	filter("porch")
+	keys(" ")
+	filter("weather")
+	keys(" ")
+	filter("greenhouse") // the marked boards are hidden now; f still means them
+	keys("f")
+	keys(strings.Repeat("\x7f", 200) + app + "\r")
+	rec.waitFor(t, 10*time.Second, "image", "bench-fixture-v2.8.0.bin")
+	keys("\r")
+	rec.waitFor(t, 90*time.Second, "group flash of", "2 done, 0 failed")
+
+	keys("q")
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the program did not quit")
+	}
+	for _, name := range []string{"porch-light", "weather-station"} {
+		s := fleet.Sessions(name)
+		require.Len(t, s, 1, "%s was marked and flashed once", name)
+		require.Positive(t, len(s[0].Received), name)
+	}
+	for _, name := range []string{"greenhouse-ctl", "sensor-attic", "garage-door"} {
+		require.Empty(t, fleet.Sessions(name), "%s was not marked and received nothing", name)
+	}
 }

@@ -29,8 +29,7 @@ type FakeOptions struct {
 	Devices []Device
 }
 
-// FakeBackend simulates a fleet for tests, golden screens and trying the
-// TUI without boards: network devices that flash fine, one that rejects a
+// FakeBackend simulates a fleet for this package's tests and golden screens: network devices that flash fine, one that rejects a
 // wrong password, one that never connects back (the firewall case), a slow
 // one, and a serial board with two OTA slots whose boot slot can be changed.
 // It is safe for concurrent use.
@@ -155,7 +154,7 @@ func (f *FakeBackend) AddHost(ctx context.Context, addr string) error {
 	}
 	now := f.opts.Now()
 	d := Device{ID: "host:" + net.JoinHostPort(host, port), Name: net.JoinHostPort(host, port), Kind: KindArduinoOTA,
-		Address: net.JoinHostPort(host, port), FirstSeen: now, LastSeen: now}
+		Address: net.JoinHostPort(host, port), FirstSeen: now, Presence: PresenceUnchecked}
 	f.mu.Lock()
 	f.devices = append(f.devices, d)
 	subs := append([]chan DeviceEvent(nil), f.subs...)
