@@ -36,10 +36,10 @@ type sentQuery struct {
 func newMemNet() *memNet { return &memNet{in: make(chan packetIn, 1024)} }
 
 func (m *memNet) open(context.Context) (transport, error) { return m, nil }
-func (m *memNet) Packets() <-chan packetIn               { return m.in }
-func (m *memNet) Join(netInterface) error                { return nil }
-func (m *memNet) Err() error                             { return m.err }
-func (m *memNet) Close() error                           { return nil }
+func (m *memNet) Packets() <-chan packetIn                { return m.in }
+func (m *memNet) Join(netInterface) error                 { return nil }
+func (m *memNet) Err() error                              { return m.err }
+func (m *memNet) Close() error                            { return nil }
 
 func (m *memNet) Send(ifc netInterface, msg []byte, oneShot bool) error {
 	p := parsePacket(msg)

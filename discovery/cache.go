@@ -55,17 +55,24 @@ func keyOf(r wireRecord, ifindex int) cacheKey {
 //     allows a one-second grace; removing at once is what people expect
 //     when a board says it is leaving).
 //   - The cache-flush bit replaces every other record of the same name and
-//     type received more than a second ago (§10.2): a new address or TXT
-//     supersedes the old one at once, while several records of one RRset
-//     sent together all stay.
+//     type (§10.2): one received more than a second ago is removed at once
+//     (a new address or TXT supersedes the old one), one received within
+//     the last second expires a second from now, since it may belong to
+//     the same RRset sent over several packets. Records of one packet
+//     (the same now) never flush each other.
 func (c *recordCache) add(r wireRecord, ifindex int, now time.Time) bool {
 	k := keyOf(r, ifindex)
 	changed := false
 	if r.CacheFlush {
 		for ok, e := range c.entries {
-			if ok.ifindex == ifindex && ok.typ == k.typ && ok.name == k.name && ok.rdata != k.rdata && now.Sub(e.received) > time.Second {
+			if ok.ifindex != ifindex || ok.typ != k.typ || ok.name != k.name || ok.rdata == k.rdata || e.received.Equal(now) {
+				continue
+			}
+			if now.Sub(e.received) > time.Second {
 				delete(c.entries, ok)
 				changed = true
+			} else if flushAt := now.Add(time.Second); e.expires.After(flushAt) {
+				e.expires, e.refresh = flushAt, nil
 			}
 		}
 	}

@@ -67,7 +67,7 @@ func TestDeviceFromEntryArduino(t *testing.T) {
 	e := entry{
 		Name: "esp32-a1b2c3d4e5f6._arduino._tcp.local.", Host: "esp32-a1b2c3d4e5f6.local.",
 		Addrs: []netip.Addr{netip.MustParseAddr("192.168.1.40"), netip.MustParseAddr("fe80::1").WithZone("eth0")},
-		Port: 3232, TXT: []string{"board=esp32", "tcp_check=no", "ssh_upload=no", "auth_upload=yes"},
+		Port:  3232, TXT: []string{"board=esp32", "tcp_check=no", "ssh_upload=no", "auth_upload=yes"},
 	}
 	d, ok := deviceFromEntry(e, ServiceArduino, "eth0")
 	require.True(t, ok)

@@ -107,7 +107,9 @@ func families(ifc net.Interface) (ni netInterface, routable bool) {
 		ip := pfx.Addr().Unmap()
 		if ip.Is4() {
 			ni.Has4 = true
-		} else {
+		} else if ifc.Flags&net.FlagLoopback == 0 {
+			// IPv6 multicast does not work over loopback (sendmsg fails
+			// with "network is unreachable").
 			ni.Has6 = true
 		}
 		if !ip.IsLinkLocalUnicast() && !ip.IsLoopback() {

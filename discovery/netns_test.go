@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/espdeck/espdeck/discovery"
+	"github.com/espdeck/espdeck/discovery/internal/mdnssim"
 	"github.com/espdeck/espdeck/discovery/internal/netns"
 )
 
@@ -75,15 +76,9 @@ func (s simDevice) start(t testing.TB) (stop func()) {
 	return stop
 }
 
-// fastOptions are short rounds for tests inside a namespace.
+// fastOptions browse the named interfaces only, without USB.
 func fastOptions(ifaces ...string) discovery.Options {
-	return discovery.Options{
-		Interfaces:    ifaces,
-		Interval:      300 * time.Millisecond,
-		RoundTimeout:  400 * time.Millisecond,
-		ExpireAfter:   2,
-		DisableSerial: true,
-	}
+	return discovery.Options{Interfaces: ifaces, DisableSerial: true}
 }
 
 // waitFor reads events until match returns true or the bound passes.
@@ -112,7 +107,7 @@ func TestNamespaceBrowseUpdateExpire(t *testing.T) {
 	stopOTA := ota.start(t)
 	arduinoESP8266("esp8266-0a1b2c").start(t)
 	esphomeDevice("kitchen", "Kitchen Sensor", "a1b2c3d4e5f6").start(t)
-	stopLamp := esphomeDevice("porch-lamp", "Porch = Lamp", "0011223344ff").start(t)
+	esphomeDevice("porch-lamp", "Porch = Lamp", "0011223344ff").start(t)
 	// A foreign service in the same namespace must never show up.
 	(simDevice{instance: "printer", service: "_http._tcp", port: 80, txt: []string{"path=/"}}).start(t)
 
@@ -161,17 +156,11 @@ func TestNamespaceBrowseUpdateExpire(t *testing.T) {
 	require.True(t, ev.Device.AuthUpload)
 	require.Equal(t, esp32.FirstSeen, ev.Device.FirstSeen, "an update keeps FirstSeen")
 
-	// A device that stops answering expires after ExpireAfter missed rounds.
-	stopLamp()
-	ev = waitFor(t, events, "removal of porch-lamp", func(ev discovery.Event) bool {
-		return ev.Kind == discovery.Removed
-	})
-	require.Equal(t, "esphome/porch-lamp", ev.Device.ID, "only the stopped device expires")
 	ids := []string{}
 	for _, d := range w.Snapshot() {
 		ids = append(ids, d.ID)
 	}
-	require.ElementsMatch(t, []string{"arduino-ota/esp32-a1b2c3d4e5f6", "arduino-ota/esp8266-0a1b2c", "esphome/kitchen"}, ids)
+	require.ElementsMatch(t, []string{"arduino-ota/esp32-a1b2c3d4e5f6", "arduino-ota/esp8266-0a1b2c", "esphome/kitchen", "esphome/porch-lamp"}, ids)
 	st := w.Status()
 	require.Equal(t, discovery.StateOK, st.MDNS, st.Message)
 	require.Equal(t, []string{"lo"}, st.Interfaces)
@@ -341,4 +330,67 @@ func TestNamespaceInteropZeroconf(t *testing.T) {
 	for _, a := range d.Addrs {
 		require.Contains(t, []string{"127.0.0.1", "::1"}, a.String())
 	}
+}
+
+// TestNamespaceAnnounceGoodbyeExpire drives the cache with a responder that
+// announces, changes its address and TXT, says goodbye, and one that loses
+// power (no goodbye) and so expires with its TTL.
+func TestNamespaceAnnounceGoodbyeExpire(t *testing.T) {
+	if !netns.Run(t) {
+		return
+	}
+	lo, err := net.InterfaceByName("lo")
+	require.NoError(t, err)
+	w := discovery.New(fastOptions("lo"))
+	ctx, cancel := context.WithCancel(t.Context())
+	events := w.Watch(ctx)
+	defer func() {
+		cancel()
+		for range events {
+		}
+	}()
+	// Wait until the browser has sent its first query, so the responder's
+	// announcement is what it hears, not an answer to that query.
+	waitFor(t, events, "the first query", func(ev discovery.Event) bool {
+		return ev.Kind == discovery.StatusChanged && ev.Status.Rounds > 0
+	})
+
+	board := mdnssim.Instance{Name: "esp32-sim01", Service: discovery.ServiceArduino, IP: net.IPv4(127, 0, 0, 1), Port: 3232,
+		TXT: []string{"board=esp32", "auth_upload=no"}}
+	r, err := mdnssim.Start(t.Context(), lo, board)
+	require.NoError(t, err)
+	defer r.Close()
+	require.NoError(t, r.Announce())
+	ev := waitFor(t, events, "the announced board", func(ev discovery.Event) bool { return ev.Kind == discovery.Added })
+	require.Equal(t, "arduino-ota/esp32-sim01", ev.Device.ID)
+	require.Equal(t, "esp32", ev.Device.Board)
+
+	// A new address and TXT, announced with the cache-flush bit.
+	board.IP, board.TXT = net.IPv4(127, 0, 0, 2), []string{"board=esp32", "auth_upload=yes"}
+	r.Set(board)
+	require.NoError(t, r.Announce())
+	// The old address was heard less than a second ago (the answer to our
+	// first query), so it may be part of the same RRset: it goes a second
+	// later (RFC 6762 §10.2), possibly as a second update.
+	ev = waitFor(t, events, "the update", func(ev discovery.Event) bool {
+		return ev.Kind == discovery.Updated && len(ev.Device.Addrs) == 1
+	})
+	require.Equal(t, []netip.Addr{netip.MustParseAddr("127.0.0.2")}, ev.Device.Addrs, "the old address is flushed")
+	require.True(t, ev.Device.AuthUpload)
+
+	require.NoError(t, r.Goodbye())
+	ev = waitFor(t, events, "the goodbye", func(ev discovery.Event) bool { return ev.Kind == discovery.Removed })
+	require.Equal(t, "arduino-ota/esp32-sim01", ev.Device.ID)
+
+	// A board with a 3 s TTL that loses power: removed when the TTL runs
+	// out, after refresh queries nobody answers.
+	short := mdnssim.Instance{Name: "esp8266-sim02", Service: discovery.ServiceArduino, IP: net.IPv4(127, 0, 0, 3), Port: 8266,
+		TXT: []string{"board=d1_mini"}, TTL: 3}
+	r.Set(short)
+	require.NoError(t, r.Announce())
+	waitFor(t, events, "the short-TTL board", func(ev discovery.Event) bool { return ev.Kind == discovery.Added })
+	r.Mute()
+	ev = waitFor(t, events, "expiry of the short-TTL board", func(ev discovery.Event) bool { return ev.Kind == discovery.Removed })
+	require.Equal(t, "arduino-ota/esp8266-sim02", ev.Device.ID)
+	require.Empty(t, w.Snapshot())
 }
