@@ -250,23 +250,31 @@ func TestNamespaceIPv6OverVeth(t *testing.T) {
 	require.Equal(t, "veth0", ev.Device.Interface)
 }
 
-// zeroconfScript advertises one ArduinoOTA-like service with python-zeroconf,
-// an mDNS stack we did not write, until stdin closes. The host gets an IPv6
-// address too: without one, python-zeroconf 0.47 adds an NSEC record whose
-// type bitmap miekg/dns refuses to unpack, and hashicorp/mdns then drops the
-// whole answer (see docs/discovery.md).
+// zeroconfScript advertises, with python-zeroconf (an mDNS stack we did not
+// write), three ArduinoOTA instances and one ESPHome instance on one host
+// with an IPv4 address only, until stdin closes. For such a host
+// python-zeroconf 0.47 adds an NSEC record whose empty type bitmap
+// miekg/dns refuses to unpack, and it answers a PTR query with every
+// instance of the service in one packet: both broke the previous browser.
 const zeroconfScript = `
 import socket, sys
 from zeroconf import Zeroconf, ServiceInfo
 zc = Zeroconf(interfaces=["127.0.0.1"])
-info = ServiceInfo("_arduino._tcp.local.", "pyesp-0042._arduino._tcp.local.",
-    addresses=[socket.inet_aton("127.0.0.1"), socket.inet_pton(socket.AF_INET6, "::1")], port=3232, server="pyesp-0042.local.",
-    properties={"board": "esp32c3", "tcp_check": "no", "ssh_upload": "no", "auth_upload": "yes",
-                "note": "k=v=w", "empty": ""})
-zc.register_service(info)
+infos = []
+for i, board in enumerate(["esp32c3", "esp32s3", "d1_mini"]):
+    infos.append(ServiceInfo("_arduino._tcp.local.", "pyesp-%04d._arduino._tcp.local." % (42 + i),
+        addresses=[socket.inet_aton("127.0.0.1")], port=3232 + i, server="pyesp-host.local.",
+        properties={"board": board, "tcp_check": "no", "ssh_upload": "no", "auth_upload": "yes" if i == 0 else "no",
+                    "note": "k=v=w", "empty": ""}))
+infos.append(ServiceInfo("_esphomelib._tcp.local.", "pykitchen._esphomelib._tcp.local.",
+    addresses=[socket.inet_aton("127.0.0.1")], port=6053, server="pyesp-host.local.",
+    properties={"friendly_name": "Py Kitchen", "version": "2026.10.1", "mac": "a1b2c3d4e5f6", "platform": "ESP32", "board": "esp32dev"}))
+for info in infos:
+    zc.register_service(info)
 print("registered", flush=True)
 sys.stdin.read()
-zc.unregister_service(info)
+for info in infos:
+    zc.unregister_service(info)
 zc.close()
 `
 
@@ -312,10 +320,15 @@ func TestNamespaceInteropZeroconf(t *testing.T) {
 		for range events {
 		}
 	}()
-	ev := waitFor(t, events, "the zeroconf-advertised device", func(ev discovery.Event) bool { return ev.Kind == discovery.Added })
-	d := ev.Device
-	require.Equal(t, "arduino-ota/pyesp-0042", d.ID)
-	require.Equal(t, "pyesp-0042.local", d.Host)
+	got := map[string]discovery.Device{}
+	waitFor(t, events, "the four zeroconf-advertised instances", func(ev discovery.Event) bool {
+		if ev.Kind == discovery.Added {
+			got[ev.Device.ID] = ev.Device
+		}
+		return len(got) == 4
+	})
+	d := got["arduino-ota/pyesp-0042"]
+	require.Equal(t, "pyesp-host.local", d.Host)
 	require.Equal(t, 3232, d.Port)
 	require.Equal(t, "esp32c3", d.Board)
 	require.True(t, d.AuthUpload)
@@ -323,13 +336,22 @@ func TestNamespaceInteropZeroconf(t *testing.T) {
 	v, ok := d.TXT["empty"]
 	require.True(t, ok)
 	require.Equal(t, "", v)
-	// python-zeroconf orders additional records at random, and
-	// hashicorp/mdns keeps only the address records that follow the SRV
-	// record (issue #145): either address may be the one we get.
-	require.NotEmpty(t, d.Addrs)
-	for _, a := range d.Addrs {
-		require.Contains(t, []string{"127.0.0.1", "::1"}, a.String())
-	}
+	require.Equal(t, []netip.Addr{netip.MustParseAddr("127.0.0.1")}, d.Addrs)
+	require.Equal(t, "esp32s3", got["arduino-ota/pyesp-0043"].Board)
+	require.Equal(t, 3233, got["arduino-ota/pyesp-0043"].Port)
+	require.False(t, got["arduino-ota/pyesp-0043"].AuthUpload)
+	require.Equal(t, "d1_mini", got["arduino-ota/pyesp-0044"].Board)
+	require.Equal(t, "Py Kitchen", got["esphome/pykitchen"].FriendlyName)
+
+	// Unregistering sends goodbyes: every instance is removed.
+	stdin.Close()
+	gone := map[string]bool{}
+	waitFor(t, events, "the goodbyes", func(ev discovery.Event) bool {
+		if ev.Kind == discovery.Removed {
+			gone[ev.Device.ID] = true
+		}
+		return len(gone) == 4
+	})
 }
 
 // TestNamespaceAnnounceGoodbyeExpire drives the cache with a responder that
