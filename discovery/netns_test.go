@@ -3,6 +3,7 @@
 package discovery_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -415,4 +416,167 @@ func TestNamespaceAnnounceGoodbyeExpire(t *testing.T) {
 	ev = waitFor(t, events, "expiry of the short-TTL board", func(ev discovery.Event) bool { return ev.Kind == discovery.Removed })
 	require.Equal(t, "arduino-ota/esp8266-sim02", ev.Device.ID)
 	require.Empty(t, w.Snapshot())
+}
+
+// avahiServices are the static services the Avahi daemon publishes: two
+// ArduinoOTA instances and one ESPHome instance on one IPv4-only host.
+var avahiServices = map[string]string{
+	"esp-a.service": avahiService("avahi-esp-a", "_arduino._tcp", 3232, "board=esp32s3", "auth_upload=yes", "tcp_check=no", "ssh_upload=no"),
+	"esp-b.service": avahiService("avahi-esp-b", "_arduino._tcp", 8266, "board=d1_mini", "auth_upload=no", "tcp_check=no", "ssh_upload=no"),
+	"kitchen.service": avahiService("avahi-kitchen", "_esphomelib._tcp", 6053, "friendly_name=Avahi Kitchen", "version=2026.10.1",
+		"mac=0a0b0c0d0e0f", "platform=ESP8266", "board=d1_mini", "network=wifi"),
+}
+
+func avahiService(name, typ string, port int, txt ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "<?xml version=\"1.0\" standalone='no'?>\n<!DOCTYPE service-group SYSTEM \"avahi-service.dtd\">\n<service-group>\n  <name>%s</name>\n  <service>\n    <type>%s</type>\n    <port>%d</port>\n", name, typ, port)
+	for _, t := range txt {
+		fmt.Fprintf(&b, "    <txt-record>%s</txt-record>\n", t)
+	}
+	b.WriteString("  </service>\n</service-group>\n")
+	return b.String()
+}
+
+const avahiConf = `[server]
+host-name=avahi-sim
+domain-name=local
+use-ipv4=yes
+use-ipv6=no
+allow-interfaces=veth1
+enable-dbus=no
+ratelimit-interval-usec=1000000
+ratelimit-burst=1000
+[wide-area]
+enable-wide-area=no
+[publish]
+publish-hinfo=no
+publish-workstation=no
+publish-aaaa-on-ipv4=no
+[reflector]
+[rlimits]
+`
+
+// TestNamespaceInteropAvahi browses services published by avahi-daemon, the
+// mDNS stack of most Linux desktops, which ignores loopback: it runs in a
+// second namespace behind a veth pair, inside its own mount namespace so
+// that its services directory and /run are the test's own.
+func TestNamespaceInteropAvahi(t *testing.T) {
+	avahi, err := exec.LookPath("avahi-daemon")
+	if err != nil {
+		t.Skip("avahi-daemon is not installed (Debian package avahi-daemon)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare (util-linux) is needed to give avahi-daemon its own mount namespace")
+	}
+	if !netns.Run(t) {
+		return
+	}
+	if netns.Role() == "peer" {
+		fmt.Println("peer started")
+		var ifc *net.Interface
+		for i := 0; i < 200 && ifc == nil; i++ {
+			ifc, _ = net.InterfaceByName("veth1")
+			if ifc == nil {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		require.NotNil(t, ifc, "veth1 never arrived in the peer namespace")
+		netns.IP(t, "addr", "add", "10.77.0.2/24", "dev", "veth1")
+		netns.IP(t, "link", "set", "veth1", "up", "multicast", "on")
+		dir := t.TempDir()
+		svc := filepath.Join(dir, "services")
+		require.NoError(t, os.Mkdir(svc, 0o755))
+		for name, body := range avahiServices {
+			require.NoError(t, os.WriteFile(filepath.Join(svc, name), []byte(body), 0o644))
+		}
+		conf := filepath.Join(dir, "avahi-daemon.conf")
+		require.NoError(t, os.WriteFile(conf, []byte(avahiConf), 0o644))
+		script := fmt.Sprintf("mount -t tmpfs none /run && mkdir -p /run/avahi-daemon && mount --bind %s /etc/avahi/services && exec %s -f %s --no-drop-root --no-chroot --no-rlimits --no-proc-title",
+			svc, avahi, conf)
+		cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
+		out, err := cmd.StderrPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		defer func() {
+			cmd.Process.Signal(os.Interrupt)
+			cmd.Wait()
+		}()
+		sc := bufio.NewScanner(out)
+		ready := false
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Println("avahi:", line)
+			if strings.Contains(line, "Server startup complete") {
+				ready = true
+				break
+			}
+		}
+		require.True(t, ready, "avahi-daemon did not start")
+		go func() {
+			for sc.Scan() {
+				fmt.Println("avahi:", sc.Text())
+			}
+		}()
+		fmt.Println("peer ready")
+		netns.WaitStdinEOF()
+		return
+	}
+	out, err := exec.Command("ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1").CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot create a veth pair here (%v: %s); the Avahi case needs root and iproute2", err, out)
+	}
+	peer := netns.StartPeer(t, t.Name(), "peer")
+	require.NoError(t, peer.WaitLine("peer started", 60*time.Second))
+	netns.IP(t, "link", "set", "veth1", "netns", fmt.Sprint(peer.Pid))
+	netns.IP(t, "addr", "add", "10.77.0.1/24", "dev", "veth0")
+	netns.IP(t, "link", "set", "veth0", "up", "multicast", "on")
+	require.NoError(t, peer.WaitLine("peer ready", 60*time.Second))
+
+	ifs, err := net.Interfaces()
+	require.NoError(t, err)
+	var names []string
+	for _, i := range ifs {
+		names = append(names, i.Name)
+	}
+	require.ElementsMatch(t, []string{"lo", "veth0"}, names, "only the test's own interfaces exist here")
+
+	w := discovery.New(fastOptions("veth0"))
+	ctx, cancel := context.WithCancel(t.Context())
+	events := w.Watch(ctx)
+	defer func() {
+		cancel()
+		for range events {
+		}
+	}()
+	got := map[string]discovery.Device{}
+	waitFor(t, events, "the three Avahi services", func(ev discovery.Event) bool {
+		if ev.Kind == discovery.Added {
+			got[ev.Device.ID] = ev.Device
+		}
+		return len(got) == 3
+	})
+	a := got["arduino-ota/avahi-esp-a"]
+	require.Equal(t, "avahi-sim.local", a.Host)
+	require.Equal(t, []netip.Addr{netip.MustParseAddr("10.77.0.2")}, a.Addrs)
+	require.Equal(t, 3232, a.Port)
+	require.Equal(t, "esp32s3", a.Board)
+	require.True(t, a.AuthUpload)
+	require.Equal(t, "veth0", a.Interface)
+	b := got["arduino-ota/avahi-esp-b"]
+	require.Equal(t, 8266, b.Port)
+	require.False(t, b.AuthUpload)
+	k := got["esphome/avahi-kitchen"]
+	require.Equal(t, "Avahi Kitchen", k.FriendlyName)
+	require.Equal(t, "ESP8266", k.Platform)
+	require.Equal(t, 8266, k.OTAPort())
+
+	// Avahi says goodbye for everything when it stops.
+	peer.Stop()
+	gone := map[string]bool{}
+	waitFor(t, events, "Avahi's goodbyes", func(ev discovery.Event) bool {
+		if ev.Kind == discovery.Removed {
+			gone[ev.Device.ID] = true
+		}
+		return len(gone) == 3
+	})
 }
