@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"github.com/stretchr/testify/require"
+
+	"github.com/espdeck/espdeck/espota/otasim"
+)
+
+var updateArduino = flag.Bool("update-arduino", false, "rewrite the Arduino protocol golden transcripts")
+
+// ideDriver plays the Arduino IDE (arduino-cli's monitor and discovery
+// clients): espdeck runs in-process with piped stdin/stdout; commands are
+// written one per line and the JSON answers read back, both recorded.
+type ideDriver struct {
+	t          *testing.T
+	stdin      *io.PipeWriter
+	lines      chan string
+	done       chan int
+	transcript strings.Builder
+	replace    []string // old, new pairs applied to the transcript
+}
+
+func startIDE(t *testing.T, args ...string) *ideDriver {
+	t.Helper()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	d := &ideDriver{t: t, stdin: inW, lines: make(chan string, 256), done: make(chan int, 1)}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	var stderr bytes.Buffer
+	go func() {
+		code := run(ctx, args, inR, outW, &stderr, func(k string) string {
+			if k == "ESPDECK_MDNS" {
+				return "off"
+			}
+			return ""
+		})
+		outW.Close()
+		d.done <- code
+	}()
+	go func() {
+		sc := bufio.NewScanner(outR)
+		for sc.Scan() {
+			d.lines <- sc.Text()
+		}
+		close(d.lines)
+	}()
+	return d
+}
+
+func (d *ideDriver) send(cmd string) {
+	d.t.Helper()
+	d.transcript.WriteString("> " + d.scrub(cmd) + "\n")
+	_, err := io.WriteString(d.stdin, cmd+"\n")
+	require.NoError(d.t, err)
+}
+
+func (d *ideDriver) read() string {
+	d.t.Helper()
+	select {
+	case l, ok := <-d.lines:
+		require.True(d.t, ok, "espdeck stopped writing; transcript:\n%s", d.transcript.String())
+		d.transcript.WriteString("< " + d.scrub(l) + "\n")
+		return l
+	case <-time.After(30 * time.Second):
+		d.t.Fatalf("no answer within 30 s; transcript:\n%s", d.transcript.String())
+	}
+	return ""
+}
+
+func (d *ideDriver) scrub(s string) string {
+	for i := 0; i+1 < len(d.replace); i += 2 {
+		s = strings.ReplaceAll(s, d.replace[i], d.replace[i+1])
+	}
+	return s
+}
+
+func (d *ideDriver) exitCode() int {
+	d.t.Helper()
+	select {
+	case c := <-d.done:
+		return c
+	case <-time.After(30 * time.Second):
+		d.t.Fatal("espdeck did not exit")
+	}
+	return -1
+}
+
+func arduinoGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := "testdata/" + name
+	if *updateArduino {
+		require.NoError(t, os.MkdirAll("testdata", 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run with -update-arduino to create it")
+	require.Equal(t, string(want), got)
+}
+
+// TestArduinoMonitorTranscript drives "espdeck arduino monitor" as
+// arduino-cli does (listen on a TCP port, HELLO, DESCRIBE, CONFIGURE, OPEN,
+// accept, CLOSE, QUIT) on a real pseudo-terminal through the real serial
+// library, and checks that bytes pass unchanged both ways (escape
+// sequences and all) and that a client that hangs up gets port_closed.
+func TestArduinoMonitorTranscript(t *testing.T) {
+	board, tty, err := pty.Open()
+	require.NoError(t, err)
+	defer board.Close()
+	defer tty.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+
+	d := startIDE(t, "arduino", "monitor")
+	d.replace = []string{tty.Name(), "PTY", port, "PORT"}
+	d.send(`HELLO 1 "arduino-cli 1.2.0"`)
+	d.read()
+	d.send("DESCRIBE")
+	d.read()
+	d.send("CONFIGURE baudrate 74880")
+	d.read()
+	d.send("CONFIGURE baudrate 12345")
+	d.read()
+	d.send("CONFIGURE parity E")
+	d.read()
+	d.send("OPEN 127.0.0.1:" + port + " /dev/espdeck-no-such-port")
+	d.read()
+	d.send("OPEN 127.0.0.1:" + port + " " + tty.Name())
+	d.read()
+	conn, err := ln.Accept()
+	require.NoError(t, err)
+
+	// Board → IDE: bytes as they are, colour codes included.
+	fromBoard := "\x1b[0;32mI (312) app: hello\x1b[0m\r\nets Jun  8 2016 00:22:57\r\n\x00\xff"
+	_, err = board.Write([]byte(fromBoard))
+	require.NoError(t, err)
+	got := make([]byte, len(fromBoard))
+	_, err = io.ReadFull(conn, got)
+	require.NoError(t, err)
+	require.Equal(t, fromBoard, string(got))
+	// IDE → board.
+	_, err = conn.Write([]byte("ping\n"))
+	require.NoError(t, err)
+	echo := make([]byte, 5)
+	_, err = io.ReadFull(board, echo)
+	require.NoError(t, err)
+	require.Equal(t, "ping\n", string(echo))
+
+	d.send("OPEN 127.0.0.1:" + port + " " + tty.Name())
+	d.read() // already open
+	d.send("CLOSE")
+	d.read()
+	_, err = conn.Read(make([]byte, 1))
+	require.Error(t, err, "CLOSE closes the TCP connection")
+	d.send("CLOSE")
+	d.read()
+
+	// The IDE hangs up: an asynchronous port_closed.
+	d.send("OPEN 127.0.0.1:" + port + " " + tty.Name())
+	d.read()
+	conn, err = ln.Accept()
+	require.NoError(t, err)
+	conn.Close()
+	d.read()
+	d.send("QUIT")
+	d.read()
+	require.Equal(t, exitOK, d.exitCode())
+	arduinoGolden(t, "arduino-monitor.golden", d.transcript.String())
+}
+
+// TestArduinoDiscoveryTranscript drives "espdeck arduino discovery" as
+// arduino-cli's discovery manager does. With mDNS off (as every in-process
+// test runs) it finds nothing, which pins the command's wiring; the
+// protocol with boards is tested in discovery/pluggable.
+func TestArduinoDiscoveryTranscript(t *testing.T) {
+	d := startIDE(t, "arduino", "discovery")
+	d.send(`HELLO 1 "arduino-cli 1.2.0"`)
+	d.read()
+	d.send("START")
+	d.read()
+	d.send("LIST")
+	d.read()
+	d.send("STOP")
+	d.read()
+	d.send("START_SYNC")
+	d.read()
+	d.send("QUIT")
+	d.read()
+	require.Equal(t, exitOK, d.exitCode())
+	arduinoGolden(t, "arduino-discovery.golden", d.transcript.String())
+}
+
+func TestArduinoUsage(t *testing.T) {
+	r := runCLI(t, nil, "arduino")
+	require.Equal(t, exitUsage, r.code)
+	require.Contains(t, r.stderr, "pluggable_discovery.espdeck.pattern")
+	r = runCLI(t, nil, "arduino", "frob")
+	require.Equal(t, exitUsage, r.code)
+	require.Contains(t, r.stderr, "want discovery or monitor")
+}
+
+// TestESP8266CoreUploadPattern runs the ESP8266 core's network upload
+// pattern with espdeck as network_cmd:
+//
+//	"{network_cmd}" -I "{runtime.platform.path}/tools/espota.py" -i "{upload.port.address}"
+//	  -p "{upload.port.properties.port}" "--auth={upload.field.password}" -f "{build.path}/{build.project_name}.bin"
+//
+// against the simulated ESP8266 with a password.
+func TestESP8266CoreUploadPattern(t *testing.T) {
+	dev := otaSim(t, otasim.Config{Flavour: otasim.ESP8266, Password: otaTestPassword})
+	file, img := otaImage(t, 20_000)
+	r := runCLI(t, nil, "-I", "/home/u/.arduino15/packages/esp8266/hardware/esp8266/3.1.2/tools/espota.py",
+		"-i", "127.0.0.1", "-p", strconv.Itoa(int(dev.Addr().Port())), "--auth="+otaTestPassword, "-f", file)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	requireNoSecret(t, r)
+	ss, err := dev.WaitSessions(context.Background(), 1)
+	require.NoError(t, err)
+	require.Equal(t, img, ss[0].Received)
+
+	// Any other script after -I is not ours to run.
+	r = runCLI(t, nil, "-I", "/tmp/other.py", "-i", "127.0.0.1")
+	require.NotEqual(t, exitOK, r.code)
+}
+
+// TestESP32CoreUploadPattern runs arduino-esp32's tools.esp_ota.upload.pattern
+// with espdeck ota as {cmd}:
+//
+//	{cmd} -i {upload.port.address} -p {upload.port.properties.port} "--auth={upload.field.password}" -f "{build.path}/{build.project_name}.bin"
+func TestESP32CoreUploadPattern(t *testing.T) {
+	dev := otaSim(t, otasim.Config{Password: otaTestPassword})
+	file, img := otaImage(t, 30_000)
+	r := runCLI(t, nil, "ota", "-i", "127.0.0.1", "-p", strconv.Itoa(int(dev.Addr().Port())), "--auth="+otaTestPassword, "-f", file)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	requireNoSecret(t, r)
+	ss, err := dev.WaitSessions(context.Background(), 1)
+	require.NoError(t, err)
+	require.Equal(t, img, ss[0].Received)
+}
