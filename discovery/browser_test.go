@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -257,7 +258,7 @@ func TestBrowserTTLExpiryAndRefresh(t *testing.T) {
 		require.Greater(t, gone, 60*time.Second, "not before its TTL says")
 		var refreshes []time.Duration
 		for _, q := range m.sent() {
-			if q.at.After(silent) && len(q.pkt.Questions) > 0 && q.pkt.Questions[0].Name == dd.instance() {
+			if q.at.After(silent) && slices.ContainsFunc(q.pkt.Questions, func(x wireQuestion) bool { return x.Name == dd.instance() }) {
 				refreshes = append(refreshes, q.at.Sub(silent))
 			}
 		}
@@ -265,7 +266,9 @@ func TestBrowserTTLExpiryAndRefresh(t *testing.T) {
 		last := silent.Add(gone).Add(-120 * time.Second) // when the records were last received
 		for _, r := range refreshes {
 			frac := float64(silent.Add(r).Sub(last)) / float64(120*time.Second)
-			require.True(t, frac >= 0.80 && frac < 0.98, "refresh at %.2f of the TTL", frac)
+			// 80–97 % of the TTL, or down to 70 % when it joins another
+			// record's refresh that is due (dueRefresh coalesces them).
+			require.True(t, frac >= 0.70 && frac < 0.98, "refresh at %.2f of the TTL", frac)
 		}
 	})
 }
@@ -541,5 +544,70 @@ func TestBrowserIgnoresOtherInterfacesAndQueries(t *testing.T) {
 		m.inject(2, b) // someone's query with known answers: not evidence
 		quiet(t, events, 5*time.Second)
 		require.Empty(t, w.Snapshot())
+	})
+}
+
+// TestBrowserSettledQueryRate settles a browser with 100 boards (TTL
+// 120 s, announced at random moments of two minutes, answering every
+// question about themselves) and counts the queries it sends over the next
+// ten minutes: browse queries every 60 s plus the refreshes, which share
+// packets. The target is at most one query per second per interface.
+func TestBrowserSettledQueryRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newMemNet()
+		boards := map[string]board{}
+		var all []board
+		for i := range 100 {
+			b := esp(fmt.Sprintf("esp32-%03d", i), fmt.Sprintf("10.0.3.%d", i+1), "board=esp32")
+			all = append(all, b)
+			boards[b.instance()], boards[b.host()] = b, b
+		}
+		m.setRespond(func(q wirePacket) [][]byte {
+			known := map[string]bool{}
+			for _, r := range q.Records {
+				known[r.Target] = true
+			}
+			var rrs []dns.RR
+			for _, qq := range q.Questions {
+				if qq.Name == "_arduino._tcp.local." {
+					for _, b := range all {
+						if !known[b.instance()] {
+							rrs = append(rrs, b.records()...)
+						}
+					}
+				} else if b, ok := boards[qq.Name]; ok {
+					rrs = append(rrs, b.records()...)
+				}
+			}
+			var out [][]byte
+			for len(rrs) > 0 {
+				n := min(len(rrs), 20)
+				out = append(out, response(rrs[:n]...))
+				rrs = rrs[n:]
+			}
+			return out
+		})
+		w := New(memOptions(m))
+		ctx, cancel := context.WithCancel(t.Context())
+		events := w.Watch(ctx)
+		defer drain(cancel, events)
+		go func() {
+			for range events {
+			}
+		}()
+		for _, b := range all {
+			time.Sleep(1200 * time.Millisecond)
+			m.inject(2, response(b.records()...))
+		}
+		time.Sleep(5 * time.Minute)
+		synctest.Wait()
+		require.Len(t, w.Snapshot(), 100)
+		before := len(m.sent())
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		sent := len(m.sent()) - before
+		t.Logf("settled with 100 boards: %d queries in 10 minutes (%.2f per second)", sent, float64(sent)/600)
+		require.LessOrEqual(t, sent, 600, "at most one query per second")
+		require.Len(t, w.Snapshot(), 100, "refreshes keep every board")
 	})
 }

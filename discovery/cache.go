@@ -118,13 +118,36 @@ func (c *recordCache) expire(now time.Time) bool {
 }
 
 // dueRefresh returns the records, among those wanted, whose next refresh
-// time has come, and advances their schedule.
+// time has come, and advances their schedule. When one is due, those due
+// within the next tenth of their TTL are asked for in the same query, so
+// that many boards' refreshes share packets instead of each sending its
+// own.
 func (c *recordCache) dueRefresh(now time.Time, wanted func(*cacheEntry) bool) []*cacheEntry {
+	due := false
+	for _, e := range c.entries {
+		if len(e.refresh) > 0 && !now.Before(e.refresh[0]) && wanted(e) {
+			due = true
+			break
+		}
+	}
+	if !due {
+		// Drop refresh points of records nobody wants, so next() does not
+		// wake the browser for them again and again.
+		for _, e := range c.entries {
+			for len(e.refresh) > 0 && !now.Before(e.refresh[0]) {
+				e.refresh = e.refresh[1:]
+			}
+		}
+		return nil
+	}
 	var out []*cacheEntry
 	for _, e := range c.entries {
-		if len(e.refresh) == 0 || now.Before(e.refresh[0]) {
+		horizon := now.Add(time.Duration(e.rec.TTL) * time.Second / 10)
+		if len(e.refresh) == 0 || horizon.Before(e.refresh[0]) {
 			continue
 		}
+		// Asked now: the attempts already due, or the next one early.
+		e.refresh = e.refresh[1:]
 		for len(e.refresh) > 0 && !now.Before(e.refresh[0]) {
 			e.refresh = e.refresh[1:]
 		}
