@@ -76,17 +76,20 @@ func runArduinoDiscovery(c *cli, args []string) int {
 
 // espotaScriptArgs recognises the ESP8266 core's upload pattern with
 // espdeck as its network_cmd: `espdeck -I ".../tools/espota.py" -i … -p …
-// --auth=… -f …`. The pattern was written for python3, where -I is an
-// interpreter flag followed by the script; what follows the script is
-// espota.py's own command line, which "espdeck ota" understands. ok is
-// false for any other argument list.
+// --auth=… -f …` (core 3.x) or without the -I (older cores). The pattern
+// was written for python3, where -I is an interpreter flag and the script
+// follows; what follows the script is espota.py's own command line, which
+// "espdeck ota" understands. ok is false for any other argument list.
 func espotaScriptArgs(args []string) (otaArgs []string, ok bool) {
-	if len(args) < 2 || args[0] != "-I" {
+	if len(args) > 0 && args[0] == "-I" {
+		args = args[1:]
+	}
+	if len(args) == 0 {
 		return nil, false
 	}
-	script := strings.ToLower(filepath.Base(strings.ReplaceAll(args[1], `\`, "/")))
+	script := strings.ToLower(filepath.Base(strings.ReplaceAll(args[0], `\`, "/")))
 	if script != "espota.py" {
 		return nil, false
 	}
-	return args[2:], true
+	return args[1:], true
 }

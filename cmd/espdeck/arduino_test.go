@@ -232,6 +232,13 @@ func TestESP8266CoreUploadPattern(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, img, ss[0].Received)
 
+	// Older cores run the script without -I.
+	r = runCLI(t, nil, `C:\Users\u\AppData\Local\Arduino15\packages\esp8266\hardware\esp8266\2.7.4\tools\espota.py`,
+		"-i", "127.0.0.1", "-p", strconv.Itoa(int(dev.Addr().Port())), "--auth="+otaTestPassword, "-f", file)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	_, err = dev.WaitSessions(context.Background(), 2)
+	require.NoError(t, err)
+
 	// Any other script after -I is not ours to run.
 	r = runCLI(t, nil, "-I", "/tmp/other.py", "-i", "127.0.0.1")
 	require.NotEqual(t, exitOK, r.code)
@@ -245,6 +252,33 @@ func TestESP32CoreUploadPattern(t *testing.T) {
 	dev := otaSim(t, otasim.Config{Password: otaTestPassword})
 	file, img := otaImage(t, 30_000)
 	r := runCLI(t, nil, "ota", "-i", "127.0.0.1", "-p", strconv.Itoa(int(dev.Addr().Port())), "--auth="+otaTestPassword, "-f", file)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	requireNoSecret(t, r)
+	ss, err := dev.WaitSessions(context.Background(), 1)
+	require.NoError(t, err)
+	require.Equal(t, img, ss[0].Received)
+}
+
+// TestNoPasswordBoardGetsEmptyAuth: the IDE passes "--auth=" for a board
+// without a password; that is no password, not an empty one.
+func TestNoPasswordBoardGetsEmptyAuth(t *testing.T) {
+	dev := otaSim(t, otasim.Config{})
+	file, img := otaImage(t, 10_000)
+	r := runCLI(t, nil, "ota", "-i", "127.0.0.1", "-p", strconv.Itoa(int(dev.Addr().Port())), "--auth=", "-f", file)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	ss, err := dev.WaitSessions(context.Background(), 1)
+	require.NoError(t, err)
+	require.Equal(t, img, ss[0].Received)
+}
+
+// TestPlatformIOUploadCommand runs docs/ota.md's PlatformIO recipe as pio
+// expands it: upload_command = espdeck ota upload --host $UPLOAD_PORT
+// $UPLOAD_FLAGS --file $SOURCE, with upload_flags = --password-env=OTA_PASSWORD.
+func TestPlatformIOUploadCommand(t *testing.T) {
+	dev := otaSim(t, otasim.Config{Password: otaTestPassword})
+	file, img := otaImage(t, 10_000)
+	r := runCLI(t, map[string]string{"OTA_PASSWORD": otaTestPassword},
+		"ota", "upload", "--host", dev.Addr().String(), "--password-env=OTA_PASSWORD", "--file", file)
 	require.Equal(t, exitOK, r.code, r.stderr)
 	requireNoSecret(t, r)
 	ss, err := dev.WaitSessions(context.Background(), 1)
