@@ -580,3 +580,51 @@ func TestNamespaceInteropAvahi(t *testing.T) {
 		return len(gone) == 3
 	})
 }
+
+// TestNamespaceHundredBoardsInOneBurst: one responder announces 100
+// instances at once (many per packet, back to back), and 100 more
+// responders answer the first query together: all 200 are found.
+func TestNamespaceHundredBoardsInOneBurst(t *testing.T) {
+	if !netns.Run(t) {
+		return
+	}
+	lo, err := net.InterfaceByName("lo")
+	require.NoError(t, err)
+	var burst []mdnssim.Instance
+	for i := range 100 {
+		burst = append(burst, mdnssim.Instance{Name: fmt.Sprintf("burst-%03d", i), Service: discovery.ServiceArduino,
+			IP: net.IPv4(127, 0, 2, byte(i+1)), Port: 3232, TXT: []string{"board=esp32", "auth_upload=no"}})
+	}
+	for i := range 100 {
+		r, err := mdnssim.Start(t.Context(), lo, mdnssim.Instance{Name: fmt.Sprintf("single-%03d", i), Service: discovery.ServiceArduino,
+			IP: net.IPv4(127, 0, 3, byte(i+1)), Port: 8266, TXT: []string{"board=d1_mini"}})
+		require.NoError(t, err)
+		defer r.Close()
+	}
+	w := discovery.New(fastOptions("lo"))
+	ctx, cancel := context.WithCancel(t.Context())
+	events := w.Watch(ctx)
+	defer func() {
+		cancel()
+		for range events {
+		}
+	}()
+	seen := map[string]bool{}
+	waitFor(t, events, "the 100 single responders", func(ev discovery.Event) bool {
+		if ev.Kind == discovery.Added {
+			seen[ev.Device.ID] = true
+		}
+		return len(seen) == 100
+	})
+	r, err := mdnssim.Start(t.Context(), lo, burst...)
+	require.NoError(t, err)
+	defer r.Close()
+	require.NoError(t, r.Announce())
+	waitFor(t, events, "the burst of 100", func(ev discovery.Event) bool {
+		if ev.Kind == discovery.Added {
+			seen[ev.Device.ID] = true
+		}
+		return len(seen) == 200
+	})
+	require.Len(t, w.Snapshot(), 200)
+}
