@@ -14,7 +14,9 @@ const arduinoUsage = `espdeck arduino discovery|monitor — tools for the Arduin
   espdeck arduino discovery   the IDE's network ports from espdeck's discovery
                               (Arduino pluggable discovery protocol on stdin/stdout)
   espdeck arduino monitor     the IDE's serial monitor as a plain byte pass-through
-                              (Arduino pluggable monitor protocol on stdin/stdout)
+                              (Arduino pluggable monitor protocol on stdin/stdout);
+                              with --elf APP.elf (or ESPDECK_ELF) crash addresses are
+                              decoded under the board's lines (CONFIGURE decode on|off)
 
 Both are started by the IDE, not by hand. Set them up in the core's
 platform.local.txt (see docs/ota.md, "Arduino IDE"):

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"go.bug.st/serial"
 
 	"github.com/espdeck/espdeck/monitor"
+	"github.com/espdeck/espdeck/symbolize"
 )
 
 // The pluggable monitor protocol (arduino-cli
@@ -59,6 +61,9 @@ type monitorSession struct {
 
 	hello bool
 	baud  string
+	sym   *symbolize.Symbolizer // set by --elf: decoding can be turned on
+	// decode adds decoded crash addresses under the board's lines.
+	decode bool
 
 	mu      sync.Mutex
 	port    monitor.Port
@@ -148,18 +153,30 @@ func (m *monitorSession) handle(ctx context.Context, line string) bool {
 		m.hello = true
 		m.write(monitorMessage{EventType: "hello", ProtocolVersion: 1, Message: "OK"})
 	case "DESCRIBE":
-		m.write(monitorMessage{EventType: "describe", Message: "OK", Description: &monitorDescription{
-			Protocol: "serial",
-			Params: map[string]monitorParam{
-				"baudrate": {Label: "Baudrate", Type: "enum", Value: monitorBauds, Selected: m.baud},
-			},
-		}})
+		params := map[string]monitorParam{
+			"baudrate": {Label: "Baudrate", Type: "enum", Value: monitorBauds, Selected: m.baud},
+		}
+		if m.sym != nil {
+			params["decode"] = monitorParam{Label: "Decode crash addresses", Type: "enum", Value: []string{"on", "off"}, Selected: decodeSetting(m.decoding())}
+		}
+		m.write(monitorMessage{EventType: "describe", Message: "OK", Description: &monitorDescription{Protocol: "serial", Params: params}})
 	case "CONFIGURE":
 		name, value, _ := strings.Cut(strings.TrimSpace(rest), " ")
 		value = strings.TrimSpace(value)
 		switch {
+		case name == "decode" && m.sym != nil:
+			if value != "on" && value != "off" {
+				m.write(monitorFail("configure", "invalid value for parameter decode: "+value+" (on or off)"))
+				return false
+			}
+			m.mu.Lock()
+			m.decode = value == "on"
+			m.mu.Unlock()
+			m.write(monitorOK("configure"))
+		case name == "decode":
+			m.write(monitorFail("configure", "decode needs the application's ELF: start the monitor with --elf APP.elf"))
 		case name != "baudrate":
-			m.write(monitorFail("configure", "unknown parameter "+name+" (this monitor has baudrate only)"))
+			m.write(monitorFail("configure", "unknown parameter "+name+" (this monitor has baudrate, and decode when started with --elf)"))
 		case !slices.Contains(monitorBauds, value):
 			m.write(monitorFail("configure", "invalid value for parameter baudrate: "+value))
 		default:
@@ -243,15 +260,21 @@ func (m *monitorSession) openPort(ctx context.Context, addr, name string) error 
 	m.pumps.Add(2)
 	go m.pump(func() error { // board → IDE
 		buf := make([]byte, 4096)
+		dec := &lineDecoder{parser: monitor.NewParser(m.sym)}
 		for {
 			n, err := p.Read(buf)
 			if err != nil {
 				return fmt.Errorf("serial port %s: %w", name, err)
 			}
-			if n > 0 {
-				if _, err := conn.Write(buf[:n]); err != nil {
-					return errors.New("lost TCP/IP connection with the client")
-				}
+			if n == 0 {
+				continue
+			}
+			out := buf[:n]
+			if m.sym != nil && m.decoding() {
+				out = dec.feed(out)
+			}
+			if _, err := conn.Write(out); err != nil {
+				return errors.New("lost TCP/IP connection with the client")
 			}
 		}
 	})
@@ -270,6 +293,61 @@ func (m *monitorSession) openPort(ctx context.Context, addr, name string) error 
 		}
 	})
 	return nil
+}
+
+func (m *monitorSession) decoding() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.decode
+}
+
+// decodeSetting is the decode parameter's value for b.
+func decodeSetting(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// lineDecoder passes bytes through unchanged and, after each complete line
+// with code addresses of the ELF in it (a Backtrace, a register dump),
+// inserts the decoded frames as indented lines.
+type lineDecoder struct {
+	parser *monitor.Parser
+	line   []byte
+}
+
+// maxDecodeLine bounds the line kept for parsing: longer lines are passed
+// on undecoded.
+const maxDecodeLine = 4096
+
+func (d *lineDecoder) feed(p []byte) []byte {
+	out := make([]byte, 0, len(p))
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			out = append(out, p...)
+			if len(d.line)+len(p) <= maxDecodeLine {
+				d.line = append(d.line, p...)
+			} else {
+				d.line = d.line[:0]
+			}
+			break
+		}
+		out = append(out, p[:i+1]...)
+		if len(d.line)+i <= maxDecodeLine {
+			d.line = append(d.line, p[:i]...)
+			l := d.parser.Parse(strings.TrimRight(string(d.line), "\r"), time.Now())
+			for _, dc := range l.Decoded {
+				for _, s := range dc.Lines() {
+					out = append(out, "  "+s+"\r\n"...)
+				}
+			}
+		}
+		d.line = d.line[:0]
+		p = p[i+1:]
+	}
+	return out
 }
 
 // pump runs one copy direction; the first to fail closes both ends and,
@@ -314,6 +392,7 @@ func (m *monitorSession) closePort() bool {
 // the end of stdin.
 func runArduinoMonitor(c *cli, args []string) int {
 	fs, cm := c.newFlags("arduino monitor", arduinoUsage)
+	elfPath := fs.String("elf", c.getenv("ESPDECK_ELF"), "decode crash addresses with this application `ELF` (CONFIGURE decode on|off; default on)")
 	if _, err := parse(fs, args); err != nil {
 		return c.usageExit(err, args)
 	}
@@ -324,6 +403,15 @@ func runArduinoMonitor(c *cli, args []string) int {
 	}
 	defer closeLog()
 	m := newMonitorSession(c.stdout)
+	if *elfPath != "" {
+		sym, err := symbolize.Open(*elfPath)
+		if err != nil {
+			// The IDE shows stderr to nobody; the monitor still works.
+			logger.Warn("crash decoding off: cannot read the ELF", "elf", *elfPath, "err", err)
+		} else {
+			m.sym, m.decode = sym, true
+		}
+	}
 	if err := m.serve(c.ctx, c.stdin); err != nil && c.ctx.Err() == nil {
 		logger.Error("arduino monitor ended", "err", err)
 		return exitInternal

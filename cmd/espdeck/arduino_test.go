@@ -285,3 +285,63 @@ func TestPlatformIOUploadCommand(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, img, ss[0].Received)
 }
+
+// TestArduinoMonitorDecodes: with --elf, a Backtrace line reaches the IDE
+// unchanged with its frames decoded underneath; CONFIGURE decode off turns
+// that off.
+func TestArduinoMonitorDecodes(t *testing.T) {
+	if _, err := os.Stat(monitorFixtureELF); err != nil {
+		t.Skipf("the ELF fixture is not present beside the checkout (%v)", err)
+	}
+	board, tty, err := pty.Open()
+	require.NoError(t, err)
+	defer board.Close()
+	defer tty.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+
+	d := startIDE(t, "arduino", "monitor", "--elf", monitorFixtureELF)
+	d.send(`HELLO 1 "arduino-cli 1.2.0"`)
+	d.read()
+	d.send("DESCRIBE")
+	require.Contains(t, d.read(), `"decode":{"label":"Decode crash addresses","type":"enum","value":["on","off"],"selected":"on"}`)
+	d.send("OPEN " + ln.Addr().String() + " " + tty.Name())
+	require.Contains(t, d.read(), `"message":"OK"`)
+	conn, err := ln.Accept()
+	require.NoError(t, err)
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+
+	crash := "Backtrace: 0x400d0a2b:0x3ffb5f40 0x400d4ad9:0x3ffb5f60\r\n"
+	_, err = board.Write([]byte(crash))
+	require.NoError(t, err)
+	line, err := r.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, crash, line, "the board's line passes unchanged")
+	line, err = r.ReadString('\n')
+	require.NoError(t, err)
+	require.Contains(t, line, "0x400d0a2b: app_main at", "a decoded frame follows")
+	require.True(t, strings.HasPrefix(line, "  "), "decoded lines are indented: %q", line)
+
+	d.send("CONFIGURE decode off")
+	require.Contains(t, d.read(), `"message":"OK"`)
+	// Drain the rest of the decoded frames, then the next crash passes alone.
+	_, err = board.Write([]byte("marker\r\n"))
+	require.NoError(t, err)
+	for line != "marker\r\n" {
+		line, err = r.ReadString('\n')
+		require.NoError(t, err)
+	}
+	_, err = board.Write([]byte(crash + "after\r\n"))
+	require.NoError(t, err)
+	line, err = r.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, crash, line)
+	line, err = r.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "after\r\n", line, "no decoded lines with decode off")
+	d.send("QUIT")
+	d.read()
+	require.Equal(t, exitOK, d.exitCode())
+}
