@@ -100,7 +100,7 @@ func waitFor(t *testing.T, events <-chan discovery.Event, what string, match fun
 	}
 }
 
-func TestNamespaceBrowseUpdateExpire(t *testing.T) {
+func TestNamespaceBrowseAndUpdate(t *testing.T) {
 	if !netns.Run(t) {
 		return
 	}
