@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -190,10 +191,35 @@ func (b *browser) iface(index int) (netInterface, bool) {
 	return netInterface{}, false
 }
 
+// ifaceFor picks the browsed interface a packet from src came in on, for
+// systems that do not report the arrival interface (Windows): the one whose
+// subnet holds src, else the only one browsed, else none (0).
+func (b *browser) ifaceFor(src netip.Addr) int {
+	src = src.Unmap()
+	for _, ni := range b.ifaces {
+		if src.Is6() && src.IsLinkLocalUnicast() && src.Zone() == ni.Iface.Name {
+			return ni.Iface.Index
+		}
+		addrs, _ := ni.Iface.Addrs()
+		for _, a := range addrs {
+			if pfx, err := netip.ParsePrefix(a.String()); err == nil && pfx.Contains(src.WithZone("")) {
+				return ni.Iface.Index
+			}
+		}
+	}
+	if len(b.ifaces) == 1 {
+		return b.ifaces[0].Iface.Index
+	}
+	return 0
+}
+
 // take folds one datagram into the cache. Queries (ours looped back, and
 // other hosts') carry no records to cache; packets from interfaces we do
 // not browse are ignored.
 func (b *browser) take(p packetIn, now time.Time) bool {
+	if p.ifindex == 0 {
+		p.ifindex = b.ifaceFor(p.src.Addr())
+	}
 	if _, ok := b.iface(p.ifindex); !ok {
 		return false
 	}

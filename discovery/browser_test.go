@@ -611,3 +611,20 @@ func TestBrowserSettledQueryRate(t *testing.T) {
 		require.Len(t, w.Snapshot(), 100, "refreshes keep every board")
 	})
 }
+
+// TestBrowserWithoutArrivalInterface: where the system does not say which
+// interface a packet came in on (Windows), the source address decides, or
+// the only browsed interface.
+func TestBrowserWithoutArrivalInterface(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newMemNet()
+		w := New(memOptions(m))
+		ctx, cancel := context.WithCancel(t.Context())
+		events := w.Watch(ctx)
+		defer drain(cancel, events)
+		m.inject(0, response(esp("esp32-noif", "10.0.0.77").records()...))
+		ev := next(t, events)
+		require.Equal(t, Added, ev.Kind)
+		require.Equal(t, "eth0", ev.Device.Interface)
+	})
+}

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package mdnssim is an mDNS responder for tests, written from RFC 6762/6763
 // and from what ESP responders are seen to send, not from espdeck's browser
 // (it does not import it). It advertises instances over IPv4 multicast on
