@@ -133,6 +133,17 @@ func (s *sightings) count(since time.Time, within time.Duration) int {
 	return n
 }
 
+// last returns how long after since the last Added came.
+func (s *sightings) last(since time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var d time.Duration
+	for _, t := range s.added {
+		d = max(d, t.Sub(since))
+	}
+	return d
+}
+
 func watchInto(ctx context.Context, w *discovery.Watcher, s *sightings) {
 	for ev := range w.Watch(ctx) {
 		switch ev.Kind {
@@ -274,6 +285,7 @@ func BenchmarkFound100(b *testing.B) {
 			cancel()
 			<-done
 			found := s.count(start, time.Second)
+			last := s.last(start)
 			// Previous: one hashicorp/mdns query of 1 s.
 			ch := make(chan *mdns.ServiceEntry, 4096)
 			ifc := *lo
@@ -290,6 +302,7 @@ func BenchmarkFound100(b *testing.B) {
 			}
 			stop()
 			b.ReportMetric(float64(found), "found/100("+c.name+",cache)")
+			b.ReportMetric(last.Seconds(), "s-all-found("+c.name+",cache)")
 			b.ReportMetric(float64(len(names)), "found/100("+c.name+",previous)")
 			time.Sleep(500 * time.Millisecond)
 		}
