@@ -14,11 +14,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/mdns"
+	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/ipv4"
 
 	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/discovery/internal/mdnssim"
@@ -540,6 +544,9 @@ func TestNamespaceInteropAvahi(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"lo", "veth0"}, names, "only the test's own interfaces exist here")
 
+	// Count Avahi's answers that carry several instances in one packet,
+	// to be sure the test covers that case.
+	multi := countMultiInstancePackets(t, "veth0")
 	w := discovery.New(fastOptions("veth0"))
 	ctx, cancel := context.WithCancel(t.Context())
 	events := w.Watch(ctx)
@@ -569,6 +576,8 @@ func TestNamespaceInteropAvahi(t *testing.T) {
 	require.Equal(t, "Avahi Kitchen", k.FriendlyName)
 	require.Equal(t, "ESP8266", k.Platform)
 	require.Equal(t, 8266, k.OTAPort())
+
+	require.Positive(t, multi(), "Avahi answered with several instances in one packet")
 
 	// Avahi says goodbye for everything when it stops.
 	peer.Stop()
@@ -627,4 +636,53 @@ func TestNamespaceHundredBoardsInOneBurst(t *testing.T) {
 		return len(seen) == 200
 	})
 	require.Len(t, w.Snapshot(), 200)
+}
+
+// countMultiInstancePackets listens on port 5353 (shared) on ifname and
+// returns a function that reports how many responses so far carried PTR
+// records for two or more _arduino._tcp instances.
+func countMultiInstancePackets(t *testing.T, ifname string) func() int {
+	t.Helper()
+	ifc, err := net.InterfaceByName(ifname)
+	require.NoError(t, err)
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+		})
+	}}
+	pc, err := lc.ListenPacket(t.Context(), "udp4", "0.0.0.0:5353")
+	require.NoError(t, err)
+	t.Cleanup(func() { pc.Close() })
+	require.NoError(t, ipv4.NewPacketConn(pc).JoinGroup(ifc, &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251)}))
+	var mu sync.Mutex
+	n := 0
+	go func() {
+		buf := make([]byte, 9000)
+		for {
+			k, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var m dns.Msg
+			if m.Unpack(buf[:k]) != nil || !m.Response {
+				continue
+			}
+			ptrs := 0
+			for _, rr := range append(m.Answer, m.Extra...) {
+				if p, ok := rr.(*dns.PTR); ok && p.Hdr.Name == "_arduino._tcp.local." {
+					ptrs++
+				}
+			}
+			if ptrs >= 2 {
+				mu.Lock()
+				n++
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
 }
