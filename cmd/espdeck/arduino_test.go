@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/espdeck/espdeck/espota/otasim"
+	"github.com/espdeck/espdeck/monitor"
 )
 
 var updateArduino = flag.Bool("update-arduino", false, "rewrite the Arduino protocol golden transcripts")
@@ -344,4 +345,36 @@ func TestArduinoMonitorDecodes(t *testing.T) {
 	d.send("QUIT")
 	d.read()
 	require.Equal(t, exitOK, d.exitCode())
+}
+
+// FuzzMonitorCommands feeds arbitrary command lines to the monitor
+// protocol: every non-blank line up to QUIT gets exactly one answer. Ports
+// never open here (the open function refuses), so no device is touched.
+func FuzzMonitorCommands(f *testing.F) {
+	for _, s := range []string{
+		"HELLO 1 \"arduino-cli 1.2.0\"\nDESCRIBE\nCONFIGURE baudrate 9600\nOPEN 127.0.0.1:1 /dev/x\nCLOSE\nQUIT",
+		"DESCRIBE\nhello 1 \"x\"\nconfigure decode on\nCONFIGURE\nOPEN\nOPEN a\nFROB\n\nQUIT now",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		var out bytes.Buffer
+		m := newMonitorSession(&out)
+		m.open = func(context.Context, string, int) (monitor.Port, error) {
+			return nil, &monitor.OpenError{Port: "x", Kind: monitor.ErrPortNotFound}
+		}
+		require.NoError(t, m.serve(t.Context(), strings.NewReader(input)))
+		want := 0
+		for _, l := range strings.Split(input, "\n") {
+			if strings.TrimSpace(l) == "" {
+				continue
+			}
+			want++
+			if w, _, _ := strings.Cut(strings.TrimSpace(l), " "); strings.EqualFold(w, "QUIT") {
+				break
+			}
+		}
+		got := strings.Count(out.String(), "\n")
+		require.Equal(t, want, got, "input %q gave\n%s", input, out.String())
+	})
 }

@@ -149,3 +149,53 @@ func TestUpdateAndRemoveEvents(t *testing.T) {
 	sess.apply(discovery.Event{Kind: discovery.Removed, Device: d})
 	golden(t, "events.golden", buf.String())
 }
+
+// FuzzCommands feeds arbitrary command lines: every non-blank line gets
+// exactly one JSON answer (events aside, which only START_SYNC can cause
+// and which carry eventType add), and nothing panics.
+func FuzzCommands(f *testing.F) {
+	for _, s := range []string{
+		"HELLO 1 \"arduino-cli 1.2.0\"\nSTART\nLIST\nSTOP\nQUIT",
+		"HELLO 1 \"x\"\nSTART_SYNC\nLIST\nSTOP\nSTOP",
+		"LIST\nhello 2 \"ide\"\nstart\nlist\nFROB x y\n\nQUIT extra",
+		"HELLO x \"y\"\nHELLO 1 y\nHELLO 1 \"a\"\nHELLO 1 \"b\"",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		if len(input) > 2000 {
+			return
+		}
+		s := &Session{NewWatcher: func() *discovery.Watcher {
+			return discovery.New(discovery.Options{DisableMDNS: true, DisableSerial: true,
+				Static: []discovery.Device{otaDevice("esp32-fz", "10.0.0.1", 3232, "esp32", false)}})
+		}}
+		var out strings.Builder
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(t.Context(), strings.NewReader(input), &out) }()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no end within 10 s for input %q", input)
+		}
+		want := 0
+		for _, l := range strings.Split(input, "\n") {
+			if strings.TrimSpace(l) == "" {
+				continue
+			}
+			want++
+			if w, _, _ := strings.Cut(strings.TrimSpace(l), " "); strings.EqualFold(w, "QUIT") {
+				break
+			}
+		}
+		got := 0
+		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			if l == "" || strings.Contains(l, `"eventType":"add"`) {
+				continue
+			}
+			got++
+		}
+		require.Equal(t, want, got, "input %q gave\n%s", input, out.String())
+	})
+}
