@@ -1,21 +1,13 @@
 package discovery
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log"
-	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
-
-	"github.com/hashicorp/mdns"
 )
 
 // ErrPort5353Busy means no mDNS socket could be opened because another
@@ -31,143 +23,19 @@ var errOneFamily = errors.New("UDP port 5353 is held exclusively by another prog
 // ErrNoInterface means no network interface qualifies for mDNS.
 var ErrNoInterface = errors.New("no usable network interface for mDNS")
 
-// entryBuffer is the capacity of the channel hashicorp/mdns pushes entries
-// into. The library sends without blocking and drops what does not fit (an
-// unbuffered channel lost 7 of 8 devices in our experiments), and every
-// complete answer on the multicast socket counts, including other services.
-const entryBuffer = 4096
-
-// entry is our copy of one hashicorp/mdns ServiceEntry.
+// entry is one browsed instance as the cache assembled it.
 type entry struct {
-	Name   string     // instance name: "esp32-a1b2c3._arduino._tcp.local."
-	Host   string     // SRV target
-	AddrV4 netip.Addr // last A record
-	AddrV6 netip.Addr // last AAAA record, zone from the packet's source
-	Port   int        // SRV port
-	TXT    []string   // raw TXT strings
+	Name  string       // instance name: "esp32-a1b2c3._arduino._tcp.local."
+	Host  string       // SRV target
+	Addrs []netip.Addr // A and AAAA records of Host (link-local IPv6 with zone)
+	Port  int          // SRV port
+	TXT   []string     // TXT strings
 }
 
 // netInterface is an interface chosen for mDNS with the families it can use.
 type netInterface struct {
 	Iface      net.Interface
 	Has4, Has6 bool
-}
-
-// lookupFunc runs one query for service on iface for timeout and returns
-// the entries seen. Tests replace it to run without a network.
-type lookupFunc func(ctx context.Context, iface netInterface, service string, timeout time.Duration, log *slog.Logger) ([]entry, error)
-
-// mdnsLookup is the real lookupFunc around hashicorp/mdns.
-//
-// Workarounds, each for a behaviour we met:
-//   - the entries channel is large and read only after QueryContext
-//     returned: the library keeps writing to an entry it already sent when
-//     later packets name the same instance, so reading entries while the
-//     query runs is a data race;
-//   - one query per interface and service: the library sends one query per
-//     call and joins multicast with the interface it is given;
-//   - the library logs through the standard logger unless told otherwise:
-//     its lines go to our logger at debug level, and a failed bind of port
-//     5353 becomes ErrPort5353Busy instead of a line on stderr;
-//   - cancelling QueryContext does not end the wait early, so the caller
-//     keeps timeout short.
-func mdnsLookup(ctx context.Context, iface netInterface, service string, timeout time.Duration, logger *slog.Logger) ([]entry, error) {
-	ch := make(chan *mdns.ServiceEntry, entryBuffer)
-	lw := &libLog{log: logger, iface: iface.Iface.Name, service: service}
-	ifc := iface.Iface
-	params := &mdns.QueryParam{
-		Service:     service,
-		Domain:      "local",
-		Timeout:     timeout,
-		Interface:   &ifc,
-		Entries:     ch,
-		DisableIPv4: !iface.Has4,
-		DisableIPv6: !iface.Has6,
-		Logger:      log.New(lw, "", 0),
-	}
-	// A standard query from port 5353 halfway into the round, once the
-	// library's multicast listener is up (see sendStandardQuery). Halfway
-	// rather than at once: a board that starts answering during the first
-	// half of the round is still heard in this round, which shortens the
-	// time to appear by up to a whole round, while the second half leaves
-	// time for its answer.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTimer(standardQueryDelay(timeout))
-		defer t.Stop()
-		select {
-		case <-t.C:
-			if err := sendStandardQuery(ctx, iface, service); err != nil {
-				logger.Debug("standard mDNS query not sent", "interface", iface.Iface.Name, "service", service, "err", err)
-			}
-		case <-stop:
-		case <-ctx.Done():
-		}
-	})
-	err := mdns.QueryContext(ctx, params)
-	close(stop)
-	wg.Wait()
-	// QueryContext has returned, so the library touches no entry any more.
-	var out []entry
-	for done := false; !done; {
-		select {
-		case e := <-ch:
-			out = append(out, copyEntry(e))
-		default:
-			done = true
-		}
-	}
-	if len(out) == cap(ch) {
-		logger.Warn("mDNS answers may have been dropped: entries buffer full", "interface", iface.Iface.Name, "service", service)
-	}
-	if err == nil && lw.bindFailed.Load() {
-		return out, fmt.Errorf("query %s on %s: %w", service, iface.Iface.Name, errOneFamily)
-	}
-	if err != nil {
-		if strings.Contains(err.Error(), "multicast udp port") && lw.bindFailed.Load() {
-			return out, fmt.Errorf("query %s on %s: %w", service, iface.Iface.Name, ErrPort5353Busy)
-		}
-		return out, fmt.Errorf("query %s on %s: %w", service, iface.Iface.Name, err)
-	}
-	return out, nil
-}
-
-// standardQueryDelay is when, into a round of length timeout, the standard
-// query goes out.
-func standardQueryDelay(timeout time.Duration) time.Duration { return timeout / 2 }
-
-func copyEntry(e *mdns.ServiceEntry) entry {
-	out := entry{Name: e.Name, Host: e.Host, Port: e.Port, TXT: slices.Clone(e.InfoFields)}
-	if a, ok := netip.AddrFromSlice(e.AddrV4); ok {
-		out.AddrV4 = a.Unmap()
-	}
-	if e.AddrV6IPAddr != nil {
-		if a, ok := netip.AddrFromSlice(e.AddrV6IPAddr.IP); ok {
-			out.AddrV6 = a.WithZone(e.AddrV6IPAddr.Zone)
-		}
-	} else if a, ok := netip.AddrFromSlice(e.AddrV6); ok && !a.Unmap().Is4() {
-		out.AddrV6 = a
-	}
-	return out
-}
-
-// libLog receives hashicorp/mdns's log lines. They go to our logger at
-// debug level (never to stderr, which the TUI owns) and tell us when a bind
-// of port 5353 failed.
-type libLog struct {
-	log            *slog.Logger
-	iface, service string
-	bindFailed     atomic.Bool
-}
-
-func (l *libLog) Write(p []byte) (int, error) {
-	line := strings.TrimSpace(string(p))
-	if strings.Contains(line, "Failed to bind") && strings.Contains(line, "address already in use") {
-		l.bindFailed.Store(true)
-	}
-	l.log.Debug("hashicorp/mdns: "+line, "interface", l.iface, "service", l.service)
-	return len(p), nil
 }
 
 // virtualPrefixes name adapters that carry no ESP boards: container and VM
@@ -239,7 +107,9 @@ func families(ifc net.Interface) (ni netInterface, routable bool) {
 		ip := pfx.Addr().Unmap()
 		if ip.Is4() {
 			ni.Has4 = true
-		} else {
+		} else if ifc.Flags&net.FlagLoopback == 0 {
+			// IPv6 multicast does not work over loopback (sendmsg fails
+			// with "network is unreachable").
 			ni.Has6 = true
 		}
 		if !ip.IsLinkLocalUnicast() && !ip.IsLoopback() {
@@ -260,9 +130,9 @@ func serviceProtocol(service string) Protocol {
 	return Protocol(strings.Trim(strings.TrimPrefix(strings.Trim(service, "."), "_"), "."))
 }
 
-// deviceFromEntry converts one answer for service into a Device. ok is false
-// for answers that belong to another service (hashicorp/mdns delivers every
-// complete entry it hears on the multicast socket) or that lack a port.
+// deviceFromEntry converts one instance of service into a Device. ok is
+// false for instances of another service or domain and for those without a
+// port.
 func deviceFromEntry(e entry, service, iface string) (Device, bool) {
 	suffix := "." + strings.ToLower(strings.Trim(service, ".")) + ".local."
 	name := e.Name
@@ -288,12 +158,7 @@ func deviceFromEntry(e entry, service, iface string) (Device, bool) {
 		TXT:       txt,
 		Board:     txt["board"],
 	}
-	if e.AddrV4.IsValid() {
-		d.Addrs = append(d.Addrs, e.AddrV4)
-	}
-	if e.AddrV6.IsValid() {
-		d.Addrs = append(d.Addrs, e.AddrV6)
-	}
+	d.Addrs = slices.Clone(e.Addrs)
 	switch proto {
 	case ProtocolArduinoOTA:
 		d.AuthUpload = strings.EqualFold(txt["auth_upload"], "yes")
@@ -334,8 +199,8 @@ func unescapeDNS(s string) string {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// mergeDevice folds another sighting of the same device in one round into d
-// (seen on two interfaces, or over IPv4 and IPv6): addresses are united.
+// mergeDevice folds another sighting of the same device into d (seen on two
+// interfaces): addresses are united.
 func mergeDevice(d, other Device) Device {
 	for _, a := range other.Addrs {
 		if !slices.Contains(d.Addrs, a) {
@@ -347,7 +212,7 @@ func mergeDevice(d, other Device) Device {
 }
 
 // sortAddrs orders IPv4 before IPv6, then by value, so that a device's
-// address list does not change order between rounds (which would be an
+// address list does not change order between assemblies (which would be an
 // update event for nothing).
 func sortAddrs(a []netip.Addr) {
 	slices.SortFunc(a, func(x, y netip.Addr) int {

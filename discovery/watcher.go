@@ -3,9 +3,7 @@ package discovery
 import (
 	"cmp"
 	"context"
-	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -25,24 +23,23 @@ type Options struct {
 	// bridge, with a routable address). Named interfaces are used as given,
 	// loopback included.
 	Interfaces []string
-	// Interval between the end of one mDNS round and the start of the next
-	// (default 800 ms), jittered by ±20 % so that many espdeck instances do
-	// not query in step.
+	// Interval is the pause after the first mDNS query while watching
+	// (default 1 s, the least RFC 6762 §5.2 allows); each later pause is
+	// twice the one before, up to MaxInterval. Refresh starts over. Between
+	// queries the browser keeps listening: announcements, goodbyes and
+	// answers to anyone's query are taken as they arrive.
 	Interval time.Duration
-	// RoundTimeout is how long one round listens for answers (default
-	// 400 ms). Answers are read when the round ends, so a board that starts
-	// answering appears after at most about 1.5 × RoundTimeout + 1.2 ×
-	// Interval (2 × RoundTimeout + 1.2 × Interval for a responder that
-	// answers the standard query by unicast to its source port, as
-	// hashicorp/mdns's server does). hashicorp/mdns does not end a round early on cancellation,
-	// so this also bounds how long Watch takes to stop.
+	// MaxInterval caps the growing pause between queries (default 60 s).
+	// Records are refreshed on their own schedule (80–95 % of their TTL),
+	// so this only bounds how long a board whose announcements were all
+	// lost stays unseen.
+	MaxInterval time.Duration
+	// RoundTimeout is how long Scan listens after its query (default
+	// 400 ms). Watch does not use it.
 	RoundTimeout time.Duration
-	// ExpireAfter is how many rounds in a row a device may miss before it is
-	// removed (default: as many mean round periods as span
-	// DefaultExpireGrace, at least 3; 5 with the default schedule, 3 with
-	// 2 s rounds). Rounds in which no query could be sent do not count.
-	// The grace is set in rounds, not time, because only a round that asked
-	// and heard nothing is evidence that a board left.
+	// ExpireAfter is no longer used: a device is removed when it says
+	// goodbye or when its records' TTLs run out. It is kept so that
+	// callers setting it still compile.
 	ExpireAfter int
 	// SerialInterval is how often USB serial ports are listed (default 1 s).
 	SerialInterval time.Duration
@@ -62,22 +59,22 @@ type Options struct {
 	// Now is the clock for FirstSeen/LastSeen (default time.Now).
 	Now func() time.Time
 
-	// lookup and interfaces replace the network in unit tests.
-	lookup     lookupFunc
-	interfaces func(names []string) ([]netInterface, []string, error)
+	// openTransport and interfaces replace the network in unit tests.
+	openTransport func(ctx context.Context) (transport, error)
+	interfaces    func(names []string) ([]netInterface, []string, error)
 }
 
-// Defaults. A round every 1.2 s on average (each round sends two queries
-// per service and interface, see mdnsLookup) keeps the time for a new board
-// to appear under 2 s while the query rate stays at about 1.7 per service,
-// interface and second; the 400 ms listening window still leaves room for
-// Wi-Fi boards in power save, which see a multicast query only after a DTIM
-// beacon (about 100–300 ms). DefaultExpireGrace keeps the grace before
-// Removed at about 6 s (5 rounds of 1.2 s), whatever the schedule.
+// Defaults. The first pause of 1 s and the doubling are RFC 6762 §5.2's;
+// the 60 s cap keeps a board whose announcements were all lost from staying
+// unseen for long while the query rate, once settled, stays far below one
+// query per second per interface. DefaultRoundTimeout is Scan's listening
+// window: boards answer within 20–120 ms (§6) plus up to about 300 ms for
+// one in Wi-Fi power save, which sees a multicast query only after a DTIM
+// beacon.
 const (
-	DefaultInterval       = 800 * time.Millisecond
+	DefaultInterval       = time.Second
+	DefaultMaxInterval    = time.Minute
 	DefaultRoundTimeout   = 400 * time.Millisecond
-	DefaultExpireGrace    = 6 * time.Second
 	DefaultSerialInterval = time.Second
 )
 
@@ -91,8 +88,8 @@ func (o Options) withDefaults() Options {
 	if o.RoundTimeout <= 0 {
 		o.RoundTimeout = DefaultRoundTimeout
 	}
-	if o.ExpireAfter <= 0 {
-		o.ExpireAfter = expireRounds(DefaultExpireGrace, o.RoundTimeout+o.Interval)
+	if o.MaxInterval < o.Interval {
+		o.MaxInterval = max(DefaultMaxInterval, o.Interval)
 	}
 	if o.SerialInterval <= 0 {
 		o.SerialInterval = DefaultSerialInterval
@@ -106,25 +103,14 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.lookup == nil {
-		o.lookup = mdnsLookup
+	if o.openTransport == nil {
+		o.openTransport = openUDPTransport
 	}
 	if o.interfaces == nil {
 		o.interfaces = chooseInterfaces
 	}
 	return o
 }
-
-// expireRounds is how many rounds of period spans grace, rounded up and at
-// least minExpireAfter, so that a single lost answer (or two, on a slow
-// schedule) never removes a board.
-func expireRounds(grace, period time.Duration) int {
-	n := int((grace + period - 1) / period)
-	return max(n, minExpireAfter)
-}
-
-// minExpireAfter is the fewest missed rounds that remove a board.
-const minExpireAfter = 3
 
 // Source states for Status.
 const (
@@ -143,7 +129,7 @@ type Status struct {
 	Services   []string `json:"services,omitempty"`   // browsed services
 	Interfaces []string `json:"interfaces,omitempty"` // queried in the last round
 	Skipped    []string `json:"skipped,omitempty"`    // "docker0: virtual adapter"
-	Rounds     int      `json:"rounds"`               // finished mDNS rounds
+	Rounds     int      `json:"rounds"`               // mDNS queries sent (one per query on all interfaces)
 	Polls      int      `json:"polls"`                // finished serial polls
 }
 
@@ -172,9 +158,8 @@ const (
 )
 
 type cached struct {
-	dev    Device
-	src    source
-	missed int
+	dev Device
+	src source
 }
 
 // Watcher keeps the set of known devices and reports changes. Create it with
@@ -263,8 +248,8 @@ func (w *Watcher) Status() Status {
 	return w.status.clone()
 }
 
-// Refresh asks for an mDNS round and a USB poll now instead of at the next
-// tick. It never blocks; requests while one is pending are merged.
+// Refresh asks for an mDNS query and a USB poll now instead of at the next
+// tick; the pause between queries starts over at Interval. It never blocks; requests while one is pending are merged.
 func (w *Watcher) Refresh() {
 	select {
 	case w.refresh <- struct{}{}:
@@ -279,7 +264,7 @@ func (w *Watcher) Refresh() {
 // Watch starts browsing and polling and returns the event stream: first an
 // Added event for every static device, then changes as they happen, plus
 // StatusChanged events. The channel is closed after ctx is done and every
-// worker has stopped (at most one RoundTimeout later). Consume it promptly:
+// worker has stopped. Consume it promptly:
 // the workers wait for the reader. Watch may be called once; later calls
 // return a closed channel.
 func (w *Watcher) Watch(ctx context.Context) <-chan Event {
@@ -327,13 +312,13 @@ func (w *Watcher) Watch(ctx context.Context) <-chan Event {
 	return events
 }
 
-// Scan takes one look without Watch: one mDNS round and one USB poll (as
-// enabled), then returns every known device and the status. ctx bounds it;
-// an mDNS round takes RoundTimeout.
+// Scan takes one look without Watch: one mDNS query on every interface,
+// listening for RoundTimeout, and one USB poll (as enabled), then returns
+// every known device and the status. ctx bounds it.
 func (w *Watcher) Scan(ctx context.Context) ([]Device, Status) {
 	var wg sync.WaitGroup
 	if !w.opts.DisableMDNS {
-		wg.Go(func() { w.round(ctx) })
+		wg.Go(func() { w.scanMDNS(ctx) })
 	}
 	if !w.opts.DisableSerial {
 		wg.Go(func() { w.poll(ctx) })
@@ -363,24 +348,6 @@ func (w *Watcher) emit(ctx context.Context, evs []Event) {
 	}
 }
 
-func (w *Watcher) mdnsLoop(ctx context.Context) {
-	for ctx.Err() == nil {
-		// A request that arrived before this round starts is served by it.
-		select {
-		case <-w.refresh:
-		default:
-		}
-		w.round(ctx)
-		t := time.NewTimer(jitter(w.opts.Interval))
-		select {
-		case <-ctx.Done():
-		case <-w.refresh:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-}
-
 func (w *Watcher) serialLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		w.poll(ctx)
@@ -392,150 +359,6 @@ func (w *Watcher) serialLoop(ctx context.Context) {
 		}
 		t.Stop()
 	}
-}
-
-// jitter spreads d by ±20 %.
-func jitter(d time.Duration) time.Duration {
-	span := int64(d) * 2 / 5
-	if span <= 0 {
-		return d
-	}
-	return d - time.Duration(span/2) + time.Duration(rand.Int64N(span+1))
-}
-
-// round runs one query per usable interface and service, all at once, and
-// applies what was heard.
-func (w *Watcher) round(ctx context.Context) {
-	o := w.opts
-	ifaces, skipped, err := o.interfaces(o.Interfaces)
-	var names []string
-	for _, ni := range ifaces {
-		names = append(names, ni.Iface.Name)
-	}
-	if err == nil && len(ifaces) == 0 {
-		err = ErrNoInterface
-	}
-	if err != nil {
-		w.applyMDNS(ctx, nil, false, names, skipped, err)
-		return
-	}
-	type result struct {
-		iface   string
-		service string
-		entries []entry
-		err     error
-	}
-	// One slot per query, in interface then service order, so that merging
-	// a device seen on two interfaces gives the same result every round
-	// (otherwise its Interface would flip and cause needless updates).
-	results := make([]result, len(ifaces)*len(o.Services))
-	var wg sync.WaitGroup
-	for i, ni := range ifaces {
-		for j, svc := range o.Services {
-			wg.Go(func() {
-				es, err := o.lookup(ctx, ni, svc, o.RoundTimeout, o.Logger)
-				results[i*len(o.Services)+j] = result{ni.Iface.Name, svc, es, err}
-			})
-		}
-	}
-	wg.Wait()
-	if ctx.Err() != nil {
-		return // a cancelled round says nothing about devices
-	}
-
-	seen := make(map[string]Device)
-	queried := false
-	var errs []error
-	for _, r := range results {
-		switch {
-		case r.err == nil:
-			queried = true
-		case errors.Is(r.err, errOneFamily):
-			queried = true // it ran, over the other family
-			errs = append(errs, r.err)
-		default:
-			errs = append(errs, r.err)
-			o.Logger.Debug("mDNS query failed", "interface", r.iface, "service", r.service, "err", r.err)
-		}
-		for _, e := range r.entries {
-			d, ok := deviceFromEntry(e, r.service, r.iface)
-			if !ok {
-				continue
-			}
-			if prev, dup := seen[d.ID]; dup {
-				d = mergeDevice(prev, d)
-			}
-			sortAddrs(d.Addrs)
-			seen[d.ID] = d
-		}
-	}
-	w.applyMDNS(ctx, seen, queried, names, skipped, errors.Join(errs...))
-}
-
-// applyMDNS updates the cache from one round and sends the events.
-func (w *Watcher) applyMDNS(ctx context.Context, seen map[string]Device, queried bool, ifaces, skipped []string, err error) {
-	now := w.opts.Now()
-	var evs []Event
-	w.mu.Lock()
-	for id, d := range seen {
-		c, ok := w.devices[id]
-		switch {
-		case ok && c.src == fromStatic:
-			continue // a hand-added entry with the same ID wins
-		case !ok:
-			d.FirstSeen, d.LastSeen = now, now
-			w.devices[id] = &cached{dev: d, src: fromMDNS}
-			evs = append(evs, Event{Kind: Added, Device: d.clone()})
-		default:
-			d.FirstSeen, d.LastSeen = c.dev.FirstSeen, now
-			changed := !sameContent(c.dev, d)
-			c.dev, c.missed = d, 0
-			if changed {
-				evs = append(evs, Event{Kind: Updated, Device: d.clone()})
-			}
-		}
-	}
-	if queried {
-		for id, c := range w.devices {
-			if c.src != fromMDNS {
-				continue
-			}
-			if _, ok := seen[id]; ok {
-				continue
-			}
-			c.missed++
-			if c.missed >= w.opts.ExpireAfter {
-				delete(w.devices, id)
-				evs = append(evs, Event{Kind: Removed, Device: c.dev.clone()})
-			}
-		}
-	}
-	st := w.status.clone()
-	st.Rounds++
-	st.Interfaces, st.Skipped = ifaces, skipped
-	switch {
-	case err == nil:
-		st.MDNS, w.mdnsMsg = StateOK, ""
-	case errors.Is(err, ErrPort5353Busy) && !queried:
-		st.MDNS = StateUnavailable
-		w.mdnsMsg = "UDP port 5353 is held exclusively by another program, so mDNS cannot listen; showing USB and hand-added devices only (stop that program or add the device with --host)"
-	case errors.Is(err, ErrNoInterface):
-		st.MDNS = StateUnavailable
-		w.mdnsMsg = "no network interface is up with multicast and a routable address; showing USB and hand-added devices only"
-	case errors.Is(err, errOneFamily) && !errors.Is(err, ErrPort5353Busy):
-		st.MDNS = StateDegraded
-		w.mdnsMsg = errOneFamily.Error()
-	case !queried:
-		st.MDNS = StateUnavailable
-		w.mdnsMsg = "mDNS queries failed (" + firstLine(err) + "); showing USB and hand-added devices only"
-	default:
-		st.MDNS = StateDegraded
-		w.mdnsMsg = "some mDNS queries failed (" + firstLine(err) + ")"
-	}
-	st.Message = joinMsgs(w.mdnsMsg, w.serialMsg)
-	evs = w.setStatusLocked(st, evs)
-	w.mu.Unlock()
-	w.emit(ctx, evs)
 }
 
 // setStatusLocked stores st and appends a StatusChanged event when it matters.

@@ -51,6 +51,7 @@ func commands() []command {
 		{name: "slot", summary: "OTA slot control over serial (switch, erase-otadata, mark, backup)", run: runSlot},
 		{name: "monitor", summary: "serial monitor with log colours and backtrace decoding", run: runMonitor},
 		{name: "decode", summary: "addresses to functions and source lines (needs --elf)", run: runDecode},
+		{name: "arduino", summary: "network discovery and serial monitor for the Arduino IDE 2", run: runArduino},
 		{name: "sim", summary: "run simulated devices to try espdeck by hand", run: runSim},
 		{name: "version", summary: "print the version", run: runVersion},
 		{name: "help", summary: "help for a command", run: runHelp},
@@ -70,6 +71,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runVersion(c, nil)
 	case "-h", "--help", "-help":
 		return runHelp(c, nil)
+	}
+	if otaArgs, ok := espotaScriptArgs(args); ok {
+		// The ESP8266 core's upload pattern with espdeck as network_cmd.
+		return runOTA(c, otaArgs)
 	}
 	if strings.HasPrefix(first, "-") {
 		// Flags before any command: the TUI (espdeck --demo, espdeck --config F).
