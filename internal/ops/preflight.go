@@ -125,7 +125,7 @@ func (v Verdict) Failed() []Check {
 }
 
 // ErrRefused is what every pre-flight refusal matches with errors.Is.
-var ErrRefused = errors.New("pre-flight check refused the image")
+var ErrRefused error = newError(CodeRefused, "pre-flight check refused the image", "fix the image or the target; --force sends it anyway (at your own risk)")
 
 // RefusedError is Preflight's error: the checks that failed. errors.Is
 // and errors.As reach the firmware errors of each failed check (e.g.
@@ -154,6 +154,29 @@ func (e *RefusedError) Unwrap() []error {
 		}
 	}
 	return out
+}
+
+// Code is the stable machine word: wrong_chip or too_big when that is the
+// only kind of failure, else refused.
+func (e *RefusedError) Code() string {
+	code := ""
+	for _, c := range e.Failed {
+		k := CodeRefused
+		switch {
+		case errors.Is(c.Err, firmware.ErrChipMismatch):
+			k = CodeWrongChip
+		case errors.Is(c.Err, firmware.ErrTooLarge):
+			k = CodeTooBig
+		}
+		if code != "" && code != k {
+			return CodeRefused
+		}
+		code = k
+	}
+	if code == "" {
+		return CodeRefused
+	}
+	return code
 }
 
 // Hint is the next step for a person.
