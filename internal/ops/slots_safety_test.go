@@ -253,7 +253,9 @@ func TestDefect4PredictionMatchesReadBackForEveryActionAndState(t *testing.T) {
 		{"switch factory", func(m *memFlash, o ChangeOptions) (*PartitionState, SlotChange, error) {
 			return SwitchBootSlot(ctxT(t), m, 0, "factory", o)
 		}},
-		{"erase", func(m *memFlash, o ChangeOptions) (*PartitionState, SlotChange, error) { return EraseOtadata(ctxT(t), m, 0, o) }},
+		{"erase", func(m *memFlash, o ChangeOptions) (*PartitionState, SlotChange, error) {
+			return EraseOtadata(ctxT(t), m, 0, o)
+		}},
 		{"mark ota_0 invalid", func(m *memFlash, o ChangeOptions) (*PartitionState, SlotChange, error) {
 			return MarkSlot(ctxT(t), m, 0, "ota_0", firmware.OTAStateInvalid, o)
 		}},
