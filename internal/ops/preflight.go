@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/humanize"
 )
 
 // Route says how an image is going to reach the board.
@@ -188,6 +189,11 @@ func (e *RefusedError) Code() string {
 
 // Hint is the next step for a person.
 func (e *RefusedError) Hint() string {
+	for _, c := range e.Failed {
+		if !c.Overridable && c.Name == "fit" {
+			return "check the address and the file; if the flash size was detected wrongly, give it with --flash-size (--force cannot write past the end of the flash)"
+		}
+	}
 	if e.Forceable {
 		return "fix the image or the target; --force sends it anyway (at your own risk)"
 	}
@@ -561,7 +567,9 @@ func (pf *preflight) endOfFlash() {
 	end := int64(pf.t.Address) + int64(len(pf.data))
 	if end > int64(pf.t.FlashSize) {
 		avail := max(int64(pf.t.FlashSize)-int64(pf.t.Address), 0)
-		pf.fail("fit", &firmware.TooLargeError{Image: int64(len(pf.data)), Slot: avail, SlotName: fmt.Sprintf("the flash from 0x%x to its end (%s chip)", pf.t.Address, sizeWord(pf.t.FlashSize)), EndOfFlash: true}, true)
+		// Not overridable: the chip wraps the address and would overwrite
+		// the bootloader. A wrongly detected size is fixed with --flash-size.
+		pf.fail("fit", &firmware.TooLargeError{Image: int64(len(pf.data)), Slot: avail, SlotName: fmt.Sprintf("the flash from 0x%x to its end (%s chip)", pf.t.Address, sizeWord(pf.t.FlashSize)), EndOfFlash: true}, false)
 		return
 	}
 	pf.pass("fit", fmt.Sprintf("ends at 0x%x of 0x%x", end, pf.t.FlashSize))
@@ -591,9 +599,9 @@ func allFF(b []byte) bool {
 
 func sizeWord(n uint32) string {
 	if n >= 1<<20 && n%(1<<20) == 0 {
-		return fmt.Sprintf("%d MB", n>>20)
+		return fmt.Sprintf("%d MiB", n>>20) // flash sizes are 1024-based
 	}
-	return fmt.Sprintf("%d KB", n>>10)
+	return humanize.Bytes(int64(n))
 }
 
 func bootloaderOffset(c firmware.Chip) uint32 {

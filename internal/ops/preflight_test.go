@@ -255,7 +255,7 @@ func TestPreflightSerial(t *testing.T) {
 		tg := esp32(0x3FF000, 300)
 		_, err := Preflight(data, tg, Policy{})
 		var tl *firmware.TooLargeError
-		if !errors.As(err, &tl) || tl.Slot != 0x1000 || tl.Image != 0x2000 || !tl.EndOfFlash || !strings.Contains(err.Error(), "4 MB chip") {
+		if !errors.As(err, &tl) || tl.Slot != 0x1000 || tl.Image != 0x2000 || !tl.EndOfFlash || !strings.Contains(err.Error(), "4 MiB chip") {
 			t.Errorf("err = %v", err)
 		}
 	})
