@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/espdeck/espdeck/internal/humanize"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/espdeck/espdeck/internal/humanize"
 
 	"github.com/espdeck/espdeck/espota"
 	"github.com/espdeck/espdeck/firmware"

@@ -4,11 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/espdeck/espdeck/internal/humanize"
 	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/espdeck/espdeck/internal/humanize"
 
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/ops"

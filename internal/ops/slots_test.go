@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espdeck/espdeck/firmware"
 	"github.com/stretchr/testify/require"
+
+	"github.com/espdeck/espdeck/firmware"
 )
 
 // memFlash is flash with NOR semantics: erase sets whole 4 KB sectors to

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"time"
 
@@ -22,10 +21,9 @@ type flasher struct{ b *Backend }
 // write for a serial one. The same pre-flight checks run as on the CLI.
 func (s flasher) Flash(ctx context.Context, req tui.FlashRequest, progress func(tui.Progress)) tui.FlashResult {
 	start := time.Now()
-	data, err := os.ReadFile(req.File)
+	data, err := ops.ReadInputFile(req.File, ops.MaxImageFile)
 	if err != nil {
-		return tui.FlashResult{Error: fmt.Sprintf("cannot read %s: %v", req.File, errors.Unwrap(err)),
-			Hint: "check the path; the file list offers recent files"}
+		return errorResult(err)
 	}
 	var res tui.FlashResult
 	switch {
@@ -51,7 +49,7 @@ func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byt
 	pol := b.cfg.Policy
 	pol.Force = req.Force
 	if _, err := ops.Preflight(data, t, pol); err != nil {
-		return refusedResult(err)
+		return errorResult(err)
 	}
 	host, portStr, err := net.SplitHostPort(req.Device.Address)
 	if err != nil {
@@ -90,14 +88,14 @@ func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byt
 		res.Version = img.AppDesc.Version
 	}
 	if err != nil {
-		var e *espota.Error
-		if errors.As(err, &e) {
-			res.Error, res.Hint = e.Msg, e.Hint
-			if e.Device != "" && e.Msg == "" {
-				res.Error = "the device said: " + e.Device
+		e := errorResult(err)
+		res.Error, res.Hint, res.Code = e.Error, e.Hint, e.Code
+		var oe *espota.Error
+		if errors.As(err, &oe) {
+			res.Error = oe.Msg
+			if oe.Device != "" && oe.Msg == "" {
+				res.Error = "the device said: " + oe.Device
 			}
-		} else {
-			res.Error = err.Error()
 		}
 		res.AuthFailed = errors.Is(err, espota.ErrAuthFailed)
 		return res
@@ -121,13 +119,11 @@ func schemeWord(s string) string {
 	return s
 }
 
-func refusedResult(err error) tui.FlashResult {
-	res := tui.FlashResult{Error: err.Error()}
-	var refused *ops.RefusedError
-	if errors.As(err, &refused) {
-		res.Hint = refused.Hint()
-	}
-	return res
+// errorResult shows err as the command line does: the same sentence,
+// code and hint, classified once (ops.Classify).
+func errorResult(err error) tui.FlashResult {
+	ce := ops.Classify(err).(ops.Coded)
+	return tui.FlashResult{Error: serialflash.Message(err), Hint: ce.Hint(), Code: ce.Code()}
 }
 
 // openSerial opens the ROM loader on dev's port with progress mapped to
@@ -184,10 +180,11 @@ func (b *Backend) openSerial(ctx context.Context, dev tui.Device, progress func(
 	return f, func() { f.Close(); unlock() }, nil
 }
 
-func serialResult(err error) tui.FlashResult {
-	return tui.FlashResult{Error: serialflash.Message(err), Hint: serialflash.Hint(err)}
-}
+func serialResult(err error) tui.FlashResult { return errorResult(err) }
 
+// flashSerial is ops.FlashSerial on the device's port: the slot choice (an
+// app goes into the slot that neither runs nor boots next, or is refused),
+// the checks and the switch after writing are made there, as on the CLI.
 func (b *Backend) flashSerial(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) tui.FlashResult {
 	progress(tui.Progress{Stage: "sync", Note: req.Device.Port})
 	f, closeFn, err := b.openSerial(ctx, req.Device, progress)
@@ -199,71 +196,25 @@ func (b *Backend) flashSerial(ctx context.Context, req tui.FlashRequest, data []
 	if err != nil {
 		return serialResult(err)
 	}
-	for _, w := range ops.SecurityWarnings(info.Security.SecureBoot, info.Security.FlashEncryption) {
-		b.log.Warn("serial flash", "port", req.Device.Port, "warning", w)
-		progress(tui.Progress{Stage: "sync", Note: "warning: " + w})
-	}
-	io := ops.SerialFlashIO(f)
-	t := ops.Target{Route: ops.RouteSerial, Chip: info.Chip, ChipRevision: info.Revision, FlashSize: f.FlashSize(), Address: req.Address}
-	slot := ""
-	if t.Address == 0 {
-		t.Address = defaultSerialAddress(info.Chip, data)
-		if firmware.Classify(data) == firmware.ContentApp {
-			// An app goes into the OTA slot that does not boot next, and is
-			// then made the boot slot: the running firmware stays intact
-			// until the new one is in place, as with a network update.
-			if st, err := ops.ReadPartitionState(ctx, io, 0, ops.ReadOptions{Chip: info.Chip}); err == nil {
-				if row, ok := nextSlot(st); ok {
-					t.Address, t.SlotSize, slot = row.Offset, row.Size, row.Name
-				}
-			}
-		}
-	}
 	pol := b.cfg.Policy
 	pol.Force = req.Force
-	if _, err := ops.Preflight(data, t, pol); err != nil {
-		return refusedResult(err)
-	}
-	if err := f.WriteFlash(ctx, []serialflash.Region{{Addr: t.Address, Data: data}}); err != nil {
-		return serialResult(err)
+	wr, err := ops.FlashSerial(ctx, f, info, data, req.File, req.Address, ops.WriteOptions{Policy: pol, OnWarning: func(w string) {
+		b.log.Warn("serial flash", "port", req.Device.Port, "warning", w)
+		progress(tui.Progress{Stage: "sync", Note: "warning: " + w})
+	}})
+	if err != nil {
+		return errorResult(err)
 	}
 	res := tui.FlashResult{Bytes: int64(len(data))}
 	if img, perr := firmware.ParseImage(data); perr == nil && img.AppDesc != nil {
 		res.Version = img.AppDesc.Version
 	}
-	if slot != "" {
-		progress(tui.Progress{Stage: "finalize", Note: "boot " + slot})
-		if _, _, err := ops.SwitchBootSlot(ctx, io, 0, slot, ops.ChangeOptions{Chip: info.Chip, TargetVerified: true}); err != nil {
-			r := serialResult(err)
-			r.Error = fmt.Sprintf("written to %s, but selecting it to boot failed: %s", slot, r.Error)
-			return r
-		}
+	if wr.Slot != "" {
+		progress(tui.Progress{Stage: "finalize", Note: "boots " + wr.Slot})
 	}
 	progress(tui.Progress{Stage: "reset"})
 	if err := f.HardReset(ctx); err != nil {
 		b.log.Warn("hard reset failed", "port", req.Device.Port, "err", err)
 	}
 	return res
-}
-
-// nextSlot picks the OTA slot an update should go to: the first OTA slot
-// that is not the one booting next (so the current firmware survives).
-func nextSlot(st *ops.PartitionState) (ops.PartitionRow, bool) {
-	var first *ops.PartitionRow
-	for i := range st.Rows {
-		r := &st.Rows[i]
-		if r.OTASlot < 0 {
-			continue
-		}
-		if first == nil {
-			first = r
-		}
-		if r.Name != st.BootsNext && r.Name != st.Running {
-			return *r, true
-		}
-	}
-	if first != nil {
-		return *first, true
-	}
-	return ops.PartitionRow{}, false
 }

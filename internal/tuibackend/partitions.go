@@ -32,18 +32,27 @@ func (b *Backend) withFlash(ctx context.Context, dev tui.Device, fn func(io ops.
 	return convertState(st), nil
 }
 
-// serialError keeps the hint of a serial or ops error in the message the
-// TUI shows.
+// serialError is the error the TUI shows: the sentence and hint the
+// command line shows, and the error itself still answers Code() and Hint().
 func serialError(err error) error {
-	hint := serialflash.Hint(err)
-	if h, ok := err.(interface{ Hint() string }); ok && hint == "" {
-		hint = h.Hint()
-	}
-	if hint == "" {
-		return err
-	}
-	return fmt.Errorf("%s — %s", serialflash.Message(err), hint)
+	return &shownError{Coded: ops.Classify(err).(ops.Coded), msg: serialflash.Message(err)}
 }
+
+// shownError puts the hint into the text (the TUI shows Error()) and keeps
+// the classification.
+type shownError struct {
+	ops.Coded
+	msg string
+}
+
+func (e *shownError) Error() string {
+	if h := e.Hint(); h != "" {
+		return e.msg + " — " + h
+	}
+	return e.msg
+}
+
+func (e *shownError) Unwrap() error { return e.Coded }
 
 func (s partitions) ReadPartitions(ctx context.Context, dev tui.Device) (tui.PartitionState, error) {
 	return s.b.withFlash(ctx, dev, func(io ops.FlashIO, chip firmware.Chip) (*ops.PartitionState, error) {
@@ -83,8 +92,32 @@ func convertState(st *ops.PartitionState) tui.PartitionState {
 	if st.OTAData != nil {
 		out.OTAData = st.OTAData.Summary
 	}
+	// The confirmation sentences (and refusals) come from ops' plan
+	// functions, the ones the command line's questions come from.
+	if ch, err := ops.PlanErase(st, ops.ChangeOptions{}); err != nil {
+		out.EraseRefused = refusal(err)
+	} else {
+		out.EraseQuestion = ch.Question()
+	}
 	for _, r := range st.Rows {
 		p := tui.Partition{Name: r.Name, Type: r.Type, SubType: r.SubType, Offset: r.Offset, Size: r.Size, State: r.OTAState}
+		if r.App != nil && st.OTAData != nil {
+			switch ch, err := ops.PlanSwitch(st, r.Name, ops.ChangeOptions{}); {
+			case err != nil:
+				p.SwitchRefused = refusal(err)
+			case ch.NoChange:
+				p.SwitchRefused = r.Name + " boots next already"
+			default:
+				p.SwitchQuestion = ch.Question()
+			}
+		}
+		if r.OTASlot >= 0 && st.OTAData != nil {
+			if ch, err := ops.PlanMark(st, r.Name, firmware.OTAStateInvalid, ops.ChangeOptions{}); err != nil {
+				p.MarkInvalidRefused = refusal(err)
+			} else {
+				p.MarkInvalidQuestion = ch.Question()
+			}
+		}
 		if r.App != nil {
 			switch {
 			case r.App.Empty:
@@ -97,6 +130,14 @@ func convertState(st *ops.PartitionState) tui.PartitionState {
 		out.Partitions = append(out.Partitions, p)
 	}
 	return out
+}
+
+// refusal is an ops error as the TUI shows it: the sentence and the hint.
+func refusal(err error) string {
+	if h := ops.HintOf(err); h != "" {
+		return err.Error() + " — " + h
+	}
+	return err.Error()
 }
 
 // isoDate turns __DATE__ ("Nov 21 2026") into "2026-11-21"; other forms pass through.
