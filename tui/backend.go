@@ -233,10 +233,10 @@ type FlashResult struct {
 	Canceled   bool   // the context was cancelled (quit or cancel key)
 	// Code is the failure's stable machine word, the same the command line
 	// puts in its --json result ("auth_failed", "port_busy", …).
-	Code       string
-	Bytes      int64  // image bytes sent
-	Version    string // app version written, when known
-	Duration   time.Duration
+	Code     string
+	Bytes    int64  // image bytes sent
+	Version  string // app version written, when known
+	Duration time.Duration
 }
 
 // OK reports whether the job succeeded.

@@ -34,6 +34,8 @@ var exitCodes = map[string]int{
 	ops.CodeAuthFailed:      exitAuth,
 	ops.CodeNoConnectBack:   exitNoConnect,
 	ops.CodeListen:          exitUsage,
+	ops.CodeNoAnswer:        exitUnreachable,
+	ops.CodeNotAnApp:        exitRefused,
 	ops.CodeTransfer:        exitTransfer,
 	ops.CodeTimeout:         exitTransfer,
 	ops.CodeDevice:          exitDevice,

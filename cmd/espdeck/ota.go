@@ -348,35 +348,18 @@ func otaFailure(ctx context.Context, err error) *failure {
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 		return interrupted("the upload")
 	}
-	f := &failure{code: exitInternal, name: "internal", message: err.Error()}
+	ce := ops.Classify(err).(ops.Coded)
+	f := &failure{code: exitFor(ce.Code()), name: ce.Code(), message: err.Error(), hint: ce.Hint()}
 	var e *espota.Error
 	if errors.As(err, &e) {
 		f.message = e.Msg
 		if e.Cause != nil {
 			f.message += ": " + e.Cause.Error()
 		}
-		f.hint = strings.ReplaceAll(e.Hint, ". ", ".\n")
-	}
-	for _, m := range []struct {
-		err  error
-		code int
-		name string
-	}{
-		{espota.ErrNotAnApp, exitRefused, "not_an_app"},
-		{espota.ErrListen, exitUsage, "listen_failed"},
-		{espota.ErrNoAnswer, exitUnreachable, "no_answer"},
-		{espota.ErrAuthFailed, exitAuth, "auth_failed"},
-		{espota.ErrNoConnectBack, exitNoConnect, "no_connect_back"},
-		{espota.ErrTransfer, exitTransfer, "transfer_failed"},
-		{espota.ErrDeviceError, exitDevice, "device_error"},
-	} {
-		if errors.Is(err, m.err) {
-			f.code, f.name = m.code, m.name
-			break
-		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) && f.code == exitInternal {
-		f.code, f.name = exitTransfer, "timeout"
+		f.code, f.name = exitTransfer, ops.CodeTimeout
 	}
+	f.hint = strings.ReplaceAll(f.hint, ". ", ".\n")
 	return f
 }

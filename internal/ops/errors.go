@@ -23,7 +23,7 @@ const (
 	CodeNotConfirmed    = "not_confirmed"
 	CodeInvalidSlot     = "invalid_slot_image"
 	CodeNoFreeSlot      = "no_free_slot"
-	CodeBadTable        = "bad_partition_table"
+	CodeBadTable        = "bad_table"
 	CodeNoTable         = "no_partition_table"
 	CodeUnknownPart     = "unknown_partition"
 	CodeNoOTAData       = "no_otadata_entry"
@@ -36,7 +36,9 @@ const (
 	CodePermission      = "permission_denied"
 	CodeAuthFailed      = "auth_failed"
 	CodeNoConnectBack   = "no_connect_back"
-	CodeListen          = "cannot_listen"
+	CodeListen          = "listen_failed"
+	CodeNoAnswer        = "no_answer"
+	CodeNotAnApp        = "not_an_app"
 	CodeTransfer        = "transfer_failed"
 	CodeTimeout         = "timeout"
 	CodeDevice          = "device_error"
@@ -183,7 +185,7 @@ func classify(err error) (code, hint string) {
 	case errors.Is(err, espota.ErrAuthFailed):
 		return CodeAuthFailed, hint
 	case errors.Is(err, espota.ErrNoAnswer):
-		return CodeUnreachable, hint
+		return CodeNoAnswer, hint
 	case errors.Is(err, espota.ErrNoConnectBack):
 		return CodeNoConnectBack, hint
 	case errors.Is(err, espota.ErrListen):
@@ -192,7 +194,9 @@ func classify(err error) (code, hint string) {
 		return CodeTransfer, hint
 	case errors.Is(err, espota.ErrDeviceError):
 		return CodeDevice, hint
-	case errors.Is(err, espota.ErrNotAnApp), errors.Is(err, firmware.ErrNotAnImage), errors.Is(err, firmware.ErrMalformed):
+	case errors.Is(err, espota.ErrNotAnApp):
+		return CodeNotAnApp, hint
+	case errors.Is(err, firmware.ErrNotAnImage), errors.Is(err, firmware.ErrMalformed):
 		return CodeBadInput, hint
 	case errors.Is(err, firmware.ErrChipMismatch):
 		return CodeWrongChip, hint
