@@ -7,6 +7,7 @@ import (
 
 	"github.com/espdeck/espdeck/espota"
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/monitor"
 	"github.com/espdeck/espdeck/serialflash"
 )
 
@@ -160,11 +161,11 @@ func classify(err error) (code, hint string) {
 		return CodeNoTable, "the board has no valid table there; if it uses another offset pass --table-offset (ESP-IDF's CONFIG_PARTITION_TABLE_OFFSET)"
 	case errors.As(err, &table):
 		return CodeBadTable, table.Hint()
-	case errors.Is(err, serialflash.ErrPortBusy):
+	case errors.Is(err, serialflash.ErrPortBusy), errors.Is(err, monitor.ErrPortBusy):
 		return CodePortBusy, hint
-	case errors.Is(err, serialflash.ErrPermission):
+	case errors.Is(err, serialflash.ErrPermission), errors.Is(err, monitor.ErrPermission):
 		return CodePermission, hint
-	case errors.Is(err, serialflash.ErrPortNotFound):
+	case errors.Is(err, serialflash.ErrPortNotFound), errors.Is(err, monitor.ErrPortNotFound):
 		return CodePortNotFound, hint
 	case errors.Is(err, serialflash.ErrNoSync), errors.Is(err, serialflash.ErrNoModemLines):
 		return CodeNoSync, hint
