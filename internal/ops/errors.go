@@ -16,7 +16,7 @@ import (
 // one table; scripts read them from --json output.
 const (
 	CodeInternal        = "internal"
-	CodeUsage           = "bad_usage"
+	CodeUsage           = "usage"
 	CodeBadInput        = "bad_input"
 	CodeRefused         = "refused"
 	CodeWrongChip       = "wrong_chip"
