@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/espdeck/espdeck/espota"
@@ -44,32 +42,37 @@ func (s flasher) Flash(ctx context.Context, req tui.FlashRequest, progress func(
 	return res
 }
 
+// flashOTA is ops.UploadOTA: the same checks (the chip from the device's
+// facts or its mDNS board TXT), password order and errors as the CLI.
 func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) tui.FlashResult {
-	t := b.targetFor(req.Device, data)
-	pol := b.cfg.Policy
-	pol.Force = req.Force
-	if _, err := ops.Preflight(data, t, pol); err != nil {
+	host, port, err := ops.ParseHostPort(req.Device.Address)
+	if err != nil {
 		return errorResult(err)
 	}
-	host, portStr, err := net.SplitHostPort(req.Device.Address)
-	if err != nil {
-		return tui.FlashResult{Error: fmt.Sprintf("device address %q is not host:port", req.Device.Address)}
+	if port == 0 {
+		port = 3232
 	}
-	port, _ := strconv.Atoi(portStr)
 	password := req.Password.Reveal()
 	if password == "" && b.cfg.Password != nil {
 		if pw, ok := b.cfg.Password(req.Device); ok {
 			password = pw
 		}
 	}
+	pol := b.cfg.Policy
+	pol.Force = req.Force
+	o := ops.OTAOptions{Chip: firmware.ChipUnknown, Board: req.Device.Board, Policy: pol}
+	if req.Device.Chip != "" {
+		if c, err := firmware.ParseChip(req.Device.Chip); err == nil {
+			o.Chip = c
+		}
+	}
 	var lastStage espota.Stage
-	r, err := espota.Upload(ctx, espota.Target{Host: host, Port: port}, data, espota.Options{
+	o.Upload = espota.Options{
 		Password:       espota.Secret(password),
 		HostIP:         b.cfg.HostIP,
 		HostPort:       b.cfg.HostPort,
 		InviteTimeout:  b.cfg.InviteTimeout,
 		ConnectTimeout: b.cfg.ConnectTimeout,
-		Force:          req.Force,
 		Logger:         b.log,
 		OnProgress: func(p espota.Progress) {
 			note := ""
@@ -82,10 +85,11 @@ func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byt
 			lastStage = p.Stage
 			progress(tui.Progress{Stage: string(p.Stage), Note: note, Done: p.Done, Total: p.Total, Rate: p.Rate})
 		},
-	})
+	}
+	r, err := ops.UploadOTA(ctx, espota.Target{Host: host, Port: port}, data, o)
 	res := tui.FlashResult{Bytes: int64(len(data)), Duration: r.Duration}
-	if img, perr := firmware.ParseImage(data); perr == nil && img.AppDesc != nil {
-		res.Version = img.AppDesc.Version
+	if r.Verdict.Image != nil && r.Verdict.Image.AppDesc != nil {
+		res.Version = r.Verdict.Image.AppDesc.Version
 	}
 	if err != nil {
 		e := errorResult(err)
@@ -99,6 +103,9 @@ func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byt
 		}
 		res.AuthFailed = errors.Is(err, espota.ErrAuthFailed)
 		return res
+	}
+	if r.ChipNote != "" {
+		b.log.Info("ota upload", "device", req.Device.Name, "note", r.ChipNote)
 	}
 	b.learn(req.Device.ID, func(f *learnedFacts) { f.authScheme = schemeWord(r.AuthScheme) })
 	return res
