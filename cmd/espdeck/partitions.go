@@ -113,9 +113,9 @@ func runPartitionsShow(c *cli, args []string) int {
 // showPartitionFile shows a binary table, a CSV, or a flash dump.
 func showPartitionFile(c *cli, cm *common, path string, tableOff uint32) int {
 	r := c.reporter(cm, "")
-	data, err := os.ReadFile(path)
+	data, err := ops.ReadInputFile(path, ops.MaxImageFile)
 	if err != nil {
-		return r.finish(&failure{code: exitUsage, name: "bad_input", message: fmt.Sprintf("cannot read %s: %v", path, err), hint: "check the file name and path"}, nil)
+		return r.finish(&failure{code: exitUsage, name: "bad_input", message: err.Error(), hint: "check the file name and path"}, nil)
 	}
 	// A flash dump: an image at the start and a table at the table offset.
 	if len(data) > int(tableOff)+2 && data[tableOff] == 0xAA && data[tableOff+1] == 0x50 && !(data[0] == 0xAA && data[1] == 0x50) {
@@ -322,9 +322,9 @@ func runPartitionsConvert(c *cli, args []string) int {
 			return r.finish(&failure{code: exitUsage, name: "bad_usage", message: fmt.Sprintf("--flash-size %q: want a size such as 4M", *flashSize)}, nil)
 		}
 	}
-	data, err := os.ReadFile(in)
+	data, err := ops.ReadInputFile(in, ops.MaxImageFile)
 	if err != nil {
-		return r.finish(&failure{code: exitUsage, name: "bad_input", message: fmt.Sprintf("cannot read %s: %v", in, err), hint: "check the file name and path"}, nil)
+		return r.finish(&failure{code: exitUsage, name: "bad_input", message: err.Error(), hint: "check the file name and path"}, nil)
 	}
 	tab, kind, err := parseTableFile(data, uint32(tableOff), bootOff)
 	if err != nil {

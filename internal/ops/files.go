@@ -12,6 +12,8 @@ import (
 const (
 	MaxImageFile  = 128 << 20
 	MaxSecretFile = 4 << 10
+	// MaxKeyFile bounds a PEM key file (a few KB; generous for chains).
+	MaxKeyFile = 1 << 20
 )
 
 // ReadInputFile reads a file that is to be read whole (an image, a table,
