@@ -149,7 +149,7 @@ func runSerial(c *cli, args []string) int {
 			rdAddr, err1 = parseUint(pos[0])
 			rdSize, err2 = parseUint(pos[1])
 			if err1 != nil || err2 != nil || rdAddr%0x1000 != 0 || rdSize%0x1000 != 0 || rdSize == 0 || rdAddr+rdSize > 1<<32 {
-				return usage(fmt.Sprintf("erase %s %s: address and size must be multiples of 0x1000", pos[0], pos[1]), "the ROM erases whole 4 KB sectors")
+				return usage(fmt.Sprintf("erase %s %s: address and size must be multiples of 0x1000", pos[0], pos[1]), "the ROM erases whole 4 KiB sectors")
 			}
 		}
 	default:

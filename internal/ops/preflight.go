@@ -457,7 +457,7 @@ func (pf *preflight) imageAt(im *firmware.Image, role string) {
 	case role == "bootloader":
 		pf.pass("placement", fmt.Sprintf("%s at the bootloader offset 0x%x", im.Kind(), addr))
 	case isApp && addr%0x10000 != 0 && im.Format == firmware.FormatESP32:
-		pf.fail("placement", fmt.Errorf("an app image at 0x%x, which is not 64 KB aligned: app partitions start on 64 KB boundaries (usually 0x10000)", addr), true)
+		pf.fail("placement", fmt.Errorf("an app image at 0x%x, which is not 64 KiB aligned: app partitions start on 64 KiB boundaries (usually 0x10000)", addr), true)
 	case !isApp && im.Format == firmware.FormatESP32 && pf.t.Chip != firmware.ChipUnknown && im.Chip != pf.t.Chip:
 		// The chip check names the mismatch; say where this board's goes.
 		pf.fail("placement", fmt.Errorf("an %s bootloader image at 0x%x; this board is %s, whose bootloader lives at 0x%x: write the %s bootloader there", im.Chip, addr, pf.t.Chip, bootloaderOffset(pf.t.Chip), pf.t.Chip), true)

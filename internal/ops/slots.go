@@ -400,7 +400,7 @@ func checkTable(st *PartitionState, o ChangeOptions, change *SlotChange) error {
 	if st.OTAData != nil && st.OTAData.Size != firmware.OTADataSize {
 		// Both copies are needed and the second lives 0x1000 in: nothing
 		// about such a table can be trusted, and --force does not change that.
-		return &Error{code: CodeSlotWriteRefuse, err: fmt.Errorf("%w: otadata %q at 0x%x is 0x%x bytes, not 0x2000 (two 4 KB copies); its second copy would lie at 0x%x, outside it",
+		return &Error{code: CodeSlotWriteRefuse, err: fmt.Errorf("%w: otadata %q at 0x%x is 0x%x bytes, not 0x2000 (two 4 KiB copies); its second copy would lie at 0x%x, outside it",
 			ErrSlotWriteRefused, st.OTAData.Name, st.OTAData.Offset, st.OTAData.Size, st.OTAData.Offset+firmware.OTASectorSize),
 			hint: "fix the partition table (otadata is 0x2000 bytes) and flash it at the table offset; --force cannot override this"}
 	}
@@ -453,7 +453,7 @@ func BackupPartition(ctx context.Context, io FlashIO, tableOffset uint32, name s
 func guardOTAWrite(st *PartitionState, addr, size uint32) error {
 	refuse := func(why string, args ...any) error {
 		return &Error{code: CodeSlotWriteRefuse, err: fmt.Errorf("%w: 0x%x bytes at 0x%x: %s", ErrSlotWriteRefused, size, addr, fmt.Sprintf(why, args...)),
-			hint: "fix the partition table (otadata is two 4 KB sectors, 0x2000 bytes, and overlaps nothing) and flash it; nothing was written"}
+			hint: "fix the partition table (otadata is two 4 KiB sectors, 0x2000 bytes, and overlaps nothing) and flash it; nothing was written"}
 	}
 	if st.OTAData == nil || st.Table == nil {
 		return refuse("there is no otadata partition")
