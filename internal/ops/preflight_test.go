@@ -232,7 +232,7 @@ func TestPreflightSerial(t *testing.T) {
 		if _, err := Preflight(a, esp32(0x1000, 300), Policy{}); !errors.Is(err, firmware.ErrNotAnApp) {
 			t.Errorf("app at bootloader offset: %v", err)
 		}
-		if _, err := Preflight(a, esp32(0x10800, 300), Policy{}); err == nil || !strings.Contains(err.Error(), "64 KB") {
+		if _, err := Preflight(a, esp32(0x10800, 300), Policy{}); err == nil || !strings.Contains(err.Error(), "64 KiB") {
 			t.Errorf("unaligned app: %v", err)
 		}
 		if _, err := Preflight(bootloader(firmware.ChipESP32), esp32(0x10000, 300), Policy{}); err == nil || !strings.Contains(err.Error(), "0x1000") {
