@@ -121,3 +121,36 @@ func hintOrNil(h string) any {
 	}
 	return h
 }
+
+// The TUI asks the same question the command line asks before a slot
+// change, for each action on the same board.
+func TestCLIAndTUIAskTheSameQuestion(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	path, _ := simBoard(t)
+	actions := [][]string{{"switch", "--to", "ota_1"}, {"erase-otadata"}, {"mark", "--invalid", "--slot", "ota_0"}}
+	var asked []string
+	for _, args := range actions {
+		// Not confirmed (no terminal, no --yes): nothing is written, the
+		// question is in the confirm event, the board stays in download mode.
+		r := runCLI(t, nil, append(append([]string{"slot"}, args...), "--port", path, "--baud", "115200", "--no-reset", "--json")...)
+		require.Equal(t, exitRefused, r.code, r.stdout)
+		q := ""
+		for _, l := range jsonLines(t, r.stdout) {
+			if l["stage"] == "confirm" {
+				q, _ = l["question"].(string)
+			}
+		}
+		asked = append(asked, q)
+	}
+	// The TUI backend reads the same board (and resets it into its app afterwards).
+	backend := tuibackend.New(tuibackend.Config{Serial: serialflash.Options{Before: serialflash.ResetNone, Baud: 115200}}).TUI()
+	st, err := backend.Partitions.ReadPartitions(ctx, tui.Device{ID: "s", Kind: tui.KindSerial, Port: path})
+	require.NoError(t, err)
+	ota1, _ := st.Slot("ota_1")
+	ota0, _ := st.Slot("ota_0")
+	for i, tq := range []string{ota1.SwitchQuestion, st.EraseQuestion, ota0.MarkInvalidQuestion} {
+		require.NotEmpty(t, tq, actions[i])
+		require.Equal(t, tq, asked[i], actions[i])
+	}
+}

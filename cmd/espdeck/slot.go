@@ -225,7 +225,8 @@ func runSlot(c *cli, args []string) int {
 		for _, w := range ch.Warnings {
 			r.warn(w)
 		}
-		r.event("stage", map[string]any{"stage": "confirm", "writes": ch.Writes, "boots_next": ch.BootsNext, "boots_next_why": ch.Why})
+		r.event("stage", map[string]any{"stage": "confirm", "writes": ch.Writes, "boots_next": ch.BootsNext, "boots_next_why": ch.Why,
+			"question": ch.Question()})
 		// The same sentence the TUI asks (ops.SlotChange.Question).
 		return c.confirm(cm, ch.Question()+"\nGo on?")
 	}

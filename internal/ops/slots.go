@@ -118,7 +118,7 @@ func PlanSwitch(st *PartitionState, target string, o ChangeOptions) (SlotChange,
 		// Already chosen by a valid entry: rewriting it would only reset
 		// its state (and make a rollback build ask the app to confirm again).
 		change.Writes, change.BootsNext, change.Why = "nothing: "+target+" already boots next", target, st.BootsNextWhy
-		change.BootsNextImage = row.App.Summary
+		change.BootsNextImage = imageWords(row.App)
 		change.NoChange = true
 		return change, nil
 	}
@@ -141,7 +141,7 @@ func PlanSwitch(st *PartitionState, target string, o ChangeOptions) (SlotChange,
 	change.copyIdx, change.entry = plan.Copy, plan.Entry
 	change.Writes = fmt.Sprintf("write otadata copy %d at 0x%x: seq %d, state %s", plan.Copy, st.OTAData.Copies[plan.Copy].Offset, plan.Entry.Seq, plan.Entry.State)
 	change.BootsNext, change.Why = st.decisionTarget(predicted), predicted.Reason
-	change.BootsNextImage = row.App.Summary
+	change.BootsNextImage = imageWords(row.App)
 	if change.BootsNext != target {
 		return change, fmt.Errorf("switch to %s: the planned write would boot %q instead (%s); nothing was written", target, change.BootsNext, predicted.Reason)
 	}
@@ -260,6 +260,22 @@ func (s *PartitionState) fullCheckFallback(ctx context.Context, io FlashIO, chip
 	return nil
 }
 
+// imageWords names an app for a question: what it is, not how deeply it
+// was checked (the question must read the same whether a front end read
+// the slot's header or the whole image).
+func imageWords(img *SlotImage) string {
+	if img.Empty || !img.Valid {
+		return img.Summary
+	}
+	var parts []string
+	for _, p := range []string{img.Project, img.Version, strings.TrimSpace(img.Date + " " + img.Time)} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(append(parts, fmt.Sprintf("%d bytes", img.Length)), " · ")
+}
+
 // judgeNext refuses a change after which the board would start an app
 // that is not there or not valid; Force overrides an invalid image (with a
 // warning the question shows), never an erased slot or nothing at all.
@@ -275,7 +291,7 @@ func judgeNext(st *PartitionState, next string, o ChangeOptions, change *SlotCha
 	if !ok || row.App == nil {
 		return nil
 	}
-	change.BootsNextImage = row.App.Summary
+	change.BootsNextImage = imageWords(row.App)
 	if row.App.Valid {
 		return nil
 	}

@@ -2,6 +2,7 @@ package tuibackend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -62,23 +63,57 @@ func (s partitions) ReadPartitions(ctx context.Context, dev tui.Device) (tui.Par
 
 func (s partitions) SwitchBoot(ctx context.Context, dev tui.Device, slot string) (tui.PartitionState, error) {
 	return s.b.withFlash(ctx, dev, func(io ops.FlashIO, chip firmware.Chip) (*ops.PartitionState, error) {
-		st, _, err := ops.SwitchBootSlot(ctx, io, 0, slot, ops.ChangeOptions{Chip: chip})
-		return st, err
+		st, _, err := ops.SwitchBootSlot(ctx, io, 0, slot, ops.ChangeOptions{Chip: chip, Confirm: s.b.asShown(dev, func(st *ops.PartitionState) (ops.SlotChange, error) {
+			return ops.PlanSwitch(st, slot, ops.ChangeOptions{})
+		})})
+		return st, changedError(err)
 	})
 }
 
 func (s partitions) EraseOTAData(ctx context.Context, dev tui.Device) (tui.PartitionState, error) {
 	return s.b.withFlash(ctx, dev, func(io ops.FlashIO, chip firmware.Chip) (*ops.PartitionState, error) {
-		st, _, err := ops.EraseOtadata(ctx, io, 0, ops.ChangeOptions{Chip: chip})
-		return st, err
+		st, _, err := ops.EraseOtadata(ctx, io, 0, ops.ChangeOptions{Chip: chip, Confirm: s.b.asShown(dev, func(st *ops.PartitionState) (ops.SlotChange, error) {
+			return ops.PlanErase(st, ops.ChangeOptions{})
+		})})
+		return st, changedError(err)
 	})
 }
 
 func (s partitions) MarkInvalid(ctx context.Context, dev tui.Device, slot string) (tui.PartitionState, error) {
 	return s.b.withFlash(ctx, dev, func(io ops.FlashIO, chip firmware.Chip) (*ops.PartitionState, error) {
-		st, _, err := ops.MarkSlot(ctx, io, 0, slot, firmware.OTAStateInvalid, ops.ChangeOptions{Chip: chip})
-		return st, err
+		st, _, err := ops.MarkSlot(ctx, io, 0, slot, firmware.OTAStateInvalid, ops.ChangeOptions{Chip: chip, Confirm: s.b.asShown(dev, func(st *ops.PartitionState) (ops.SlotChange, error) {
+			return ops.PlanMark(st, slot, firmware.OTAStateInvalid, ops.ChangeOptions{})
+		})})
+		return st, changedError(err)
 	})
+}
+
+// asShown confirms a change only when it is the one the person agreed to:
+// the question computed from the state the TUI showed (the last one read)
+// must be the question for the state just read. A board changed in
+// between is refused (ErrDeclined, reworded by changedError), never
+// changed in a way nobody saw.
+func (b *Backend) asShown(dev tui.Device, plan func(*ops.PartitionState) (ops.SlotChange, error)) func(ops.SlotChange) bool {
+	b.mu.Lock()
+	shown := b.learned[dev.ID].parts
+	b.mu.Unlock()
+	return func(ch ops.SlotChange) bool {
+		if shown == nil {
+			return true // nothing was shown to compare with (not from the screen)
+		}
+		was, err := plan(shown)
+		return err == nil && was.Question() == ch.Question()
+	}
+}
+
+// changedError rewords a declined confirmation: in the TUI it means the
+// board's state changed since it was shown.
+func changedError(err error) error {
+	if errors.Is(err, ops.ErrDeclined) {
+		return ops.Errorf(ops.CodeNotConfirmed, "press r to read the partitions again, then choose again",
+			"the board's otadata changed since it was shown; nothing was written")
+	}
+	return err
 }
 
 // convertState maps ops' partition state to the TUI's.
