@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -400,26 +401,26 @@ func serialRead(c *cli, r *reporter, fl *serialflash.Flasher, addr, size uint32,
 	return nil
 }
 
+// serialErase renders ops.EraseFlash (the security refusal and the
+// question are decided there).
 func serialErase(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info serialflash.ChipInfo, all bool, addr, size uint32) *failure {
-	if (info.Security.FlashEncryption || info.Security.SecureBoot) && !cm.force {
-		return &failure{code: exitRefused, name: "refused", message: "refusing to erase: secure boot or flash encryption is on, and erasing can leave the chip unable to boot",
-			hint: "pass --force if you know what the chip will boot afterwards"}
+	if !all {
+		r.stage("erase", fmt.Sprintf("erasing 0x%X..0x%X…", addr, addr+size))
 	}
-	var err error
-	if all {
-		q := fmt.Sprintf("Erase the whole %s flash of this %s — bootloader, partition table, every app and all data?", sizeOrUnknown(fl.FlashSize()), info.Chip)
-		if !c.confirm(cm, q) {
-			return &failure{code: exitRefused, name: "not_confirmed", message: "nothing was erased: the erase was not confirmed",
+	err := ops.EraseFlash(c.ctx, fl, info, all, addr, size, ops.EraseOptions{Force: cm.force,
+		Confirm: func(q string) bool {
+			if !c.confirm(cm, q) {
+				return false
+			}
+			r.stage("erase", fmt.Sprintf("erasing the whole flash (%s)…", sizeOrUnknown(fl.FlashSize())))
+			return true
+		}})
+	if err != nil {
+		if errors.Is(err, ops.ErrDeclined) {
+			return &failure{code: exitRefused, name: ops.CodeNotConfirmed, message: "nothing was erased: the erase was not confirmed",
 				hint: "answer y on a terminal, or pass --yes in scripts"}
 		}
-		r.stage("erase", fmt.Sprintf("erasing the whole flash (%s)…", sizeOrUnknown(fl.FlashSize())))
-		err = fl.EraseAll(c.ctx)
-	} else {
-		r.stage("erase", fmt.Sprintf("erasing 0x%X..0x%X…", addr, addr+size))
-		err = fl.EraseRegion(c.ctx, addr, size)
-	}
-	if err != nil {
-		return serialFailure(c, err, "erasing flash")
+		return failureOf(c, err, "erasing flash")
 	}
 	r.say("erased")
 	return nil

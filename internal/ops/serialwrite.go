@@ -240,3 +240,34 @@ func ReadRegion(ctx context.Context, f *serialflash.Flasher, addr, size uint32) 
 	res.Verified = true
 	return res, nil
 }
+
+// EraseOptions tune EraseFlash.
+type EraseOptions struct {
+	// Force erases even when secure boot or flash encryption is on.
+	Force bool
+	// Confirm is asked the question before anything is erased; false
+	// aborts with ErrDeclined. Nil means yes.
+	Confirm func(question string) bool
+}
+
+// EraseFlash erases [addr, addr+size), or the whole flash when all is set.
+// A chip with secure boot or flash encryption on is refused unless Force:
+// erasing can leave it unable to boot anything espdeck can write.
+func EraseFlash(ctx context.Context, f *serialflash.Flasher, info serialflash.ChipInfo, all bool, addr, size uint32, o EraseOptions) error {
+	if (info.Security.FlashEncryption || info.Security.SecureBoot) && !o.Force {
+		return Errorf(CodeRefused, "pass --force if you know what the chip will boot afterwards",
+			"refusing to erase: secure boot or flash encryption is on, and erasing can leave the chip unable to boot")
+	}
+	if all {
+		fs := "flash"
+		if n := f.FlashSize(); n != 0 {
+			fs = sizeWord(n) + " flash"
+		}
+		q := fmt.Sprintf("Erase the whole %s of this %s — bootloader, partition table, every app and all data?", fs, info.Chip)
+		if o.Confirm != nil && !o.Confirm(q) {
+			return ErrDeclined
+		}
+		return f.EraseAll(ctx)
+	}
+	return f.EraseRegion(ctx, addr, size)
+}
