@@ -2,8 +2,10 @@ package ops
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -105,4 +107,31 @@ func TestMagicByteErrorBlamesTheDevice(t *testing.T) {
 	require.True(t, errors.Is(err, espota.ErrDeviceError))
 	// An image that does not start with E9 keeps the device's own hint.
 	require.Equal(t, dev.Hint, HintOf(magicHint(dev, []byte{0x00})))
+}
+
+// FuzzParseHostPort: whatever is typed, the parser never panics, never
+// keeps brackets, and a host it accepts joins back into an address that
+// parses to the same host and port.
+func FuzzParseHostPort(f *testing.F) {
+	for _, s := range []string{"192.168.1.40:3232", "[fe80::1]", "[fe80::1]:8266", "fe80::1", "esp.local", ":1", "[", "a:b:c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, p, err := ParseHostPort(s)
+		if err != nil {
+			if CodeOf(err) != CodeUsage {
+				t.Fatalf("%q: code %s", s, CodeOf(err))
+			}
+			return
+		}
+		if h == "" || strings.ContainsAny(h, "[]") || p < 0 || p > 65535 {
+			t.Fatalf("%q -> %q %d", s, h, p)
+		}
+		if p != 0 {
+			h2, p2, err := ParseHostPort(net.JoinHostPort(h, strconv.Itoa(p)))
+			if err != nil || h2 != h || p2 != p {
+				t.Fatalf("%q -> %q %d, rejoined -> %q %d %v", s, h, p, h2, p2, err)
+			}
+		}
+	})
 }
