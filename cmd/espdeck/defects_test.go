@@ -152,3 +152,18 @@ func TestInputFilesAreCheckedBeforeReading(t *testing.T) {
 	require.Equal(t, exitUsage, r.code, r.stderr)
 	require.Contains(t, r.stderr, "not a regular file")
 }
+
+// Defect 7, the rest of stdout: a command whose --json or table output
+// cannot be written (`> /dev/full`) does not exit 0.
+func TestStdoutWriteErrorsFailEveryCommand(t *testing.T) {
+	csv := filepath.Join("..", "..", "..", "shared", "fixtures", "partitions", "partitions_two_ota.csv")
+	if _, err := os.Stat(csv); err != nil {
+		t.Skipf("fixtures not present: %v", err)
+	}
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"partitions", "show", csv, "--json"}, strings.NewReader(""), failingWriter{}, &stderr,
+		func(k string) string { return "" })
+	require.Equal(t, exitFor(ops.CodeWriteFile), code)
+	require.NotEqual(t, exitOK, code)
+	require.Contains(t, stderr.String(), "stdout")
+}

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/espdeck/espdeck/internal/ops"
 )
 
 // writeOutput writes data to path safely: through a temporary file in the
@@ -71,10 +73,47 @@ func writeStdout(w io.Writer, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("cannot write to stdout: %w", err)
 	}
+	if sw, ok := w.(*stickyWriter); ok {
+		w = sw.w
+	}
 	if f, ok := w.(*os.File); ok {
 		if err := f.Sync(); err != nil && !isNotSyncable(err) {
 			return fmt.Errorf("cannot write to stdout: %w", err)
 		}
 	}
 	return nil
+}
+
+// stickyWriter remembers the first error writing stdout, so that output
+// lost to a full disk or a closed pipe fails the command instead of
+// passing for success.
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	s.err = err
+	return n, err
+}
+
+// stdoutChecked runs a command with stdout behind a stickyWriter; a
+// command that succeeded but could not write its output exits with the
+// write_failed status.
+func stdoutChecked(c *cli, run func() int) int {
+	sw := &stickyWriter{w: c.stdout}
+	c.stdout = sw
+	code := run()
+	if sw.err != nil && code == exitOK {
+		fmt.Fprintf(c.stderr, "espdeck: cannot write to stdout: %v\n", sw.err)
+		return exitFor(ops.CodeWriteFile)
+	}
+	return code
 }
