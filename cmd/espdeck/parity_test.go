@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -152,5 +154,25 @@ func TestCLIAndTUIAskTheSameQuestion(t *testing.T) {
 	for i, tq := range []string{ota1.SwitchQuestion, st.EraseQuestion, ota0.MarkInvalidQuestion} {
 		require.NotEmpty(t, tq, actions[i])
 		require.Equal(t, tq, asked[i], actions[i])
+	}
+}
+
+// Item 10: the CLI's ota upload ignored [[device]] password_env and
+// password_file from the config file (only the TUI read them).
+func TestOTAUploadUsesTheConfigFilePassword(t *testing.T) {
+	dev := otaSim(t, otasim.Config{Password: otaTestPassword, Scheme: otasim.SchemePBKDF2})
+	file, _ := otaImage(t, 20_000)
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	require.NoError(t, os.WriteFile(pwFile, []byte(otaTestPassword+"\n"), 0o600))
+	host := dev.Addr().Addr().String()
+	for _, entry := range []string{`password_env = "BENCH_PW"`, `password_file = "` + pwFile + `"`} {
+		cfg := filepath.Join(dir, "config.toml")
+		require.NoError(t, os.WriteFile(cfg, []byte("[[device]]\nname = \"bench\"\nhost = \""+host+"\"\n"+entry+"\n"), 0o600))
+		r := runCLI(t, map[string]string{"BENCH_PW": otaTestPassword}, "ota", "upload", "--host", dev.Addr().String(), "--file", file,
+			"--config", cfg, "--json")
+		require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
+		require.Equal(t, "pbkdf2-sha256", lastResult(t, r.stdout)["auth_scheme"], "the device asked and got the password")
+		requireNoSecret(t, r)
 	}
 }
