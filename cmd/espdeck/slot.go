@@ -20,10 +20,18 @@ Usage:
   espdeck slot mark --port PORT --valid|--invalid [--slot ota_1]   set the state of the running app's entry (or that slot's)
   espdeck slot backup --port PORT --slot ota_0 -o FILE   save a partition to a file
 
-These commands write only the otadata partition, never an app slot. Each
-write first says what will boot afterwards and asks for confirmation; --yes
-answers for scripts. Without a terminal and without --yes nothing is written
-and the exit code is 3 (refused).
+These commands write only the otadata partition, never an app slot: no
+write may leave otadata's real extent or touch an app partition, whatever
+the table says, and a table that fails validation refuses them (exit 3,
+slot_write_refused). Each write first says what will boot afterwards and
+asks for confirmation (the TUI asks the same words); --yes answers for
+scripts. Without a terminal and without --yes nothing is written and the
+exit code is 3 (refused).
+
+switch --to factory and erase-otadata first read the app the bootloader
+falls back to (factory, or ota_0) completely and refuse when it is not a
+valid app for the chip; --force goes on past an invalid one, never an
+erased one.
 
 switch refuses a slot whose image is not a valid app for the board's chip
 (the image is read completely and its checksum and SHA-256 checked);
