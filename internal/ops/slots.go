@@ -243,9 +243,14 @@ func (s *PartitionState) fullCheckFallback(ctx context.Context, io FlashIO, chip
 	var blank firmware.OTAData
 	blank.Copies[0] = firmware.OTAEntry{Seq: firmware.OTASeqEmpty, State: firmware.OTAStateUndefined}
 	blank.Copies[1] = blank.Copies[0]
-	name := s.decisionTarget(firmware.SelectBoot(blank, s.OTAData.Layout, firmware.BootOptions{}))
+	return s.fullCheck(ctx, io, s.decisionTarget(firmware.SelectBoot(blank, s.OTAData.Layout, firmware.BootOptions{})), chip)
+}
+
+// fullCheck reads the app partition called name completely and records
+// what was found in its row.
+func (s *PartitionState) fullCheck(ctx context.Context, io FlashIO, name string, chip firmware.Chip) error {
 	p, ok := s.Table.Find(name)
-	if !ok {
+	if !ok || !p.IsApp() {
 		return nil
 	}
 	img, err := readSlotImage(ctx, io, p, chip, true)
@@ -368,6 +373,13 @@ func MarkSlot(ctx context.Context, io FlashIO, tableOffset uint32, slot string, 
 		return nil, SlotChange{}, err
 	}
 	change, err := PlanMark(st, slot, state, o)
+	if err == nil && change.BootsNext != "" && change.BootsNext != st.BootsNext {
+		// Another app would boot: read it whole before saying it is valid.
+		if err := st.fullCheck(ctx, io, change.BootsNext, o.Chip); err != nil {
+			return st, change, err
+		}
+		change, err = PlanMark(st, slot, state, o)
+	}
 	if err != nil {
 		return st, change, err
 	}
