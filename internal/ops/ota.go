@@ -191,12 +191,10 @@ type OTAResult struct {
 	ChipFrom    string // "--chip", "the board's mDNS TXT", ""
 }
 
-// UploadOTA checks image against what is known of the device (the chip
-// from --chip/config or the board's TXT, the signing policy, app vs
-// filesystem) and uploads it over ArduinoOTA. Nothing is sent when a check
-// fails (Force overrides what may be overridden).
-func UploadOTA(ctx context.Context, t espota.Target, image []byte, o OTAOptions) (OTAResult, error) {
-	var res OTAResult
+// PreflightOTA is the check UploadOTA makes before sending, for a preview
+// (the TUI's flash screen): the chip from o.Chip, else from o.Board
+// (chipFrom says which; "" when the chip is unknown and not checked).
+func PreflightOTA(image []byte, o OTAOptions) (v Verdict, chipFrom string, err error) {
 	route := RouteOTAApp
 	if o.Filesystem {
 		route = RouteOTAFilesystem
@@ -204,18 +202,28 @@ func UploadOTA(ctx context.Context, t espota.Target, image []byte, o OTAOptions)
 	pt := NewTarget(route)
 	switch {
 	case o.Chip != firmware.ChipUnknown:
-		pt.Chip, res.ChipFrom = o.Chip, "--chip"
+		pt.Chip, chipFrom = o.Chip, "--chip"
 	default:
 		if c, ok := ChipFromBoard(o.Board, ""); ok {
-			pt.Chip, res.ChipFrom = c, "the board's mDNS TXT ("+o.Board+")"
+			pt.Chip, chipFrom = c, "the board's mDNS TXT ("+o.Board+")"
 		}
 	}
-	v, err := Preflight(image, pt, o.Policy)
-	res.Verdict = v
+	v, err = Preflight(image, pt, o.Policy)
+	return v, chipFrom, err
+}
+
+// UploadOTA checks image against what is known of the device (the chip
+// from --chip/config or the board's TXT, the signing policy, app vs
+// filesystem) and uploads it over ArduinoOTA. Nothing is sent when a check
+// fails (Force overrides what may be overridden).
+func UploadOTA(ctx context.Context, t espota.Target, image []byte, o OTAOptions) (OTAResult, error) {
+	var res OTAResult
+	v, chipFrom, err := PreflightOTA(image, o)
+	res.Verdict, res.ChipFrom = v, chipFrom
 	if err != nil {
 		return res, fmt.Errorf("nothing was sent: %w", err)
 	}
-	res.ChipChecked = pt.Chip != firmware.ChipUnknown || o.Filesystem
+	res.ChipChecked = chipFrom != "" || o.Filesystem
 	if !res.ChipChecked {
 		res.ChipNote = "the board's chip was not checked (give --chip; OTA cannot ask the board)"
 	}

@@ -29,6 +29,11 @@ func (s images) Inspect(ctx context.Context, path string, target tui.Device) (tu
 		// The flash job would refuse: say so now, the same way.
 		return facts, tui.Verdict{Kind: tui.VerdictRefused, Reason: refusal(err)}, nil
 	}
+	if t.Route != ops.RouteSerial {
+		// The check the upload makes (ops.UploadOTA), chip from the same facts.
+		v, _, err := ops.PreflightOTA(data, ops.OTAOptions{Chip: t.Chip, Policy: s.b.cfg.Policy})
+		return facts, convertVerdict(v, err), nil
+	}
 	v, err := ops.Preflight(data, t, s.b.cfg.Policy)
 	return facts, convertVerdict(v, err), nil
 }
