@@ -167,3 +167,15 @@ func TestStdoutWriteErrorsFailEveryCommand(t *testing.T) {
 	require.NotEqual(t, exitOK, code)
 	require.Contains(t, stderr.String(), "stdout")
 }
+
+// Item 11: README said ESP8266 writes are read back; the ESP8266 ROM
+// cannot read flash, and the result says the write was not verified.
+func TestESP8266WriteIsNotReportedVerified(t *testing.T) {
+	path, _ := startSerialSim(t, romsim.Config{Chip: firmware.ChipESP8266})
+	data := writeTemp(t, "data.bin", bytes.Repeat([]byte{0x5A}, 0x1000))
+	r := runCLI(t, nil, append([]string{"serial", "write", "0x300000", data, "--port", path, "--json"}, simFlags...)...)
+	require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
+	res := lastResult(t, r.stdout)
+	require.Equal(t, false, res["verified"])
+	require.Contains(t, res["not_verified_why"], "ESP8266 ROM cannot read flash")
+}
