@@ -176,3 +176,11 @@ func TestOTAUploadUsesTheConfigFilePassword(t *testing.T) {
 		requireNoSecret(t, r)
 	}
 }
+
+// Every error code has its exit status in the one table.
+func TestEveryCodeHasAnExitStatus(t *testing.T) {
+	for _, code := range ops.Codes() {
+		_, ok := exitCodes[code]
+		require.True(t, ok, "no exit status for %q", code)
+	}
+}

@@ -49,6 +49,11 @@ const (
 	CodeWriteFile       = "write_failed"
 )
 
+// Codes lists every code, for tables that must cover them all.
+func Codes() []string {
+	return []string{CodeInternal, CodeUsage, CodeBadInput, CodeRefused, CodeWrongChip, CodeTooBig, CodeNotConfirmed, CodeInvalidSlot, CodeNoFreeSlot, CodeBadTable, CodeNoTable, CodeUnknownPart, CodeNoOTAData, CodeSlotWriteRefuse, CodeUnreachable, CodeNoSync, CodeWrongBootMode, CodePortNotFound, CodePortBusy, CodePermission, CodeAuthFailed, CodeNoConnectBack, CodeListen, CodeNoAnswer, CodeNotAnApp, CodeTransfer, CodeTimeout, CodeDevice, CodeVerify, CodeNotVerified, CodeInterrupted, CodeWriteFile}
+}
+
 // Coded is what every error shown to a person answers.
 type Coded interface {
 	error
