@@ -158,7 +158,7 @@ func FlashSerial(ctx context.Context, f *serialflash.Flasher, info serialflash.C
 		addr = DefaultAddress(info.Chip, data)
 		if firmware.Classify(data) == firmware.ContentApp {
 			if ok, why := canReadBack(info); !ok {
-				return WriteResult{}, Errorf(CodeNoFreeSlot, "give the write address explicitly (the app partition, usually 0x10000)",
+				return WriteResult{}, Errorf(CodeNoFreeSlot, "give the write address explicitly: espdeck serial write ADDR FILE (an Arduino ESP8266 sketch .bin goes to 0x0, an ESP-IDF app to its partition, usually 0x10000)",
 					"cannot choose an app slot: %s, so the partition table and otadata cannot be read", why)
 			}
 			st, err := ReadPartitionState(ctx, SerialFlashIO(f), o.TableOffset, ReadOptions{Chip: info.Chip})
