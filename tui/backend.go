@@ -237,9 +237,12 @@ type FlashResult struct {
 	Hint       string // what to do next ("allow inbound TCP on port 41234 or use --host-port")
 	AuthFailed bool   // wrong or missing password: the UI asks for it again
 	Canceled   bool   // the context was cancelled (quit or cancel key)
-	Bytes      int64  // image bytes sent
-	Version    string // app version written, when known
-	Duration   time.Duration
+	// Code is the failure's stable machine word, the same the command line
+	// puts in its --json result ("auth_failed", "port_busy", …).
+	Code     string
+	Bytes    int64  // image bytes sent
+	Version  string // app version written, when known
+	Duration time.Duration
 }
 
 // OK reports whether the job succeeded.
@@ -291,6 +294,13 @@ type Partition struct {
 	// "new", "pending verify", "aborted", "undefined", or "empty" / "" when
 	// no image or not an OTA slot.
 	State string
+	// SwitchQuestion and MarkInvalidQuestion are the confirmation sentences
+	// for making this app boot next and for marking its OTA entry invalid,
+	// computed by the backend with the same function as the command line's
+	// (what is written, what boots afterwards and why). When the action
+	// would be refused, the Question is "" and the Refused text says why.
+	SwitchQuestion, SwitchRefused           string
+	MarkInvalidQuestion, MarkInvalidRefused string
 }
 
 // PartitionState is a serial board's partitions and its boot decision.
@@ -305,6 +315,9 @@ type PartitionState struct {
 	// BootsNextWhy says why ("seq 7, state VALID", "otadata erased: first OTA slot").
 	BootsNext    string
 	BootsNextWhy string
+	// EraseQuestion is the confirmation sentence for erasing otadata, or
+	// "" with EraseRefused saying why it would be refused.
+	EraseQuestion, EraseRefused string
 }
 
 // Slot returns the partition called name.

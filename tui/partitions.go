@@ -171,6 +171,21 @@ func (m *Model) partitionsKey(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	}
 	switch {
+	case key.Matches(msg, k.Switch) && (sel.SwitchQuestion != "" || sel.SwitchRefused != ""):
+		// The backend's plan: the same sentence and refusal as the command line's.
+		if sel.SwitchQuestion == "" {
+			m.fail(sel.SwitchRefused)
+			return nil
+		}
+		m.prompt = newConfirm("Switch boot slot on "+r.name, strings.Split(sel.SwitchQuestion, "\n"), func(m *Model) tea.Cmd {
+			if ps := m.parts[m.resolveKey(rk)]; ps != nil {
+				ps.busy = true
+			}
+			return func() tea.Msg {
+				s, err := ctl.SwitchBoot(ctx, dev, sel.Name)
+				return partitionsMsg{row: rk, action: "boot slot switched to " + sel.Name, state: s, err: err}
+			}
+		})
 	case key.Matches(msg, k.Switch):
 		if !isOTASlot(sel) {
 			m.fail("pick an OTA app slot (ota_0, ota_1, …) with ↑/↓ first, then press s")
@@ -195,6 +210,20 @@ func (m *Model) partitionsKey(msg tea.KeyPressMsg) tea.Cmd {
 				return partitionsMsg{row: rk, action: "boot slot switched to " + sel.Name, state: s, err: err}
 			}
 		})
+	case key.Matches(msg, k.EraseOTA) && (st.EraseQuestion != "" || st.EraseRefused != ""):
+		if st.EraseQuestion == "" {
+			m.fail(st.EraseRefused)
+			return nil
+		}
+		m.prompt = newConfirm("Erase otadata on "+r.name, strings.Split(st.EraseQuestion, "\n"), func(m *Model) tea.Cmd {
+			if ps := m.parts[m.resolveKey(rk)]; ps != nil {
+				ps.busy = true
+			}
+			return func() tea.Msg {
+				s, err := ctl.EraseOTAData(ctx, dev)
+				return partitionsMsg{row: rk, action: "otadata erased", state: s, err: err}
+			}
+		})
 	case key.Matches(msg, k.EraseOTA):
 		m.prompt = newConfirm("Erase otadata on "+r.name, []string{
 			fmt.Sprintf("Erase otadata? Then %s boots next time. %s", fallback(st), untouched),
@@ -217,6 +246,23 @@ func (m *Model) partitionsKey(msg tea.KeyPressMsg) tea.Cmd {
 			return nil
 		}
 		p, _ := st.Slot(slot)
+		if p.MarkInvalidQuestion != "" || p.MarkInvalidRefused != "" {
+			// The backend's plan: the same sentence as the command line's.
+			if p.MarkInvalidQuestion == "" {
+				m.fail(p.MarkInvalidRefused)
+				return nil
+			}
+			m.prompt = newConfirm("Mark "+slot+" invalid on "+r.name, strings.Split(p.MarkInvalidQuestion, "\n"), func(m *Model) tea.Cmd {
+				if ps := m.parts[m.resolveKey(rk)]; ps != nil {
+					ps.busy = true
+				}
+				return func() tea.Msg {
+					s, err := ctl.MarkInvalid(ctx, dev, slot)
+					return partitionsMsg{row: rk, action: slot + " marked invalid", state: s, err: err}
+				}
+			})
+			return nil
+		}
 		m.prompt = newConfirm("Mark "+slot+" invalid on "+r.name, []string{
 			fmt.Sprintf("Mark %s invalid so it is not booted again? Then %s boots next time. %s", slotLabel(p), afterInvalid(st, slot), untouched),
 		}, func(m *Model) tea.Cmd {

@@ -18,6 +18,7 @@ import (
 	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/espota"
 	"github.com/espdeck/espdeck/internal/audit"
+	"github.com/espdeck/espdeck/internal/ops"
 	"github.com/espdeck/espdeck/internal/ops/campaign"
 )
 
@@ -349,12 +350,12 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 	}
 
 	if password == "" {
-		pw, warning, err := otaPassword(c, otaFlags{passwordEnv: f.passwordEnv, passwordFile: f.passwordFile})
+		pw, _, warnings, err := ops.ResolvePassword(ops.PasswordSources{File: f.passwordFile, Env: f.passwordEnv, Getenv: c.getenv})
 		if err != nil {
-			return usage(err.Error(), "check --password-env / --password-file")
+			return usage(err.Error(), ops.HintOf(err))
 		}
-		if warning != "" {
-			r.warn(warning)
+		for _, w := range warnings {
+			r.warn(w)
 		}
 		password = pw
 		if password == "" && isTerminal(c.stdin) && anyAuth(file) {

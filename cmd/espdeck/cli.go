@@ -185,6 +185,9 @@ func (c *cli) logger(cm *common) (log *slog.Logger, close func(), err error) {
 
 // isTerminal reports whether w is a terminal (for progress bars and prompts).
 func isTerminal(w any) bool {
+	if sw, ok := w.(*stickyWriter); ok {
+		w = sw.w
+	}
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(f.Fd())
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -85,7 +84,7 @@ func runImageInfo(c *cli, args []string) int {
 	if f != nil {
 		// A merged file that starts at flash 0 with padding: describe the
 		// bootloader inside it rather than refusing the file.
-		raw, err := os.ReadFile(path)
+		raw, err := ops.ReadInputFile(path, ops.MaxImageFile)
 		if mergedAt = firmware.MergedImageStart(raw); err != nil || mergedAt <= 0 {
 			return r.finish(f, nil)
 		}
@@ -198,10 +197,9 @@ func runImageVerify(c *cli, args []string) int {
 // readImageFile reads and parses an image, turning problems into the
 // usage-class failure (exit 2) with a hint for what the file is instead.
 func readImageFile(path string) ([]byte, *firmware.Image, *failure) {
-	data, err := os.ReadFile(path)
+	data, err := ops.ReadInputFile(path, ops.MaxImageFile)
 	if err != nil {
-		return nil, nil, &failure{code: exitUsage, name: "bad_input", message: fmt.Sprintf("cannot read %s: %v", path, errors.Unwrap(err)),
-			hint: "check the path"}
+		return nil, nil, &failure{code: exitUsage, name: "bad_input", message: err.Error(), hint: ops.HintOf(err)}
 	}
 	im, err := firmware.ParseImage(data)
 	if err != nil {
@@ -217,9 +215,9 @@ func readImageFile(path string) ([]byte, *firmware.Image, *failure) {
 func loadKeys(paths []string) ([]crypto.PublicKey, *failure) {
 	var out []crypto.PublicKey
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
+		b, err := ops.ReadInputFile(p, ops.MaxKeyFile)
 		if err != nil {
-			return nil, &failure{code: exitUsage, name: "bad_key", message: fmt.Sprintf("cannot read key %s: %v", p, errors.Unwrap(err)), hint: "check the --key path"}
+			return nil, &failure{code: exitUsage, name: "bad_key", message: err.Error(), hint: "check the --key path"}
 		}
 		k, err := firmware.ParsePublicKeyPEM(b)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/internal/config"
+	"github.com/espdeck/espdeck/internal/ops"
 )
 
 const listUsage = `Usage: espdeck list [--watch] [--timeout D] [--json] [--host HOST[:PORT]]… [--interface NAME]…
@@ -294,21 +295,9 @@ func explainNoDevices(w io.Writer, st discovery.Status, timeout time.Duration, n
 
 // hostToDevice turns --host HOST[:PORT] into a hand-added device.
 func hostToDevice(s string) (discovery.Device, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return discovery.Device{}, errors.New("empty host")
-	}
-	host, port := s, 0
-	if h, p, err := net.SplitHostPort(s); err == nil {
-		n, err := strconv.Atoi(p)
-		if err != nil || n <= 0 || n > 65535 {
-			return discovery.Device{}, fmt.Errorf("port %q is not a number from 1 to 65535", p)
-		}
-		host, port = h, n
-	}
-	host = strings.Trim(host, "[]")
-	if host == "" || strings.ContainsAny(host, " /") {
-		return discovery.Device{}, fmt.Errorf("%q is not a host name or address", s)
+	host, port, err := ops.ParseHostPort(s) // the one host[:port] parser
+	if err != nil {
+		return discovery.Device{}, err
 	}
 	d := discovery.Device{Name: host, Host: host, Port: port, Protocol: discovery.ProtocolManual}
 	if a, err := netip.ParseAddr(host); err == nil {

@@ -82,13 +82,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	for _, cmd := range commands() {
 		if cmd.name == first {
-			return cmd.run(c, args[1:])
+			return stdoutChecked(c, func() int { return cmd.run(c, args[1:]) })
 		}
 		for _, a := range cmd.aliases {
 			if a == first {
 				// esptool spellings: hand the whole argument list (alias included)
 				// to the group, which maps the alias to its verb.
-				return cmd.run(c, args)
+				return stdoutChecked(c, func() int { return cmd.run(c, args) })
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/charmbracelet/x/term"
 
+	"github.com/espdeck/espdeck/internal/ops"
 	"github.com/espdeck/espdeck/monitor"
 	"github.com/espdeck/espdeck/symbolize"
 )
@@ -230,11 +231,11 @@ func runMonitor(c *cli, args []string) int {
 	var oe *monitor.OpenError
 	switch {
 	case errors.As(err, &oe):
-		code, name := exitUnreachable, "port_not_found"
-		if errors.Is(err, monitor.ErrPermission) || errors.Is(err, monitor.ErrPortBusy) {
-			code, name = exitPermission, "port_unavailable"
-		} else if !errors.Is(err, monitor.ErrPortNotFound) {
-			name = "port_error"
+		// The same code as serial and slot give for the same port trouble.
+		name := ops.CodeOf(err)
+		code := exitFor(name)
+		if name == ops.CodeInternal {
+			name, code = "port_error", exitUnreachable
 		}
 		return rep.finish(&failure{code: code, name: name, message: oe.Error(), hint: oe.Hint()}, fields)
 	case err != nil && ctx.Err() == nil:

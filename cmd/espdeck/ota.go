@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/espdeck/espdeck/espota"
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/config"
 	"github.com/espdeck/espdeck/internal/humanize"
 	"github.com/espdeck/espdeck/internal/ops"
 )
@@ -164,64 +163,51 @@ func runOTAUpload(c *cli, args []string) int {
 	if err != nil {
 		return usage(err.Error(), "give an IP address or host name, optionally with :PORT")
 	}
-	image, err := os.ReadFile(f.file)
+	image, err := ops.ReadInputFile(f.file, ops.MaxImageFile)
 	if err != nil {
-		return usage(fmt.Sprintf("cannot read the image: %v", err), "check the path given with --file")
+		return r.finish(failureOf(c, err, "--file"), nil)
 	}
 	if len(image) == 0 {
 		return usage(fmt.Sprintf("the image %s is empty", f.file), "check the build output")
 	}
-	password, warning, err := otaPassword(c, f)
+	cfg, err := config.Load(cm.config, c.getenv)
 	if err != nil {
-		hint := "check the --password-file path; the file's first line is the password"
-		if f.passwordFile == "" {
-			hint = "export that variable before running espdeck (--password-env takes the variable's name, not the password)"
-		}
-		return usage(err.Error(), hint)
+		return usage(err.Error(), "fix the config file, or point --config at another one")
 	}
-	if warning != "" {
-		r.warn(warning)
+	dev, _ := ops.ConfigDevice(cfg, f.host, target.Host)
+	password, source, warnings, err := ops.ResolvePassword(ops.PasswordSources{File: f.passwordFile, Env: f.passwordEnv, Arg: f.authArg,
+		Device: dev, Getenv: c.getenv})
+	if err != nil {
+		return r.finish(failureOf(c, err, ""), nil)
 	}
-
-	route := ops.RouteOTAApp
-	if f.fs {
-		route = ops.RouteOTAFilesystem
+	for _, w := range warnings {
+		r.warn(w)
+	}
+	if source != "" {
+		log.Debug("password", "source", source)
 	}
 	policy, err := c.preflightPolicy(cm)
 	if err != nil {
 		return usage(err.Error(), "fix the config file or the key file its signing_key names, or point --config at another one")
 	}
-	pfTarget := ops.NewTarget(route)
+	oo := ops.OTAOptions{Filesystem: f.fs, Chip: firmware.ChipUnknown, Policy: policy}
 	if f.chip != "" && f.chip != "auto" {
 		chip, err := firmware.ParseChip(f.chip)
 		if err != nil {
 			return usage(fmt.Sprintf("--chip %q: %v", f.chip, err), "give the chip the board has (espdeck serial info shows it), or leave --chip out")
 		}
-		pfTarget.Chip = chip
-	}
-	verdict, err := ops.Preflight(image, pfTarget, policy)
-	for _, w := range verdict.Warnings {
-		r.warn(w)
-	}
-	if err != nil {
-		hint := "fix the image, or send it anyway with --force if you are sure"
-		var h interface{ Hint() string }
-		if errors.As(err, &h) && h.Hint() != "" {
-			hint = h.Hint()
-		}
-		return r.finish(&failure{code: exitRefused, name: "refused",
-			message: "nothing was sent: " + err.Error(), hint: hint}, nil)
+		oo.Chip = chip
+	} else if dev != nil {
+		oo.Board = dev.Board
 	}
 
 	opts := espota.Options{
 		Password:       password,
 		MD5Secret:      f.md5Target,
-		Filesystem:     f.fs,
 		HostIP:         f.hostIP,
 		HostPort:       f.hostPort,
 		InviteTimeout:  f.timeout,
 		ConnectTimeout: f.timeout,
-		Force:          cm.force,
 		Logger:         log,
 		OnProgress:     otaProgress(r, target),
 	}
@@ -238,7 +224,11 @@ func runOTAUpload(c *cli, args []string) int {
 			return espota.Secret(s), err
 		}
 	}
-	res, err := espota.Upload(c.ctx, target, image, opts)
+	oo.Upload = opts
+	res, err := ops.UploadOTA(c.ctx, target, image, oo)
+	for _, w := range res.Verdict.Warnings {
+		r.warn(w)
+	}
 	if err != nil {
 		return r.finish(otaFailure(c.ctx, err), nil)
 	}
@@ -248,67 +238,39 @@ func runOTAUpload(c *cli, args []string) int {
 	}
 	r.say("Uploaded %s to %s in %s (%s, authentication: %s). The device is applying the update and restarting.",
 		humanize.Bytes(res.Bytes), res.Device, res.Duration.Round(10*time.Millisecond), humanize.Rate(rate), res.AuthScheme)
+	if res.ChipNote != "" {
+		r.say("Note: %s.", res.ChipNote)
+	}
 	return r.finish(nil, map[string]any{
-		"auth_scheme": res.AuthScheme,
-		"bytes":       res.Bytes,
-		"device_addr": res.Device,
-		"host_addr":   res.HostAddr,
-		"invitations": res.Invitations,
-		"transfer_ms": res.Transfer.Milliseconds(),
-		"rate_bps":    int64(rate),
-		"filesystem":  f.fs,
+		"auth_scheme":  res.AuthScheme,
+		"bytes":        res.Bytes,
+		"device_addr":  res.Device,
+		"host_addr":    res.HostAddr,
+		"invitations":  res.Invitations,
+		"transfer_ms":  res.Transfer.Milliseconds(),
+		"rate_bps":     int64(rate),
+		"filesystem":   f.fs,
+		"chip_checked": res.ChipChecked,
 	})
 }
 
-// parseOTAHost splits HOST[:PORT]; an explicit -p/--port wins over none.
+// parseOTAHost splits HOST[:PORT] (ops.ParseHostPort); an explicit
+// -p/--port wins over none and must agree with one in HOST.
 func parseOTAHost(s string, port int) (espota.Target, error) {
-	host := s
-	if h, p, err := net.SplitHostPort(s); err == nil {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 {
-			return espota.Target{}, fmt.Errorf("bad port in %q", s)
-		}
-		host = h
-		if port == 0 {
-			port = n
-		} else if port != n {
-			return espota.Target{}, fmt.Errorf("%q and --port %d disagree", s, port)
-		}
+	host, p, err := ops.ParseHostPort(s)
+	if err != nil {
+		return espota.Target{}, err
+	}
+	switch {
+	case p != 0 && port == 0:
+		port = p
+	case p != 0 && port != p:
+		return espota.Target{}, fmt.Errorf("%q and --port %d disagree", s, port)
 	}
 	if port < 0 || port > 65535 {
 		return espota.Target{}, fmt.Errorf("port %d is out of range", port)
 	}
-	if host == "" {
-		return espota.Target{}, fmt.Errorf("no host in %q", s)
-	}
 	return espota.Target{Host: host, Port: port}, nil
-}
-
-// otaPassword picks the password: --password-file, --password-env,
-// -a/--auth (with a warning), then ESPDECK_PASSWORD.
-func otaPassword(c *cli, f otaFlags) (pw espota.Secret, warning string, err error) {
-	switch {
-	case f.passwordFile != "":
-		b, err := os.ReadFile(f.passwordFile)
-		if err != nil {
-			return "", "", fmt.Errorf("cannot read --password-file: %v", err)
-		}
-		line, _, _ := strings.Cut(string(b), "\n")
-		line = strings.TrimRight(line, "\r")
-		if line == "" {
-			return "", "", fmt.Errorf("--password-file %s is empty", f.passwordFile)
-		}
-		return espota.Secret(line), "", nil
-	case f.passwordEnv != "":
-		v := c.getenv(f.passwordEnv)
-		if v == "" {
-			return "", "", fmt.Errorf("--password-env %s: that environment variable is empty or not set", f.passwordEnv)
-		}
-		return espota.Secret(v), "", nil
-	case f.authArg != "":
-		return espota.Secret(f.authArg), "a password given with -a/--auth is visible to other users in the process list; prefer --password-env VAR or --password-file FILE", nil
-	}
-	return espota.Secret(c.getenv("ESPDECK_PASSWORD")), "", nil
 }
 
 // otaProgress turns upload progress into stage lines and a progress bar.
@@ -347,35 +309,18 @@ func otaFailure(ctx context.Context, err error) *failure {
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 		return interrupted("the upload")
 	}
-	f := &failure{code: exitInternal, name: "internal", message: err.Error()}
+	ce := ops.Classify(err).(ops.Coded)
+	f := &failure{code: exitFor(ce.Code()), name: ce.Code(), message: err.Error(), hint: ce.Hint()}
 	var e *espota.Error
 	if errors.As(err, &e) {
 		f.message = e.Msg
 		if e.Cause != nil {
 			f.message += ": " + e.Cause.Error()
 		}
-		f.hint = strings.ReplaceAll(e.Hint(), ". ", ".\n")
-	}
-	for _, m := range []struct {
-		err  error
-		code int
-		name string
-	}{
-		{espota.ErrNotAnApp, exitRefused, "not_an_app"},
-		{espota.ErrListen, exitUsage, "listen_failed"},
-		{espota.ErrNoAnswer, exitUnreachable, "no_answer"},
-		{espota.ErrAuthFailed, exitAuth, "auth_failed"},
-		{espota.ErrNoConnectBack, exitNoConnect, "no_connect_back"},
-		{espota.ErrTransfer, exitTransfer, "transfer_failed"},
-		{espota.ErrDeviceError, exitDevice, "device_error"},
-	} {
-		if errors.Is(err, m.err) {
-			f.code, f.name = m.code, m.name
-			break
-		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) && f.code == exitInternal {
-		f.code, f.name = exitTransfer, "timeout"
+		f.code, f.name = exitTransfer, ops.CodeTimeout
 	}
+	f.hint = strings.ReplaceAll(f.hint, ". ", ".\n")
 	return f
 }

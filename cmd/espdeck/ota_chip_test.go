@@ -17,7 +17,7 @@ func TestOTAUploadChipFlagRefusesOtherChip(t *testing.T) {
 	r := runCLI(t, nil, "ota", "upload", "--host", dev.Addr().String(), "--file", file, "--chip", "esp32s3", "--json")
 	require.Equal(t, exitRefused, r.code, r.stderr)
 	res := lastResult(t, r.stdout)
-	require.Equal(t, "refused", res["error"])
+	require.Equal(t, "wrong_chip", res["error"])
 	require.Contains(t, res["message"], "ESP32-S3")
 	require.Zero(t, dev.Stats().Invitations, "nothing may be sent to the device")
 

@@ -139,7 +139,7 @@ func TestOTAUploadExitCodes(t *testing.T) {
 		{name: "md5 failure", cfg: &otasim.Config{Faults: otasim.Faults{MD5Failure: true}}, file: file, code: exitDevice, error: "device_error"},
 		{name: "esp8266 too large", cfg: &otasim.Config{Flavour: otasim.ESP8266, AppSlot: 30_000}, file: big, code: exitDevice, error: "device_error"},
 		{name: "not an app", cfg: &otasim.Config{}, file: notApp, code: exitRefused, error: "refused"},
-		{name: "missing file", cfg: &otasim.Config{}, file: filepath.Join(t.TempDir(), "nope.bin"), code: exitUsage, error: "usage"},
+		{name: "missing file", cfg: &otasim.Config{}, file: filepath.Join(t.TempDir(), "nope.bin"), code: exitUsage, error: "bad_input"},
 		{name: "bad host port", host: "127.0.0.1:99999", file: file, code: exitUsage, error: "usage"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -112,9 +112,9 @@ func runPartitionsShow(c *cli, args []string) int {
 // showPartitionFile shows a binary table, a CSV, or a flash dump.
 func showPartitionFile(c *cli, cm *common, path string, tableOff uint32) int {
 	r := c.reporter(cm, "")
-	data, err := os.ReadFile(path)
+	data, err := ops.ReadInputFile(path, ops.MaxImageFile)
 	if err != nil {
-		return r.finish(&failure{code: exitUsage, name: "bad_input", message: fmt.Sprintf("cannot read %s: %v", path, err), hint: "check the file name and path"}, nil)
+		return r.finish(&failure{code: exitUsage, name: "bad_input", message: err.Error(), hint: "check the file name and path"}, nil)
 	}
 	// A flash dump: an image at the start and a table at the table offset.
 	if len(data) > int(tableOff)+2 && data[tableOff] == 0xAA && data[tableOff+1] == 0x50 && !(data[0] == 0xAA && data[1] == 0x50) {
@@ -321,9 +321,9 @@ func runPartitionsConvert(c *cli, args []string) int {
 			return r.finish(&failure{code: exitUsage, name: "bad_usage", message: fmt.Sprintf("--flash-size %q: want a size such as 4M", *flashSize)}, nil)
 		}
 	}
-	data, err := os.ReadFile(in)
+	data, err := ops.ReadInputFile(in, ops.MaxImageFile)
 	if err != nil {
-		return r.finish(&failure{code: exitUsage, name: "bad_input", message: fmt.Sprintf("cannot read %s: %v", in, err), hint: "check the file name and path"}, nil)
+		return r.finish(&failure{code: exitUsage, name: "bad_input", message: err.Error(), hint: "check the file name and path"}, nil)
 	}
 	tab, kind, err := parseTableFile(data, uint32(tableOff), bootOff)
 	if err != nil {
@@ -362,27 +362,16 @@ func runPartitionsConvert(c *cli, args []string) int {
 		if cm.json {
 			return r.finish(&failure{code: exitUsage, name: "bad_usage", message: "with --json stdout carries JSON; give an OUT file"}, nil)
 		}
-		c.stdout.Write(outData)
-	} else if err := writeFileAtomic(out, outData); err != nil {
-		return r.finish(&failure{code: exitInternal, name: "write_failed", message: fmt.Sprintf("cannot write %s: %v", out, err)}, nil)
+		if err := writeStdout(c.stdout, outData); err != nil {
+			return r.finish(&failure{code: exitFor(ops.CodeWriteFile), name: ops.CodeWriteFile, message: err.Error()}, nil)
+		}
+	} else if err := writeOutput(out, outData, 0o644); err != nil {
+		return r.finish(&failure{code: exitFor(ops.CodeWriteFile), name: ops.CodeWriteFile, message: fmt.Sprintf("cannot write %s: %v", out, err),
+			hint: "give a regular file name in a writable directory"}, nil)
 	}
 	if out != "-" {
 		r.say("%s (%s, %d partitions) → %s (%s, %d bytes)", in, kind, len(tab.Partitions), out, outKind, len(outData))
 	}
 	return r.finish(nil, map[string]any{"input": in, "output": out, "from": kind, "to": outKind,
 		"partitions": tableRows(tab), "bytes": len(outData)})
-}
-
-// writeFileAtomic writes through a temporary file so a failed write never
-// leaves half a table behind.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
 }

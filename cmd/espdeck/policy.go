@@ -3,7 +3,6 @@ package main
 import (
 	"crypto"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/espdeck/espdeck/firmware"
@@ -28,7 +27,7 @@ func signingPolicy(path string) (ops.Policy, error) {
 	if path == "" {
 		return ops.Policy{}, nil
 	}
-	data, err := os.ReadFile(path)
+	data, err := ops.ReadInputFile(path, ops.MaxKeyFile)
 	if err != nil {
 		return ops.Policy{}, fmt.Errorf("signing key from the config file: %w", err)
 	}

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
-	"crypto/md5"
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/espdeck/espdeck/firmware"
@@ -109,8 +106,7 @@ func runSerial(c *cli, args []string) int {
 		return r.finish(&failure{code: exitUsage, name: "bad_usage", message: msg, hint: hint}, nil)
 	}
 	// Check arguments before touching the port.
-	var regions []serialflash.Region
-	var files []string
+	var regions []ops.Region
 	var rdAddr, rdSize uint64
 	switch verb {
 	case "write":
@@ -122,15 +118,14 @@ func runSerial(c *cli, args []string) int {
 			if err != nil || a > 0xFFFFFFFF {
 				return usage(fmt.Sprintf("address %q: not a flash address", pos[i]), "addresses are 0x… hex or decimal")
 			}
-			data, err := os.ReadFile(pos[i+1])
+			data, err := ops.ReadInputFile(pos[i+1], ops.MaxImageFile)
 			if err != nil {
-				return usage(fmt.Sprintf("read %s: %v", pos[i+1], errors.Unwrap(err)), "check the file name")
+				return r.finish(failureOf(c, err, ""), nil)
 			}
 			if len(data) == 0 {
 				return usage(pos[i+1]+" is empty", "")
 			}
-			regions = append(regions, serialflash.Region{Addr: uint32(a), Data: data})
-			files = append(files, pos[i+1])
+			regions = append(regions, ops.Region{Addr: uint32(a), Data: data, Name: pos[i+1]})
 		}
 	case "read":
 		if len(pos) == 3 && sf.output == "" {
@@ -155,7 +150,7 @@ func runSerial(c *cli, args []string) int {
 			rdAddr, err1 = parseUint(pos[0])
 			rdSize, err2 = parseUint(pos[1])
 			if err1 != nil || err2 != nil || rdAddr%0x1000 != 0 || rdSize%0x1000 != 0 || rdSize == 0 || rdAddr+rdSize > 1<<32 {
-				return usage(fmt.Sprintf("erase %s %s: address and size must be multiples of 0x1000", pos[0], pos[1]), "the ROM erases whole 4 KB sectors")
+				return usage(fmt.Sprintf("erase %s %s: address and size must be multiples of 0x1000", pos[0], pos[1]), "the ROM erases whole 4 KiB sectors")
 			}
 		}
 	default:
@@ -197,7 +192,7 @@ func runSerial(c *cli, args []string) int {
 			printInfo(c, info, fl)
 		}
 	case "write":
-		fail = serialWrite(c, cm, r, fl, info, regions, files, fields)
+		fail = serialWrite(c, cm, r, fl, info, regions, fields)
 	case "read":
 		fail = serialRead(c, r, fl, uint32(rdAddr), uint32(rdSize), sf.output, fields)
 	case "erase":
@@ -353,135 +348,83 @@ func printInfo(c *cli, info serialflash.ChipInfo, fl *serialflash.Flasher) {
 	fmt.Fprintf(w, "Link:        %d Bd, ROM bootloader (no stub)\n", fl.Baud())
 }
 
-func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info serialflash.ChipInfo, regions []serialflash.Region, files []string, fields map[string]any) *failure {
-	flashSize := fl.FlashSize()
+// serialWrite renders ops.WriteRegions: every decision (chip, revision,
+// flash size, the partition each region lands in, signatures) is made there.
+func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info serialflash.ChipInfo, regions []ops.Region, fields map[string]any) *failure {
 	policy, err := c.preflightPolicy(cm)
 	if err != nil {
 		return &failure{code: exitUsage, name: "bad_config", message: err.Error(), hint: "fix the config file or the key file its signing_key names, or point --config at another one"}
-	}
-	for _, w := range ops.SecurityWarnings(info.Security.SecureBoot, info.Security.FlashEncryption) {
-		r.warn(w)
-	}
-	var out []map[string]any
-	for i, reg := range regions {
-		end := uint64(reg.Addr) + uint64(len(reg.Data))
-		if flashSize != 0 && end > uint64(flashSize) {
-			return &failure{code: exitRefused, name: "too_big",
-				message: fmt.Sprintf("%s (%d bytes at 0x%X) ends at 0x%X, past the end of the %s flash", files[i], len(reg.Data), reg.Addr, end, humanize.Bytes(int64(flashSize))),
-				hint:    "check the address and file; if the flash size was detected wrongly, give it with --flash-size"}
-		}
-		v, err := ops.Preflight(reg.Data, ops.Target{Route: ops.RouteSerial, Chip: info.Chip, ChipRevision: info.Revision,
-			FlashSize: flashSize, Address: reg.Addr}, policy)
-		for _, w := range v.Warnings {
-			r.warn(files[i] + ": " + w)
-		}
-		if err != nil {
-			hint := "pass --force to write it anyway (you are on your own)"
-			var re *ops.RefusedError
-			if errors.As(err, &re) && !re.Forceable {
-				hint = "this check cannot be overridden"
-			}
-			return &failure{code: exitRefused, name: "refused", message: fmt.Sprintf("%s at 0x%X refused: %v", files[i], reg.Addr, err), hint: hint}
-		}
-		sum := md5.Sum(reg.Data)
-		out = append(out, map[string]any{"address": fmt.Sprintf("0x%X", reg.Addr), "file": files[i], "size": len(reg.Data), "md5": fmt.Sprintf("%x", sum)})
 	}
 	total := 0
 	for _, reg := range regions {
 		total += len(reg.Data)
 	}
-	r.stage("write", fmt.Sprintf("writing %d region(s), %s…", len(regions), humanize.Bytes(int64(total))))
-	if err := fl.WriteFlash(c.ctx, regions); err != nil {
-		return serialFailure(c, err, "writing flash")
+	r.stage("write", fmt.Sprintf("checking and writing %d region(s), %s…", len(regions), humanize.Bytes(int64(total))))
+	res, err := ops.WriteRegions(c.ctx, fl, info, regions, ops.WriteOptions{Policy: policy, OnWarning: r.warn})
+	if err != nil {
+		return failureOf(c, err, "")
 	}
-	fields["regions"] = out
+	fields["regions"] = res.Regions
 	fields["baud"] = fl.Baud() // a failing link may have stepped it down
-	verified := info.Chip != firmware.ChipESP8266 && !info.Security.SecureDownloadMode
-	fields["verified_md5"] = verified
-	if verified {
+	fields["verified"] = res.Verified
+	fields["verified_md5"] = res.Verified
+	if res.Verified {
 		r.say("wrote and verified %d region(s)", len(regions))
 	} else {
-		r.say("wrote %d region(s); this ROM cannot read back, so only its per-block write check applies", len(regions))
+		fields["not_verified_why"] = res.NotVerifiedWhy
+		r.say("wrote %d region(s), not read back: %s", len(regions), res.NotVerifiedWhy)
 	}
 	return nil
 }
 
+// serialRead renders ops.ReadRegion: a region whose MD5 cross-check could
+// not be made is reported as not verified, with the reason.
 func serialRead(c *cli, r *reporter, fl *serialflash.Flasher, addr, size uint32, file string, fields map[string]any) *failure {
 	r.stage("read", fmt.Sprintf("reading %s from 0x%X…", humanize.Bytes(int64(size)), addr))
-	data, err := fl.ReadFlash(c.ctx, addr, size)
+	res, err := ops.ReadRegion(c.ctx, fl, addr, size)
 	if err != nil {
-		return serialFailure(c, err, "reading flash")
+		return failureOf(c, err, "reading flash")
 	}
-	sum := md5.Sum(data)
-	if want, err := fl.FlashMD5(c.ctx, addr, size); err == nil && want != sum {
-		return &failure{code: exitVerify, name: "verify_failed", message: fmt.Sprintf("read 0x%X..0x%X: data read (MD5 %x) differs from the chip's MD5 %x", addr, addr+size, sum, want),
-			hint: "read again at a lower --baud; check the cable and the board's power"}
+	// A flash dump may hold Wi-Fi credentials and keys: 0600.
+	if err := writeOutput(file, res.Data, 0o600); err != nil {
+		return &failure{code: exitFor(ops.CodeWriteFile), name: ops.CodeWriteFile, message: fmt.Sprintf("write %s: %v", file, err), hint: "check the output path"}
 	}
-	if err := os.WriteFile(file, data, 0o644); err != nil {
-		return &failure{code: exitUsage, name: "write_file", message: fmt.Sprintf("write %s: %v", file, err), hint: "check the output path"}
+	fields["file"], fields["address"], fields["size"], fields["md5"] = file, fmt.Sprintf("0x%X", addr), size, res.MD5
+	fields["verified"] = res.Verified
+	if res.Verified {
+		r.say("read %s into %s (the chip's MD5 matches)", humanize.Bytes(int64(size)), file)
+	} else {
+		fields["not_verified_why"] = res.NotVerifiedWhy
+		r.warn("not verified: " + res.NotVerifiedWhy)
+		r.say("read %s into %s, NOT verified", humanize.Bytes(int64(size)), file)
 	}
-	fields["file"], fields["address"], fields["size"], fields["md5"] = file, fmt.Sprintf("0x%X", addr), size, fmt.Sprintf("%x", sum)
-	r.say("read %s into %s", humanize.Bytes(int64(size)), file)
 	return nil
 }
 
+// serialErase renders ops.EraseFlash (the security refusal and the
+// question are decided there).
 func serialErase(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info serialflash.ChipInfo, all bool, addr, size uint32) *failure {
-	if (info.Security.FlashEncryption || info.Security.SecureBoot) && !cm.force {
-		return &failure{code: exitRefused, name: "refused", message: "refusing to erase: secure boot or flash encryption is on, and erasing can leave the chip unable to boot",
-			hint: "pass --force if you know what the chip will boot afterwards"}
+	if !all {
+		r.stage("erase", fmt.Sprintf("erasing 0x%X..0x%X…", addr, addr+size))
 	}
-	var err error
-	if all {
-		q := fmt.Sprintf("Erase the whole %s flash of this %s — bootloader, partition table, every app and all data?", sizeOrUnknown(fl.FlashSize()), info.Chip)
-		if !c.confirm(cm, q) {
-			return &failure{code: exitRefused, name: "not_confirmed", message: "nothing was erased: the erase was not confirmed",
+	err := ops.EraseFlash(c.ctx, fl, info, all, addr, size, ops.EraseOptions{Force: cm.force,
+		Confirm: func(q string) bool {
+			if !c.confirm(cm, q) {
+				return false
+			}
+			r.stage("erase", fmt.Sprintf("erasing the whole flash (%s)…", sizeOrUnknown(fl.FlashSize())))
+			return true
+		}})
+	if err != nil {
+		if errors.Is(err, ops.ErrDeclined) {
+			return &failure{code: exitRefused, name: ops.CodeNotConfirmed, message: "nothing was erased: the erase was not confirmed",
 				hint: "answer y on a terminal, or pass --yes in scripts"}
 		}
-		r.stage("erase", fmt.Sprintf("erasing the whole flash (%s)…", sizeOrUnknown(fl.FlashSize())))
-		err = fl.EraseAll(c.ctx)
-	} else {
-		r.stage("erase", fmt.Sprintf("erasing 0x%X..0x%X…", addr, addr+size))
-		err = fl.EraseRegion(c.ctx, addr, size)
-	}
-	if err != nil {
-		return serialFailure(c, err, "erasing flash")
+		return failureOf(c, err, "erasing flash")
 	}
 	r.say("erased")
 	return nil
 }
 
-// serialFailure maps a serialflash error to an exit code, a message and
-// the next step.
-func serialFailure(c *cli, err error, doing string) *failure {
-	if c.ctx.Err() != nil || errors.Is(err, context.Canceled) {
-		return interrupted(doing)
-	}
-	msg := doing + ": " + serialflash.Message(err)
-	hint := serialflash.Hint(err)
-	var ce *serialflash.CommandError
-	switch {
-	case errors.Is(err, serialflash.ErrPermission):
-		return &failure{code: exitPermission, name: "permission_denied", message: msg, hint: hint}
-	case errors.Is(err, serialflash.ErrPortBusy):
-		return &failure{code: exitPermission, name: "port_busy", message: msg, hint: hint}
-	case errors.Is(err, serialflash.ErrPortNotFound):
-		return &failure{code: exitUnreachable, name: "port_not_found", message: msg, hint: hint}
-	case errors.Is(err, serialflash.ErrWrongBootMode):
-		return &failure{code: exitUnreachable, name: "wrong_boot_mode", message: msg, hint: hint}
-	case errors.Is(err, serialflash.ErrNoSync), errors.Is(err, serialflash.ErrNoModemLines):
-		return &failure{code: exitUnreachable, name: "no_sync", message: msg, hint: hint}
-	case errors.Is(err, serialflash.ErrVerify):
-		return &failure{code: exitVerify, name: "verify_failed", message: msg, hint: hint}
-	case errors.Is(err, serialflash.ErrTimeout):
-		return &failure{code: exitTransfer, name: "timeout", message: msg, hint: hint}
-	case errors.Is(err, serialflash.ErrWrongChip):
-		return &failure{code: exitRefused, name: "wrong_chip", message: msg, hint: hint}
-	case errors.Is(err, serialflash.ErrBadArgument):
-		return &failure{code: exitUsage, name: "bad_usage", message: msg, hint: hint}
-	case errors.Is(err, serialflash.ErrTooBig):
-		return &failure{code: exitRefused, name: "too_big", message: msg, hint: hint}
-	case errors.As(err, &ce), errors.Is(err, serialflash.ErrUnsupported):
-		return &failure{code: exitDevice, name: "device_error", message: msg, hint: hint}
-	}
-	return &failure{code: exitTransfer, name: "transfer_failed", message: msg, hint: hint}
-}
+// serialFailure is failureOf: one classification for every command.
+func serialFailure(c *cli, err error, doing string) *failure { return failureOf(c, err, doing) }

@@ -111,7 +111,7 @@ func TestSerialRefusals(t *testing.T) {
 	require.Equal(t, exitRefused, r.code, r.stdout)
 	res := lastResult(t, r.stdout)
 	require.Equal(t, "too_big", res["error"])
-	require.Contains(t, res["message"], "past the end")
+	require.Contains(t, res["message"], "0x3ff000 to its end")
 
 	r = runCLI(t, nil, "serial", "info", "--chip", "esp32c3", "--port", path, "--json", "--before", "no-reset", "--after", "no-reset")
 	require.Equal(t, exitRefused, r.code, r.stdout)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -21,10 +20,18 @@ Usage:
   espdeck slot mark --port PORT --valid|--invalid [--slot ota_1]   set the state of the running app's entry (or that slot's)
   espdeck slot backup --port PORT --slot ota_0 -o FILE   save a partition to a file
 
-These commands write only the otadata partition, never an app slot. Each
-write first says what will boot afterwards and asks for confirmation; --yes
-answers for scripts. Without a terminal and without --yes nothing is written
-and the exit code is 3 (refused).
+These commands write only the otadata partition, never an app slot: no
+write may leave otadata's real extent or touch an app partition, whatever
+the table says, and a table that fails validation refuses them (exit 3,
+slot_write_refused). Each write first says what will boot afterwards and
+asks for confirmation (the TUI asks the same words); --yes answers for
+scripts. Without a terminal and without --yes nothing is written and the
+exit code is 3 (refused).
+
+switch --to factory and erase-otadata first read the app the bootloader
+falls back to (factory, or ota_0) completely and refuse when it is not a
+valid app for the chip; --force goes on past an invalid one, never an
+erased one.
 
 switch refuses a slot whose image is not a valid app for the board's chip
 (the image is read completely and its checksum and SHA-256 checked);
@@ -125,47 +132,8 @@ func openSlotBoard(c *cli, cm *common, r *reporter, bf boardFlags) (*slotBoard, 
 	return &slotBoard{f: f, io: ops.SerialFlashIO(f), chip: f.Chip(), ctx: c.ctx, noReset: bf.noReset, closeLog: closeLog}, nil
 }
 
-// slotFailure maps an error of the partition use cases or the ROM client
-// to an exit code, a message and the next step.
-func slotFailure(c *cli, err error, doing string) *failure {
-	if c.ctx.Err() != nil || errors.Is(err, context.Canceled) {
-		return interrupted(doing)
-	}
-	msg := doing + ": " + serialflash.Message(err)
-	hint := serialflash.Hint(err)
-	var sie *ops.SlotImageError
-	var te *firmware.TableError
-	var ce *serialflash.CommandError
-	switch {
-	case errors.As(err, &sie):
-		return &failure{code: exitRefused, name: "invalid_slot_image", message: sie.Error(), hint: sie.Hint()}
-	case errors.Is(err, ops.ErrDeclined):
-		return &failure{code: exitRefused, name: "not_confirmed", message: "nothing was written: the change was not confirmed",
-			hint: "run it on a terminal to answer the question, or pass --yes"}
-	case errors.Is(err, ops.ErrUnknownPartition):
-		return &failure{code: exitUsage, name: "unknown_partition", message: err.Error(), hint: "espdeck partitions show --port … lists the partitions"}
-	case errors.Is(err, ops.ErrNoOTAData), errors.Is(err, ops.ErrNothingToMark):
-		return &failure{code: exitRefused, name: "no_otadata_entry", message: err.Error(), hint: "espdeck partitions show --port … shows what otadata holds"}
-	case errors.Is(err, ops.ErrReadBack):
-		return &failure{code: exitVerify, name: "verify_failed", message: err.Error(),
-			hint: "the flash did not keep what was written; run the command again, and check the board's power and wiring"}
-	case errors.Is(err, firmware.ErrNotPartitionTable), errors.As(err, &te):
-		return &failure{code: exitDevice, name: "no_partition_table", message: doing + ": " + err.Error(),
-			hint: "the board has no valid table there; if it uses another offset pass --table-offset (ESP-IDF's CONFIG_PARTITION_TABLE_OFFSET)"}
-	case errors.Is(err, serialflash.ErrPermission), errors.Is(err, serialflash.ErrPortBusy):
-		return &failure{code: exitPermission, name: "port_unavailable", message: msg, hint: hint}
-	case errors.Is(err, serialflash.ErrPortNotFound), errors.Is(err, serialflash.ErrNoSync), errors.Is(err, serialflash.ErrWrongBootMode),
-		errors.Is(err, serialflash.ErrNoModemLines):
-		return &failure{code: exitUnreachable, name: "unreachable", message: msg, hint: hint}
-	case errors.Is(err, serialflash.ErrVerify):
-		return &failure{code: exitVerify, name: "verify_failed", message: msg, hint: hint}
-	case errors.Is(err, serialflash.ErrTimeout):
-		return &failure{code: exitTransfer, name: "transfer_failed", message: msg, hint: hint}
-	case errors.As(err, &ce), errors.Is(err, serialflash.ErrUnsupported), errors.Is(err, serialflash.ErrTooBig):
-		return &failure{code: exitDevice, name: "device_error", message: msg, hint: hint}
-	}
-	return &failure{code: exitInternal, name: "internal", message: msg, hint: hint}
-}
+// slotFailure is failureOf: one classification for every command.
+func slotFailure(c *cli, err error, doing string) *failure { return failureOf(c, err, doing) }
 
 func runSlot(c *cli, args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -265,16 +233,10 @@ func runSlot(c *cli, args []string) int {
 		for _, w := range ch.Warnings {
 			r.warn(w)
 		}
-		after := ch.BootsNext
-		if after == "" {
-			after = "nothing"
-		}
-		r.event("stage", map[string]any{"stage": "confirm", "writes": ch.Writes, "boots_next": ch.BootsNext, "boots_next_why": ch.Why})
-		question := fmt.Sprintf("This will %s.\n  Afterwards the board boots %s (%s).\nGo on?", ch.Writes, after, ch.Why)
-		if ch.Action == "erase-otadata" {
-			question = fmt.Sprintf("This will %s; rollback state is lost.\n  Afterwards the board boots %s (%s).\nGo on?", ch.Writes, after, ch.Why)
-		}
-		return c.confirm(cm, question)
+		r.event("stage", map[string]any{"stage": "confirm", "writes": ch.Writes, "boots_next": ch.BootsNext, "boots_next_why": ch.Why,
+			"question": ch.Question()})
+		// The same sentence the TUI asks (ops.SlotChange.Question).
+		return c.confirm(cm, ch.Question()+"\nGo on?")
 	}
 
 	var st *ops.PartitionState
@@ -328,13 +290,14 @@ func slotBackup(c *cli, r *reporter, b *slotBoard, tableOff uint32, name, out st
 			return r.finish(&failure{code: exitUsage, name: "usage", message: "-o - writes the slot to stdout, which --json keeps for JSON lines",
 				hint: "give -o a file name"}, nil)
 		}
-		if _, err := c.stdout.Write(data); err != nil {
-			return r.finish(&failure{code: exitInternal, name: "write_failed", message: fmt.Sprintf("cannot write to stdout: %v", err)}, nil)
+		if err := writeStdout(c.stdout, data); err != nil {
+			return r.finish(&failure{code: exitFor(ops.CodeWriteFile), name: ops.CodeWriteFile, message: err.Error()}, nil)
 		}
 		return r.finish(nil, map[string]any{"partition": p.Name, "bytes": len(data)})
 	}
-	if err := writeFileAtomic(out, data); err != nil {
-		return r.finish(&failure{code: exitInternal, name: "write_failed", message: fmt.Sprintf("cannot write %s: %v", out, err),
+	// A backup may hold Wi-Fi credentials (NVS) or keys: 0600.
+	if err := writeOutput(out, data, 0o600); err != nil {
+		return r.finish(&failure{code: exitFor(ops.CodeWriteFile), name: ops.CodeWriteFile, message: fmt.Sprintf("cannot write %s: %v", out, err),
 			hint: "check the directory exists and is writable"}, nil)
 	}
 	r.say("saved %s (0x%x bytes at 0x%x) to %s", p.Name, p.Size, p.Offset, out)

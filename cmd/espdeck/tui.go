@@ -4,16 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
-	"strconv"
 
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/internal/config"
 	"github.com/espdeck/espdeck/internal/demo"
+	"github.com/espdeck/espdeck/internal/ops"
 	"github.com/espdeck/espdeck/internal/tuibackend"
 	"github.com/espdeck/espdeck/serialflash"
 	"github.com/espdeck/espdeck/tui"
@@ -146,15 +145,13 @@ func runTUI(c *cli, args []string) int {
 
 // manualDevice turns "host[:port]" into a static discovery device.
 func manualDevice(hostport, name string) (discovery.Device, error) {
-	host, portStr, err := net.SplitHostPort(hostport)
-	port := 3232
+	// The one host[:port] parser: "[fe80::1]" loses its brackets.
+	host, port, err := ops.ParseHostPort(hostport)
 	if err != nil {
-		host = hostport
-	} else if port, err = strconv.Atoi(portStr); err != nil || port <= 0 || port > 65535 {
-		return discovery.Device{}, fmt.Errorf("%q is not a port number", portStr)
+		return discovery.Device{}, err
 	}
-	if host == "" {
-		return discovery.Device{}, fmt.Errorf("no host given")
+	if port == 0 {
+		port = 3232
 	}
 	d := discovery.Device{Name: name, Host: host, Port: port, Protocol: discovery.ProtocolManual}
 	if ip, err := netip.ParseAddr(host); err == nil {
@@ -168,27 +165,17 @@ func manualDevice(hostport, name string) (discovery.Device, error) {
 // Failures are logged (never the password) and the TUI then asks.
 func storedPassword(cfg config.Config, getenv func(string) string, log *slog.Logger) func(tui.Device) (string, bool) {
 	return func(dev tui.Device) (string, bool) {
-		host, _, err := net.SplitHostPort(dev.Address)
+		// The order the command line uses (ops.PasswordSources), without
+		// the flags: the config's [[device]], then ESPDECK_PASSWORD.
+		d, _ := ops.ConfigDevice(cfg, dev.Name, dev.Address)
+		pw, _, warnings, err := ops.ResolvePassword(ops.PasswordSources{Device: d, Getenv: getenv})
+		for _, w := range warnings {
+			log.Warn("stored password", "device", dev.Name, "warning", w)
+		}
 		if err != nil {
-			host = dev.Address
+			log.Warn("stored password unavailable", "device", dev.Name, "err", err)
+			return "", false
 		}
-		for _, key := range []string{dev.Name, host, dev.Address} {
-			d, ok := cfg.Lookup(key)
-			if !ok {
-				continue
-			}
-			pw, err := d.Password(getenv)
-			if err == nil {
-				return pw, true
-			}
-			if !errors.Is(err, config.ErrNoPassword) {
-				log.Warn("stored password unavailable", "device", dev.Name, "err", err)
-			}
-			break
-		}
-		if pw := getenv("ESPDECK_PASSWORD"); pw != "" {
-			return pw, true
-		}
-		return "", false
+		return string(pw), pw != ""
 	}
 }

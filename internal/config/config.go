@@ -8,6 +8,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -99,7 +100,14 @@ func Load(path string, getenv func(string) string) (Config, error) {
 func Parse(data []byte, cfg *Config) error {
 	md, err := toml.Decode(string(data), cfg)
 	if err != nil {
-		return err
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			// The parser's message quotes the text it choked on, which may
+			// be an unquoted password: give the place, never the text.
+			return fmt.Errorf("TOML syntax error at line %d, column %d (the text there is not repeated, in case it is a secret; values need quotes: password_env = \"VAR\")",
+				pe.Position.Line, pe.Position.Col)
+		}
+		return errors.New("the file is not valid TOML (check quotes and brackets)")
 	}
 	if undec := md.Undecoded(); len(undec) > 0 {
 		keys := make([]string, len(undec))
@@ -121,6 +129,9 @@ func Parse(data []byte, cfg *Config) error {
 	}
 	return nil
 }
+
+// maxPasswordFile bounds a password file (a password or key is a line).
+const maxPasswordFile = 4 << 10
 
 // ErrNoPassword means a device's configured password source is empty.
 var ErrNoPassword = errors.New("no password configured")
@@ -145,7 +156,20 @@ func (d Device) Password(getenv func(string) string) (string, error) {
 // ReadPasswordFile reads a password from a file, dropping one trailing
 // newline (editors add one). It warns about nothing: callers decide.
 func ReadPasswordFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	// A password file is small and regular: check before reading whole.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("read password file: %w", err)
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxPasswordFile {
+		return "", fmt.Errorf("password file %s is not a regular file of at most %d bytes", path, maxPasswordFile)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("read password file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPasswordFile))
 	if err != nil {
 		return "", fmt.Errorf("read password file: %w", err)
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -104,4 +105,19 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Defect 11: a TOML syntax error echoed the start of an unquoted password.
+func TestSyntaxErrorDoesNotEchoTheText(t *testing.T) {
+	var cfg Config
+	err := Parse([]byte("[[device]]\nname = \"x\"\nhost = \"h\"\npassword_env = hunter2-secret\n"), &cfg)
+	if err == nil {
+		t.Fatal("want a syntax error")
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("the error repeats the secret: %v", err)
+	}
+	if !strings.Contains(err.Error(), "line 4") {
+		t.Fatalf("the error should name the line: %v", err)
+	}
 }

@@ -1,8 +1,33 @@
-// Package ops holds the use cases that the command line and the TUI share:
-// check an image against a target before sending it, upload it, read a
-// board's partition state, switch its boot slot safely, flash a fleet.
+// Package ops is where espdeck decides, once, for the command line and the
+// TUI alike. Each use case is one function with options, a context and a
+// typed result:
 //
-// It is the only place where the protocol packages (espota, serialflash) and
-// the firmware knowledge meet, so that espota and serialflash never import
-// each other and every flash path makes the same decisions.
+//   - UploadOTA: pre-flight (the chip from --chip, the config's board or
+//     the board's mDNS TXT; app vs filesystem; the signing policy), then
+//     the ArduinoOTA upload. ResolvePassword applies the one password order
+//     (PasswordSources documents it).
+//   - WriteRegions and FlashSerial: serial writes checked against the chip,
+//     its revision, the flash size and the partition each region lands in;
+//     FlashSerial puts an app into the OTA slot that neither runs nor boots
+//     next (ChooseAppSlot, which refuses rather than guesses) and selects it.
+//   - ReadRegion: a flash read cross-checked with the ROM's MD5, reported
+//     as not verified when the check could not be made.
+//   - ReadPartitionState; PlanSwitch/SwitchBootSlot, PlanErase/EraseOtadata,
+//     PlanMark/MarkSlot: the plan functions make the confirmation sentence
+//     (SlotChange.Question) both front ends ask, and the write functions
+//     carry out exactly the plan. No slot write leaves otadata's real extent
+//     or touches an app partition, whatever the table says and whatever
+//     --force; a table that fails validation refuses them.
+//   - BackupPartition; ReadInputFile and ReadSecretFile, which check a file
+//     (regular, bounded size) before reading it whole.
+//
+// Every error a person can see answers Code() (a stable machine word, one
+// of the Code constants) and Hint() (the next step); Classify gives errors
+// of the protocol packages the same shape. cmd/espdeck maps codes to exit
+// statuses in one table; internal/tuibackend shows the same sentence and
+// hint.
+//
+// ops is the only place where the protocol packages (espota, serialflash)
+// and the firmware knowledge meet, so espota and serialflash never import
+// each other.
 package ops

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -24,22 +23,42 @@ type FlashIO interface {
 	EraseRegion(ctx context.Context, addr, size uint32) error
 }
 
-// Sentinels callers branch on.
+// FlashSizer is implemented by a FlashIO that knows its flash size; the
+// table is then checked for entries past the end of the flash.
+type FlashSizer interface {
+	FlashSize() uint32
+}
+
+// Sentinels callers branch on with errors.Is. Each answers Code() and
+// Hint(), so a wrapped one classifies the whole error.
 var (
 	// ErrNoOTAData: the table has no otadata partition, so there is no boot
 	// slot to switch (the board always boots its factory app).
-	ErrNoOTAData = errors.New("the partition table has no otadata partition")
+	ErrNoOTAData error = newError(CodeNoOTAData, "the partition table has no otadata partition",
+		"espdeck partitions show --port … shows the table; a board without otadata always boots its factory app")
 	// ErrUnknownPartition: no partition of that name, or not the kind asked for.
-	ErrUnknownPartition = errors.New("no such partition")
+	ErrUnknownPartition error = newError(CodeUnknownPart, "no such partition", "espdeck partitions show --port … lists the partitions")
 	// ErrInvalidSlotImage: the target slot does not hold a bootable app.
-	ErrInvalidSlotImage = errors.New("the slot does not hold a valid app image")
+	ErrInvalidSlotImage error = newError(CodeInvalidSlot, "the slot does not hold a valid app image",
+		"write a working app to the slot first, or choose another one")
 	// ErrDeclined: the confirmation was answered no.
-	ErrDeclined = errors.New("not confirmed")
+	ErrDeclined error = newError(CodeNotConfirmed, "nothing was written: the change was not confirmed",
+		"run it on a terminal to answer the question, or pass --yes")
 	// ErrReadBack: what was read back after a write differs from what was
 	// written, or the boot decision did not change as planned.
-	ErrReadBack = errors.New("otadata read back differs from what was written")
+	ErrReadBack error = newError(CodeVerify, "otadata read back differs from what was written",
+		"the flash did not keep what was written; run the command again, and check the board's power and wiring")
 	// ErrNothingToMark: otadata selects no OTA slot, so there is no entry to mark.
-	ErrNothingToMark = errors.New("otadata has no entry for the running slot")
+	ErrNothingToMark error = newError(CodeNoOTAData, "otadata has no entry for the running slot",
+		"espdeck partitions show --port … shows what otadata holds")
+	// ErrSlotWriteRefused: a slot command's write was refused because the
+	// partition table cannot be trusted or the write would leave otadata.
+	ErrSlotWriteRefused error = newError(CodeSlotWriteRefuse, "slot write refused",
+		"fix the partition table (espdeck partitions show --port … names the problem) and flash it at the table offset; nothing was written")
+	// ErrNoFreeSlot: no OTA slot is free for a new app: every one runs or
+	// boots next.
+	ErrNoFreeSlot error = newError(CodeNoFreeSlot, "no OTA slot is free for the new app",
+		"give a write address explicitly (espdeck serial write ADDR FILE), or switch the boot slot first (espdeck slot switch)")
 )
 
 // SlotImageError is a target slot whose image cannot boot.
@@ -54,6 +73,9 @@ func (e *SlotImageError) Error() string {
 
 // Is makes errors.Is(err, ErrInvalidSlotImage) work.
 func (e *SlotImageError) Is(target error) bool { return target == ErrInvalidSlotImage }
+
+// Code is the stable machine word.
+func (e *SlotImageError) Code() string { return CodeInvalidSlot }
 
 // Hint is the next step.
 func (e *SlotImageError) Hint() string {
@@ -128,6 +150,11 @@ type PartitionState struct {
 	Table       *firmware.PartitionTable `json:"-"`
 	Rows        []PartitionRow           `json:"partitions"`
 	Warnings    []string                 `json:"warnings,omitempty"`
+	// TableProblem says why the table fails validation (overlap, otadata
+	// size, alignment, entries past the flash); "" when it passes. Every
+	// slot write is refused while it is set.
+	TableProblem string `json:"table_problem,omitempty"`
+	tableErr     error
 	// OTAData is nil when the table has no otadata partition.
 	OTAData *OTADataState `json:"otadata,omitempty"`
 	// Rollback is true when the board's firmware uses app rollback, as
@@ -150,6 +177,7 @@ type PartitionState struct {
 type OTADataState struct {
 	Name    string              `json:"name"`
 	Offset  uint32              `json:"offset"`
+	Size    uint32              `json:"size"`
 	Copies  [2]OTACopy          `json:"copies"`
 	Raw     firmware.OTAData    `json:"-"`
 	Summary string              `json:"summary"` // one line: "seq 3 in copy 0 (ok), copy 1 empty"
@@ -195,7 +223,12 @@ func ReadPartitionState(ctx context.Context, io FlashIO, tableOffset uint32, o R
 		return nil, fmt.Errorf("partition table at 0x%x: %w", tableOffset, err)
 	}
 	st := &PartitionState{TableOffset: tableOffset, Table: tab, Warnings: append([]string(nil), tab.Warnings...)}
-	if err := tab.Verify(firmware.VerifyOptions{TableOffset: tableOffset}); err != nil {
+	vo := firmware.VerifyOptions{TableOffset: tableOffset}
+	if fs, ok := io.(FlashSizer); ok {
+		vo.FlashSize = fs.FlashSize()
+	}
+	if err := tab.Verify(vo); err != nil {
+		st.tableErr, st.TableProblem = err, err.Error()
 		st.Warnings = append(st.Warnings, err.Error())
 	}
 	if n := tab.OTAAppCount(); n > 0 {
@@ -238,7 +271,7 @@ func ReadPartitionState(ctx context.Context, io FlashIO, tableOffset uint32, o R
 		var d firmware.OTAData
 		d.Copies[0], _ = firmware.DecodeOTAEntry(b0)
 		d.Copies[1], _ = firmware.DecodeOTAEntry(b1)
-		st.OTAData = &OTADataState{Name: otaP.Name, Offset: otaP.Offset}
+		st.OTAData = &OTADataState{Name: otaP.Name, Offset: otaP.Offset, Size: otaP.Size}
 		st.applyOTAData(d)
 	} else {
 		st.applyNoOTAData()
@@ -516,7 +549,7 @@ func readSlotImage(ctx context.Context, io FlashIO, p firmware.Partition, chip f
 }
 
 // ErrReadOnly is returned by the FlashIO of a file.
-var ErrReadOnly = errors.New("read-only flash image")
+var ErrReadOnly error = newError(CodeUsage, "read-only flash image", "a flash dump is shown, never changed; pass --port to change a board")
 
 // FileFlash is a FlashIO over a flash dump or merged image held in memory
 // (`espdeck partitions show dump.bin`). Reads past the end return FF, as

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/humanize"
 )
 
 // Route says how an image is going to reach the board.
@@ -42,6 +43,13 @@ type Target struct {
 	FlashSize    uint32        // bytes; 0 when not known
 	Address      uint32        // serial: the write address
 	SlotSize     uint32        // bytes available for the image; 0 when not known
+	// Table is the board's partition table (or the one written in the same
+	// command), nil when not known: a serial write is then checked against
+	// the partition it lands in (an app partition gets an app image for
+	// this chip, a data partition gets no app or bootloader image).
+	Table *firmware.PartitionTable
+	// TableOffset is where that table lives (0: 0x8000).
+	TableOffset uint32
 }
 
 // NewTarget returns a Target for route with nothing known: the chip
@@ -125,7 +133,7 @@ func (v Verdict) Failed() []Check {
 }
 
 // ErrRefused is what every pre-flight refusal matches with errors.Is.
-var ErrRefused = errors.New("pre-flight check refused the image")
+var ErrRefused error = newError(CodeRefused, "pre-flight check refused the image", "fix the image or the target; --force sends it anyway (at your own risk)")
 
 // RefusedError is Preflight's error: the checks that failed. errors.Is
 // and errors.As reach the firmware errors of each failed check (e.g.
@@ -156,8 +164,36 @@ func (e *RefusedError) Unwrap() []error {
 	return out
 }
 
+// Code is the stable machine word: wrong_chip or too_big when that is the
+// only kind of failure, else refused.
+func (e *RefusedError) Code() string {
+	code := ""
+	for _, c := range e.Failed {
+		k := CodeRefused
+		switch {
+		case errors.Is(c.Err, firmware.ErrChipMismatch):
+			k = CodeWrongChip
+		case errors.Is(c.Err, firmware.ErrTooLarge):
+			k = CodeTooBig
+		}
+		if code != "" && code != k {
+			return CodeRefused
+		}
+		code = k
+	}
+	if code == "" {
+		return CodeRefused
+	}
+	return code
+}
+
 // Hint is the next step for a person.
 func (e *RefusedError) Hint() string {
+	for _, c := range e.Failed {
+		if !c.Overridable && c.Name == "fit" {
+			return "check the address and the file; if the flash size was detected wrongly, give it with --flash-size (--force cannot write past the end of the flash)"
+		}
+	}
 	if e.Forceable {
 		return "fix the image or the target; --force sends it anyway (at your own risk)"
 	}
@@ -172,7 +208,13 @@ func Preflight(image []byte, t Target, p Policy) (Verdict, error) {
 	switch t.Route {
 	case RouteOTAFilesystem:
 		pf.v.Content = firmware.Classify(image)
-		pf.skip("content", "filesystem images are not checked")
+		switch pf.v.Content {
+		case firmware.ContentApp, firmware.ContentBootloader, firmware.ContentMerged, firmware.ContentPartitionTable:
+			// The device would write it over its filesystem partition.
+			pf.fail("content", fmt.Errorf("this is %s, not a filesystem image: --fs writes it over the device's filesystem partition", contentPhrase(pf.v.Content)), true)
+		default:
+			pf.skip("content", "filesystem images are not checked further")
+		}
 	case RouteOTAApp:
 		pf.otaApp()
 	case RouteSerial:
@@ -311,7 +353,96 @@ func (pf *preflight) serial() {
 	default:
 		pf.skip("content", fmt.Sprintf("raw data (%s) at 0x%x is written as it is", pf.v.Content, addr))
 	}
+	pf.partitionFit()
 	pf.endOfFlash()
+}
+
+// partitionFit checks a serial write against the partition it lands in:
+// an app partition must get a valid app image (for this chip: the chip
+// check runs separately), a data partition no app or bootloader image,
+// and the data must end inside the partition.
+func (pf *preflight) partitionFit() {
+	t := pf.t.Table
+	if t == nil || pf.v.Content == firmware.ContentMerged || pf.t.Address == pf.tableOffset() {
+		return
+	}
+	addr, end := uint64(pf.t.Address), uint64(pf.t.Address)+uint64(len(pf.data))
+	var in *firmware.Partition
+	for i, p := range t.Partitions {
+		if addr >= uint64(p.Offset) && addr < p.End() {
+			in = &t.Partitions[i]
+			break
+		}
+	}
+	if in == nil {
+		return
+	}
+	where := fmt.Sprintf("partition %q (%s/%s at 0x%x)", in.Name, in.TypeName(), in.SubTypeName(), in.Offset)
+	isApp := pf.v.Image != nil && pf.v.Image.IsApp()
+	switch {
+	case in.IsApp() && addr != uint64(in.Offset):
+		pf.fail("partition", fmt.Errorf("0x%x is inside app %s, not at its start: the bootloader looks for the image at 0x%x", addr, where, in.Offset), true)
+	case in.IsApp() && !isApp:
+		pf.fail("partition", &firmware.NotAnAppError{Found: describeData(pf.data, pf.v.Content) + " for app " + where,
+			Hint: "an app partition takes the app .bin (build/PROJECT.bin); check the file and the address"}, true)
+	case in.Type == firmware.TypeData && pf.v.Image != nil:
+		pf.fail("partition", fmt.Errorf("%s would go into data %s, which holds no firmware: check the file and the address", contentPhrase(pf.v.Content), where), true)
+	default:
+		pf.pass("partition", where)
+	}
+	if end > in.End() {
+		pf.fail("partition", fmt.Errorf("%d bytes at 0x%x run past the end of %s (0x%x) into what follows", len(pf.data), addr, where, in.End()), true)
+	}
+}
+
+func (pf *preflight) tableOffset() uint32 {
+	if pf.t.TableOffset != 0 {
+		return pf.t.TableOffset
+	}
+	return firmware.DefaultTableOffset
+}
+
+// contentPhrase names a kind of data with its article.
+func contentPhrase(c firmware.Content) string {
+	switch c {
+	case firmware.ContentApp:
+		return "an app image"
+	case firmware.ContentBootloader:
+		return "a bootloader image"
+	case firmware.ContentMerged:
+		return "a merged image (bootloader, table and app)"
+	case firmware.ContentPartitionTable:
+		return "a partition table"
+	case firmware.ContentESP8266V2:
+		return "an ESP8266 v2 image"
+	}
+	return "data that is not an ESP image"
+}
+
+// describeData says what data is, for a refusal: the kind, and for text
+// its first line.
+func describeData(data []byte, c firmware.Content) string {
+	if c != firmware.ContentUnknown {
+		return contentPhrase(c)
+	}
+	n := min(len(data), 64)
+	text := true
+	for _, b := range data[:n] {
+		if b < 0x09 || (b > 0x0d && b < 0x20) || b == 0x7f {
+			text = false
+		}
+	}
+	if text && n > 0 {
+		line := string(data[:n])
+		if i := strings.IndexByte(line, '\n'); i >= 0 {
+			line = line[:i]
+		}
+		return fmt.Sprintf("a text file (%q…), not an ESP image", line)
+	}
+	if n > 0 {
+		return fmt.Sprintf("data that is not an ESP image (first byte 0x%02x, an image starts with 0xe9)", data[0])
+	}
+	return "empty data"
 }
 
 // imageAt runs the image checks for a serial write, where role is what the
@@ -326,9 +457,12 @@ func (pf *preflight) imageAt(im *firmware.Image, role string) {
 	case role == "bootloader":
 		pf.pass("placement", fmt.Sprintf("%s at the bootloader offset 0x%x", im.Kind(), addr))
 	case isApp && addr%0x10000 != 0 && im.Format == firmware.FormatESP32:
-		pf.fail("placement", fmt.Errorf("an app image at 0x%x, which is not 64 KB aligned: app partitions start on 64 KB boundaries (usually 0x10000)", addr), true)
+		pf.fail("placement", fmt.Errorf("an app image at 0x%x, which is not 64 KiB aligned: app partitions start on 64 KiB boundaries (usually 0x10000)", addr), true)
+	case !isApp && im.Format == firmware.FormatESP32 && pf.t.Chip != firmware.ChipUnknown && im.Chip != pf.t.Chip:
+		// The chip check names the mismatch; say where this board's goes.
+		pf.fail("placement", fmt.Errorf("an %s bootloader image at 0x%x; this board is %s, whose bootloader lives at 0x%x: write the %s bootloader there", im.Chip, addr, pf.t.Chip, bootloaderOffset(pf.t.Chip), pf.t.Chip), true)
 	case !isApp && im.Format == firmware.FormatESP32:
-		pf.fail("placement", fmt.Errorf("a bootloader image at 0x%x, but this chip's bootloader lives at 0x%x: write it there", addr, bootloaderOffset(im.Chip)), true)
+		pf.fail("placement", fmt.Errorf("a bootloader image at 0x%x, but the %s bootloader lives at 0x%x: write it there", addr, im.Chip, bootloaderOffset(im.Chip)), true)
 	default:
 		pf.pass("placement", fmt.Sprintf("%s at 0x%x", im.Kind(), addr))
 	}
@@ -433,7 +567,9 @@ func (pf *preflight) endOfFlash() {
 	end := int64(pf.t.Address) + int64(len(pf.data))
 	if end > int64(pf.t.FlashSize) {
 		avail := max(int64(pf.t.FlashSize)-int64(pf.t.Address), 0)
-		pf.fail("fit", &firmware.TooLargeError{Image: int64(len(pf.data)), Slot: avail, SlotName: fmt.Sprintf("the flash from 0x%x to its end (%s chip)", pf.t.Address, sizeWord(pf.t.FlashSize)), EndOfFlash: true}, true)
+		// Not overridable: the chip wraps the address and would overwrite
+		// the bootloader. A wrongly detected size is fixed with --flash-size.
+		pf.fail("fit", &firmware.TooLargeError{Image: int64(len(pf.data)), Slot: avail, SlotName: fmt.Sprintf("the flash from 0x%x to its end (%s chip)", pf.t.Address, sizeWord(pf.t.FlashSize)), EndOfFlash: true}, false)
 		return
 	}
 	pf.pass("fit", fmt.Sprintf("ends at 0x%x of 0x%x", end, pf.t.FlashSize))
@@ -463,9 +599,9 @@ func allFF(b []byte) bool {
 
 func sizeWord(n uint32) string {
 	if n >= 1<<20 && n%(1<<20) == 0 {
-		return fmt.Sprintf("%d MB", n>>20)
+		return fmt.Sprintf("%d MiB", n>>20) // flash sizes are 1024-based
 	}
-	return fmt.Sprintf("%d KB", n>>10)
+	return humanize.Bytes(int64(n))
 }
 
 func bootloaderOffset(c firmware.Chip) uint32 {

@@ -233,7 +233,7 @@ func TestPreflightSerial(t *testing.T) {
 		if _, err := Preflight(a, esp32(0x1000, 300), Policy{}); !errors.Is(err, firmware.ErrNotAnApp) {
 			t.Errorf("app at bootloader offset: %v", err)
 		}
-		if _, err := Preflight(a, esp32(0x10800, 300), Policy{}); err == nil || !strings.Contains(err.Error(), "64 KB") {
+		if _, err := Preflight(a, esp32(0x10800, 300), Policy{}); err == nil || !strings.Contains(err.Error(), "64 KiB") {
 			t.Errorf("unaligned app: %v", err)
 		}
 		if _, err := Preflight(bootloader(firmware.ChipESP32), esp32(0x10000, 300), Policy{}); err == nil || !strings.Contains(err.Error(), "0x1000") {
@@ -256,7 +256,7 @@ func TestPreflightSerial(t *testing.T) {
 		tg := esp32(0x3FF000, 300)
 		_, err := Preflight(data, tg, Policy{})
 		var tl *firmware.TooLargeError
-		if !errors.As(err, &tl) || tl.Slot != 0x1000 || tl.Image != 0x2000 || !tl.EndOfFlash || !strings.Contains(err.Error(), "4 MB chip") {
+		if !errors.As(err, &tl) || tl.Slot != 0x1000 || tl.Image != 0x2000 || !tl.EndOfFlash || !strings.Contains(err.Error(), "4 MiB chip") {
 			t.Errorf("err = %v", err)
 		}
 	})

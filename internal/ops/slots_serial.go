@@ -24,3 +24,6 @@ func (s serialIO) WriteFlash(ctx context.Context, addr uint32, data []byte) erro
 func (s serialIO) EraseRegion(ctx context.Context, addr, size uint32) error {
 	return s.f.EraseRegion(ctx, addr, size)
 }
+
+// FlashSize is the size the ROM detected (0 when unknown).
+func (s serialIO) FlashSize() uint32 { return s.f.FlashSize() }

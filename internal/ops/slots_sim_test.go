@@ -58,7 +58,7 @@ func TestSlotsAgainstSimulatedROM(t *testing.T) {
 	_, _, err = ops.SwitchBootSlot(ctx, io, 0x8000, "ota_1", ops.ChangeOptions{Chip: firmware.ChipESP32C3})
 	require.ErrorIs(t, err, ops.ErrInvalidSlotImage)
 
-	st, _, err = ops.EraseOtadata(ctx, io, 0x8000, ops.ChangeOptions{})
+	st, _, err = ops.EraseOtadata(ctx, io, 0x8000, ops.ChangeOptions{Chip: f.Chip()})
 	require.NoError(t, err)
 	require.Equal(t, "factory", st.BootsNext)
 	require.Equal(t, before, slots(), "app slots are never written")

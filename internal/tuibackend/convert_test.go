@@ -111,16 +111,26 @@ func TestNextSlotKeepsTheRunningFirmware(t *testing.T) {
 	st := &ops.PartitionState{Rows: []ops.PartitionRow{
 		{Name: "factory", OTASlot: -1}, {Name: "ota_0", OTASlot: 0}, {Name: "ota_1", OTASlot: 1},
 	}, BootsNext: "ota_0", Running: "ota_0"}
-	r, ok := nextSlot(st)
-	require.True(t, ok)
-	require.Equal(t, "ota_1", r.Name)
+	st.OTAData = &ops.OTADataState{}
+	for i := range st.Rows {
+		st.Rows[i].App = &ops.SlotImage{Valid: true}
+	}
+	s, err := ops.ChooseAppSlot(st)
+	require.NoError(t, err)
+	require.Equal(t, "ota_1", s.Row.Name)
 
 	st.BootsNext, st.Running = "ota_1", "ota_1"
-	r, _ = nextSlot(st)
-	require.Equal(t, "ota_0", r.Name)
+	s, _ = ops.ChooseAppSlot(st)
+	require.Equal(t, "ota_0", s.Row.Name)
 
-	_, ok = nextSlot(&ops.PartitionState{Rows: []ops.PartitionRow{{Name: "factory", OTASlot: -1}}})
-	require.False(t, ok, "a single-app table has no OTA slot to update into")
+	// Defect 2: ota_0 runs, ota_1 boots next: no slot, never ota_0.
+	st.BootsNext, st.Running = "ota_1", "ota_0"
+	_, err = ops.ChooseAppSlot(st)
+	require.ErrorIs(t, err, ops.ErrNoFreeSlot)
+
+	s, err = ops.ChooseAppSlot(&ops.PartitionState{Rows: []ops.PartitionRow{{Name: "factory", OTASlot: -1, App: &ops.SlotImage{}}}})
+	require.NoError(t, err)
+	require.False(t, s.SwitchAfter, "a single-app table: the factory app is replaced, no switch")
 }
 
 func TestConvertVerdict(t *testing.T) {
@@ -147,10 +157,10 @@ func TestConvertVerdict(t *testing.T) {
 func TestDefaultSerialAddress(t *testing.T) {
 	app := firmware.BuildImage(firmware.ImageSpec{Chip: firmware.ChipESP32S3, AppDesc: &firmware.AppDesc{Version: "1"},
 		Segments: []firmware.SegmentSpec{{LoadAddr: 0x42000020, Data: make([]byte, 256)}}})
-	require.Equal(t, uint32(0x10000), defaultSerialAddress(firmware.ChipESP32S3, app))
+	require.Equal(t, uint32(0x10000), ops.DefaultAddress(firmware.ChipESP32S3, app))
 	boot := firmware.BuildImage(firmware.ImageSpec{Chip: firmware.ChipESP32, Entry: 0x40080400,
 		Segments: []firmware.SegmentSpec{{LoadAddr: 0x3FFF0000, Data: make([]byte, 64)}}})
-	require.Equal(t, uint32(0x1000), defaultSerialAddress(firmware.ChipESP32, boot), "an ESP32 bootloader lives at 0x1000")
+	require.Equal(t, uint32(0x1000), ops.DefaultAddress(firmware.ChipESP32, boot), "an ESP32 bootloader lives at 0x1000")
 }
 
 func TestSerialTargetUsesWhatWasLearned(t *testing.T) {
@@ -165,9 +175,9 @@ func TestSerialTargetUsesWhatWasLearned(t *testing.T) {
 
 	b.learn(dev.ID, func(l *learnedFacts) {
 		l.flashSize = 4 << 20
-		l.parts = &ops.PartitionState{BootsNext: "ota_0", Running: "ota_0", Rows: []ops.PartitionRow{
-			{Name: "ota_0", OTASlot: 0, Offset: 0x110000, Size: 1 << 20},
-			{Name: "ota_1", OTASlot: 1, Offset: 0x210000, Size: 1 << 20},
+		l.parts = &ops.PartitionState{BootsNext: "ota_0", Running: "ota_0", OTAData: &ops.OTADataState{}, Rows: []ops.PartitionRow{
+			{Name: "ota_0", OTASlot: 0, Offset: 0x110000, Size: 1 << 20, App: &ops.SlotImage{Valid: true}},
+			{Name: "ota_1", OTASlot: 1, Offset: 0x210000, Size: 1 << 20, App: &ops.SlotImage{Valid: true}},
 		}}
 	})
 	after := b.targetFor(dev, app)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/ops"
 	"github.com/espdeck/espdeck/tui"
 )
 
@@ -164,23 +165,7 @@ func formatMAC(s string) string {
 // chipFromBoard guesses the chip from an Arduino variant / ESPHome board and
 // platform. It is a hint for pre-flight checks: only exact family names count.
 func chipFromBoard(board, platform string) (firmware.Chip, bool) {
-	for _, s := range []string{board, platform} {
-		if s == "" {
-			continue
-		}
-		if c, err := firmware.ParseChip(s); err == nil {
-			return c, true
-		}
-	}
-	b := strings.ToLower(board)
-	switch {
-	case strings.EqualFold(platform, "ESP8266"),
-		b == "generic", b == "nodemcuv2", b == "nodemcu", b == "d1_mini", b == "d1_mini_pro", b == "esp01_1m", b == "esp12e":
-		return firmware.ChipESP8266, true
-	case b == "esp32dev", b == "esp32doit-devkit-v1":
-		return firmware.ChipESP32, true
-	}
-	return firmware.ChipUnknown, false
+	return ops.ChipFromBoard(board, platform)
 }
 
 // AddHost adds a hand-entered network device.
@@ -200,20 +185,11 @@ func (s devices) AddHost(ctx context.Context, addr string) error {
 // splitHostPort accepts "host", "host:port" and "[v6]:port"; the port
 // defaults to ArduinoOTA's 3232 on ESP32.
 func splitHostPort(addr string) (string, int, error) {
-	addr = strings.TrimSpace(addr)
-	if addr == "" {
-		return "", 0, fmt.Errorf("no address given: type a host name or IP address, optionally with :port")
+	host, port, err := ops.ParseHostPort(addr)
+	if port == 0 {
+		port = 3232
 	}
-	host, portStr, err := net.SplitHostPort(addr)
-	if err != nil {
-		// No port (or a bare IPv6 address).
-		return strings.Trim(addr, "[]"), 3232, nil
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port <= 0 || port > 65535 {
-		return "", 0, fmt.Errorf("%q is not a port number (ESP32 uses 3232, ESP8266 8266)", portStr)
-	}
-	return host, port, nil
+	return host, port, err
 }
 
 // Refresh asks discovery for a round now.

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/espdeck/espdeck/espota"
@@ -22,10 +19,9 @@ type flasher struct{ b *Backend }
 // write for a serial one. The same pre-flight checks run as on the CLI.
 func (s flasher) Flash(ctx context.Context, req tui.FlashRequest, progress func(tui.Progress)) tui.FlashResult {
 	start := time.Now()
-	data, err := os.ReadFile(req.File)
+	data, err := ops.ReadInputFile(req.File, ops.MaxImageFile)
 	if err != nil {
-		return tui.FlashResult{Error: fmt.Sprintf("cannot read %s: %v", req.File, errors.Unwrap(err)),
-			Hint: "check the path; the file list offers recent files"}
+		return errorResult(err)
 	}
 	var res tui.FlashResult
 	switch {
@@ -46,32 +42,37 @@ func (s flasher) Flash(ctx context.Context, req tui.FlashRequest, progress func(
 	return res
 }
 
+// flashOTA is ops.UploadOTA: the same checks (the chip from the device's
+// facts or its mDNS board TXT), password order and errors as the CLI.
 func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) tui.FlashResult {
-	t := b.targetFor(req.Device, data)
-	pol := b.cfg.Policy
-	pol.Force = req.Force
-	if _, err := ops.Preflight(data, t, pol); err != nil {
-		return refusedResult(err)
-	}
-	host, portStr, err := net.SplitHostPort(req.Device.Address)
+	host, port, err := ops.ParseHostPort(req.Device.Address)
 	if err != nil {
-		return tui.FlashResult{Error: fmt.Sprintf("device address %q is not host:port", req.Device.Address)}
+		return errorResult(err)
 	}
-	port, _ := strconv.Atoi(portStr)
+	if port == 0 {
+		port = 3232
+	}
 	password := req.Password.Reveal()
 	if password == "" && b.cfg.Password != nil {
 		if pw, ok := b.cfg.Password(req.Device); ok {
 			password = pw
 		}
 	}
+	pol := b.cfg.Policy
+	pol.Force = req.Force
+	o := ops.OTAOptions{Chip: firmware.ChipUnknown, Board: req.Device.Board, Policy: pol}
+	if req.Device.Chip != "" {
+		if c, err := firmware.ParseChip(req.Device.Chip); err == nil {
+			o.Chip = c
+		}
+	}
 	var lastStage espota.Stage
-	r, err := espota.Upload(ctx, espota.Target{Host: host, Port: port}, data, espota.Options{
+	o.Upload = espota.Options{
 		Password:       espota.Secret(password),
 		HostIP:         b.cfg.HostIP,
 		HostPort:       b.cfg.HostPort,
 		InviteTimeout:  b.cfg.InviteTimeout,
 		ConnectTimeout: b.cfg.ConnectTimeout,
-		Force:          req.Force,
 		Logger:         b.log,
 		OnProgress: func(p espota.Progress) {
 			note := ""
@@ -90,23 +91,27 @@ func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byt
 			lastStage = p.Stage
 			progress(tui.Progress{Stage: string(p.Stage), Note: note, Done: p.Done, Total: p.Total, Rate: p.Rate})
 		},
-	})
+	}
+	r, err := ops.UploadOTA(ctx, espota.Target{Host: host, Port: port}, data, o)
 	res := tui.FlashResult{Bytes: int64(len(data)), Duration: r.Duration}
-	if img, perr := firmware.ParseImage(data); perr == nil && img.AppDesc != nil {
-		res.Version = img.AppDesc.Version
+	if r.Verdict.Image != nil && r.Verdict.Image.AppDesc != nil {
+		res.Version = r.Verdict.Image.AppDesc.Version
 	}
 	if err != nil {
-		var e *espota.Error
-		if errors.As(err, &e) {
-			res.Error, res.Hint = e.Msg, e.Hint()
-			if e.Device != "" && e.Msg == "" {
-				res.Error = "the device said: " + e.Device
+		e := errorResult(err)
+		res.Error, res.Hint, res.Code = e.Error, e.Hint, e.Code
+		var oe *espota.Error
+		if errors.As(err, &oe) {
+			res.Error = oe.Msg
+			if oe.Device != "" && oe.Msg == "" {
+				res.Error = "the device said: " + oe.Device
 			}
-		} else {
-			res.Error = err.Error()
 		}
 		res.AuthFailed = errors.Is(err, espota.ErrAuthFailed)
 		return res
+	}
+	if r.ChipNote != "" {
+		b.log.Info("ota upload", "device", req.Device.Name, "note", r.ChipNote)
 	}
 	b.learn(req.Device.ID, func(f *learnedFacts) { f.authScheme = schemeWord(r.AuthScheme) })
 	return res
@@ -127,13 +132,11 @@ func schemeWord(s string) string {
 	return s
 }
 
-func refusedResult(err error) tui.FlashResult {
-	res := tui.FlashResult{Error: err.Error()}
-	var refused *ops.RefusedError
-	if errors.As(err, &refused) {
-		res.Hint = refused.Hint()
-	}
-	return res
+// errorResult shows err as the command line does: the same sentence,
+// code and hint, classified once (ops.Classify).
+func errorResult(err error) tui.FlashResult {
+	ce := ops.Classify(err).(ops.Coded)
+	return tui.FlashResult{Error: serialflash.Message(err), Hint: ce.Hint(), Code: ce.Code()}
 }
 
 // openSerial opens the ROM loader on dev's port with progress mapped to
@@ -190,10 +193,11 @@ func (b *Backend) openSerial(ctx context.Context, dev tui.Device, progress func(
 	return f, func() { f.Close(); unlock() }, nil
 }
 
-func serialResult(err error) tui.FlashResult {
-	return tui.FlashResult{Error: serialflash.Message(err), Hint: serialflash.Hint(err)}
-}
+func serialResult(err error) tui.FlashResult { return errorResult(err) }
 
+// flashSerial is ops.FlashSerial on the device's port: the slot choice (an
+// app goes into the slot that neither runs nor boots next, or is refused),
+// the checks and the switch after writing are made there, as on the CLI.
 func (b *Backend) flashSerial(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) tui.FlashResult {
 	progress(tui.Progress{Stage: "sync", Note: req.Device.Port})
 	f, closeFn, err := b.openSerial(ctx, req.Device, progress)
@@ -205,71 +209,25 @@ func (b *Backend) flashSerial(ctx context.Context, req tui.FlashRequest, data []
 	if err != nil {
 		return serialResult(err)
 	}
-	for _, w := range ops.SecurityWarnings(info.Security.SecureBoot, info.Security.FlashEncryption) {
-		b.log.Warn("serial flash", "port", req.Device.Port, "warning", w)
-		progress(tui.Progress{Stage: "sync", Note: "warning: " + w})
-	}
-	io := ops.SerialFlashIO(f)
-	t := ops.Target{Route: ops.RouteSerial, Chip: info.Chip, ChipRevision: info.Revision, FlashSize: f.FlashSize(), Address: req.Address}
-	slot := ""
-	if t.Address == 0 {
-		t.Address = defaultSerialAddress(info.Chip, data)
-		if firmware.Classify(data) == firmware.ContentApp {
-			// An app goes into the OTA slot that does not boot next, and is
-			// then made the boot slot: the running firmware stays intact
-			// until the new one is in place, as with a network update.
-			if st, err := ops.ReadPartitionState(ctx, io, 0, ops.ReadOptions{Chip: info.Chip}); err == nil {
-				if row, ok := nextSlot(st); ok {
-					t.Address, t.SlotSize, slot = row.Offset, row.Size, row.Name
-				}
-			}
-		}
-	}
 	pol := b.cfg.Policy
 	pol.Force = req.Force
-	if _, err := ops.Preflight(data, t, pol); err != nil {
-		return refusedResult(err)
-	}
-	if err := f.WriteFlash(ctx, []serialflash.Region{{Addr: t.Address, Data: data}}); err != nil {
-		return serialResult(err)
+	wr, err := ops.FlashSerial(ctx, f, info, data, req.File, req.Address, ops.WriteOptions{Policy: pol, OnWarning: func(w string) {
+		b.log.Warn("serial flash", "port", req.Device.Port, "warning", w)
+		progress(tui.Progress{Stage: "sync", Note: "warning: " + w})
+	}})
+	if err != nil {
+		return errorResult(err)
 	}
 	res := tui.FlashResult{Bytes: int64(len(data))}
 	if img, perr := firmware.ParseImage(data); perr == nil && img.AppDesc != nil {
 		res.Version = img.AppDesc.Version
 	}
-	if slot != "" {
-		progress(tui.Progress{Stage: "finalize", Note: "boot " + slot})
-		if _, _, err := ops.SwitchBootSlot(ctx, io, 0, slot, ops.ChangeOptions{Chip: info.Chip, TargetVerified: true}); err != nil {
-			r := serialResult(err)
-			r.Error = fmt.Sprintf("written to %s, but selecting it to boot failed: %s", slot, r.Error)
-			return r
-		}
+	if wr.Slot != "" {
+		progress(tui.Progress{Stage: "finalize", Note: "boots " + wr.Slot})
 	}
 	progress(tui.Progress{Stage: "reset"})
 	if err := f.HardReset(ctx); err != nil {
 		b.log.Warn("hard reset failed", "port", req.Device.Port, "err", err)
 	}
 	return res
-}
-
-// nextSlot picks the OTA slot an update should go to: the first OTA slot
-// that is not the one booting next (so the current firmware survives).
-func nextSlot(st *ops.PartitionState) (ops.PartitionRow, bool) {
-	var first *ops.PartitionRow
-	for i := range st.Rows {
-		r := &st.Rows[i]
-		if r.OTASlot < 0 {
-			continue
-		}
-		if first == nil {
-			first = r
-		}
-		if r.Name != st.BootsNext && r.Name != st.Running {
-			return *r, true
-		}
-	}
-	if first != nil {
-		return *first, true
-	}
-	return ops.PartitionRow{}, false
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -19,14 +18,39 @@ type images struct{ b *Backend }
 // Inspect reads an image file and runs the same pre-flight checks the CLI
 // runs for the route the device implies.
 func (s images) Inspect(ctx context.Context, path string, target tui.Device) (tui.ImageFacts, tui.Verdict, error) {
-	data, err := os.ReadFile(path)
+	data, err := ops.ReadInputFile(path, ops.MaxImageFile)
 	if err != nil {
-		return tui.ImageFacts{}, tui.Verdict{}, fmt.Errorf("read %s: %w", path, errors.Unwrap(err))
+		return tui.ImageFacts{}, tui.Verdict{}, err
 	}
 	facts := factsOf(path, data)
 	t := s.b.targetFor(target, data)
+	if err := s.b.slotRefusal(target, data); err != nil {
+		// The flash job would refuse: say so now, the same way.
+		return facts, tui.Verdict{Kind: tui.VerdictRefused, Reason: refusal(err)}, nil
+	}
+	if t.Route != ops.RouteSerial {
+		// The check the upload makes (ops.UploadOTA), chip from the same facts.
+		v, _, err := ops.PreflightOTA(data, ops.OTAOptions{Chip: t.Chip, Policy: s.b.cfg.Policy})
+		return facts, convertVerdict(v, err), nil
+	}
 	v, err := ops.Preflight(data, t, s.b.cfg.Policy)
 	return facts, convertVerdict(v, err), nil
+}
+
+// slotRefusal is why an app could not go to a serial board whose table
+// was read: no OTA slot neither runs nor boots next (ops.ChooseAppSlot).
+func (b *Backend) slotRefusal(dev tui.Device, data []byte) error {
+	if dev.Kind != tui.KindSerial || firmware.Classify(data) != firmware.ContentApp {
+		return nil
+	}
+	b.mu.Lock()
+	parts := b.learned[dev.ID].parts
+	b.mu.Unlock()
+	if parts == nil {
+		return nil
+	}
+	_, err := ops.ChooseAppSlot(parts)
+	return err
 }
 
 // targetFor is what is known about where data would go on dev.
@@ -41,38 +65,22 @@ func (b *Backend) targetFor(dev tui.Device, data []byte) ops.Target {
 	}
 	if dev.Kind == tui.KindSerial {
 		t.Route = ops.RouteSerial
-		t.Address = defaultSerialAddress(t.Chip, data)
+		t.Address = ops.DefaultAddress(t.Chip, data)
 		b.mu.Lock()
 		f := b.learned[dev.ID]
 		b.mu.Unlock()
 		t.FlashSize = f.flashSize
 		// The same slot choice the flash job makes, from the last table read.
-		if f.parts != nil && firmware.Classify(data) == firmware.ContentApp {
-			if row, ok := nextSlot(f.parts); ok {
-				t.Address, t.SlotSize = row.Offset, row.Size
+		if f.parts != nil {
+			t.Table, t.TableOffset = f.parts.Table, f.parts.TableOffset
+			if firmware.Classify(data) == firmware.ContentApp {
+				if s, err := ops.ChooseAppSlot(f.parts); err == nil {
+					t.Address, t.SlotSize = s.Row.Offset, s.Row.Size
+				}
 			}
 		}
 	}
 	return t
-}
-
-// defaultSerialAddress is where an image of this kind belongs when the user
-// did not say: the bootloader offset for a bootloader, 0x8000 for a
-// partition table, 0x0 for a merged image, the first app slot (0x10000)
-// for an app.
-func defaultSerialAddress(chip firmware.Chip, data []byte) uint32 {
-	switch firmware.Classify(data) {
-	case firmware.ContentPartitionTable:
-		return firmware.DefaultTableOffset
-	case firmware.ContentMerged:
-		return 0 // a merged factory image starts at the beginning of flash
-	case firmware.ContentBootloader:
-		if ci, ok := chip.Info(); ok {
-			return ci.BootloaderOffset
-		}
-		return 0x1000
-	}
-	return 0x10000
 }
 
 // factsOf describes an image file for the flash screen.
