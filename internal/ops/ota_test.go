@@ -106,7 +106,7 @@ func TestMagicByteErrorBlamesTheDevice(t *testing.T) {
 	require.Contains(t, HintOf(err), "flash write failed")
 	require.True(t, errors.Is(err, espota.ErrDeviceError))
 	// An image that does not start with E9 keeps the device's own hint.
-	require.Equal(t, dev.Hint, HintOf(magicHint(dev, []byte{0x00})))
+	require.Equal(t, dev.Hint(), HintOf(magicHint(dev, []byte{0x00})))
 }
 
 // FuzzParseHostPort: whatever is typed, the parser never panics, never
