@@ -14,6 +14,11 @@ require (
 )
 
 require (
+	github.com/flynn/noise v1.1.0 // indirect
+	golang.org/x/crypto v0.46.0 // indirect
+)
+
+require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/atotto/clipboard v0.1.4 // indirect
 	github.com/charmbracelet/colorprofile v0.4.3 // indirect
