@@ -463,8 +463,16 @@ func (s *session) transfer(payload []byte) error {
 			}
 		}
 	}()
-	// The reader ends when the connection closes or quit closes.
-	defer func() { close(quit); s.conn.Close(); wg.Wait() }()
+	// The reader ends by itself after UPDATE_END_OK; on any other way out
+	// closing the connection ends it (attempt closes it again, harmlessly).
+	success := false
+	defer func() {
+		close(quit)
+		if !success {
+			s.conn.Close()
+		}
+		wg.Wait()
+	}()
 
 	t0 := time.Now()
 	var lastProgress time.Time
@@ -583,6 +591,7 @@ func (s *session) transfer(payload []byte) error {
 			return err
 		}
 		if done {
+			success = true
 			return nil
 		}
 	}
@@ -682,7 +691,7 @@ func (s *session) unexpected(b byte, want string) error {
 			e.Word = "auth_needs_sha256"
 			e.Msg = "the device requires SHA-256 authentication, which this upload did not offer"
 			e.Next = "upload without disabling SHA-256 (current ESPHome firmware accepts nothing else); the password itself may be right"
-		} else if b == 0x82 && s.stage == StageAuth && s.u.opts.Password == "" {
+		} else if b == 0x82 && s.stage == StageAuth && s.u.opts.Password == "" && s.noise == nil {
 			e.Word = "password_required"
 			e.Msg = "the device requires an OTA password and none was given"
 		}
