@@ -325,7 +325,7 @@ func TestStall(t *testing.T) {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
 			d := startSim(t, esphomesim.Config{Version: v, StallAfter: blockSize, ReceiveWindow: 8192})
 			_, err := Upload(context.Background(), targetOf(d), appImage(64*blockSize),
-				fast(Options{DataTimeout: 300 * time.Millisecond}))
+				fast(Options{DataTimeout: 300 * time.Millisecond, Retries: -1}))
 			var e *Error
 			require.ErrorAs(t, err, &e)
 			require.Equal(t, "stalled", e.Code(), err.Error())
@@ -401,7 +401,7 @@ func TestNoLeaks(t *testing.T) {
 		require.NoError(t, err)
 		lastRecord(t, d, i+2)
 	}
-	_, err = Upload(context.Background(), targetOf(bad), image, fast(Options{DataTimeout: 200 * time.Millisecond}))
+	_, err = Upload(context.Background(), targetOf(bad), image, fast(Options{DataTimeout: 200 * time.Millisecond, Retries: -1}))
 	require.Error(t, err)
 	bad.Close()
 	// Goroutines of the simulator may still be winding down; wait for
