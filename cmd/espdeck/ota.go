@@ -37,7 +37,7 @@ Examples:
   espdeck ota upload --host esp8266-1a2b3c.local:8266 --file app.bin --password-env OTA_PW
   espdeck ota upload --host 192.168.1.40 --file littlefs.bin --fs --json
   espdeck ota -i 192.168.1.40 -p 3232 --auth=secret -f app.bin
-`+otaESPHomeUsage+`
+` + otaESPHomeUsage + `
 
 Exit codes: 0 ok, 2 bad usage or file, 3 refused before sending, 4 no answer,
 5 authentication failed, 6 the device never connected back, 7 transfer

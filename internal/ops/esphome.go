@@ -131,4 +131,3 @@ func ESPHomePort(platform string) int {
 	}
 	return esphomeota.DefaultPortESP32
 }
-
