@@ -38,6 +38,7 @@ type esphomeFlags struct {
 	config     string
 	otaType    string
 	noGzip     bool
+	retries    int
 }
 
 // addESPHomeFlags registers the ESPHome flags on the ota upload flag set.
@@ -55,6 +56,7 @@ func addESPHomeFlags(fs *flag.FlagSet) *esphomeFlags {
 	fs.StringVar(&ef.apiKeyFile, "api-key-file", "", "ESPHome: read the API encryption key from `FILE` (first line)")
 	fs.StringVar(&ef.config, "esphome-config", "", "ESPHome: the device's `YAML` (OTA password, API key, port, name)")
 	fs.StringVar(&ef.otaType, "ota-type", "app", "ESPHome: what to replace: app, partition-table or bootloader (`TYPE`; the last two ask for confirmation)")
+	fs.IntVar(&ef.retries, "retries", esphomeota.DefaultRetries, "ESPHome: reconnect up to `N` times after a network error, only before the device has every block")
 	fs.BoolVar(&ef.noGzip, "no-gzip", false, "ESPHome: send the image uncompressed even when the board accepts gzip")
 	return ef
 }
@@ -81,6 +83,9 @@ func runOTAUploadESPHome(c *cli, cm *common, f otaFlags, ef *esphomeFlags, pos [
 	}
 	if f.fs {
 		return usage("ESPHome's OTA does not upload filesystem images", "leave out --fs")
+	}
+	if ef.retries == 0 {
+		ef.retries = -1 // none; the option's zero value means the default
 	}
 	var yml esphomeyaml.Device
 	if ef.config != "" {
@@ -167,7 +172,7 @@ func runOTAUploadESPHome(c *cli, cm *common, f otaFlags, ef *esphomeFlags, pos [
 	up := ops.ESPHomeUpload{
 		Target: target, Image: image, Type: typ, AllowRisky: allowRisky, Chip: chip, Policy: policy,
 		Password: password, APIKey: apiKey, Logger: log,
-		Options:    esphomeota.Options{ConnectTimeout: f.timeout, NoCompression: ef.noGzip},
+		Options:    esphomeota.Options{ConnectTimeout: f.timeout, NoCompression: ef.noGzip, Retries: max(ef.retries, -1)},
 		OnProgress: esphomeProgress(r),
 	}
 	res, err := ops.UploadESPHome(c.ctx, up)
