@@ -249,29 +249,36 @@ func (s *session) run() (Result, error) {
 		u.log.Info("compressed", "from", len(u.image), "to", len(payload))
 	}
 
-	// After the handshake the device's own timeouts are the data ones.
-	s.conn.SetDeadline(time.Time{})
+	// After the handshake the device's own timeouts are the data ones:
+	// each step may take up to DataTimeout (erasing takes seconds).
 	s.stage = StagePrepare
+	step := func() { s.conn.SetDeadline(time.Now().Add(o.DataTimeout)) }
 	if s.info.Extended {
+		step()
 		if err := s.control([]byte{byte(o.Type)}); err != nil {
 			return Result{}, err
 		}
 	}
 	var size [4]byte
 	binary.BigEndian.PutUint32(size[:], uint32(len(payload)))
+	step()
 	if err := s.control(size[:]); err != nil {
 		return Result{}, err
 	}
+	step()
 	if err := s.expect(respPrepareOK, "UPDATE_PREPARE_OK"); err != nil {
 		return Result{}, err
 	}
 	sum := md5.Sum(payload)
+	step()
 	if err := s.control([]byte(hex.EncodeToString(sum[:]))); err != nil {
 		return Result{}, err
 	}
+	step()
 	if err := s.expect(respMD5OK, "BIN_MD5_OK"); err != nil {
 		return Result{}, err
 	}
+	s.conn.SetDeadline(time.Time{})
 
 	s.stage = StageTransfer
 	t0 := time.Now()

@@ -320,6 +320,18 @@ func lastRecordsAfter(t *testing.T, d *esphomesim.Device) []esphomesim.Record {
 	return d.Records()
 }
 
+// TestPrepareTimeout: a device that never finishes erasing is reported as
+// stalled in the prepare stage once DataTimeout passes.
+func TestPrepareTimeout(t *testing.T) {
+	d := startSim(t, esphomesim.Config{EraseDelay: time.Hour})
+	_, err := Upload(context.Background(), targetOf(d), appImage(blockSize),
+		fast(Options{DataTimeout: 200 * time.Millisecond, Retries: -1}))
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, "stalled", e.Code(), err.Error())
+	require.Equal(t, StagePrepare, e.Stage)
+}
+
 func TestStall(t *testing.T) {
 	for _, v := range []byte{1, 2} {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
@@ -349,7 +361,7 @@ func TestCancel(t *testing.T) {
 			case StageTransfer:
 				cfg.StallAfter = 2 * blockSize
 			case StageFinalize:
-				cfg.ByteDelay = 0
+				cfg.EndDelay = time.Hour
 			}
 			var addr string
 			if stage == StageHandshake {
@@ -372,13 +384,6 @@ func TestCancel(t *testing.T) {
 					cancel()
 				}
 			}}
-			if stage == StageFinalize {
-				opts.OnProgress = func(pr Progress) {
-					if pr.Stage == StageTransfer {
-						cancel()
-					}
-				}
-			}
 			_, err := Upload(ctx, Target{Host: host, Port: p}, image, opts)
 			require.ErrorIs(t, err, context.Canceled)
 		})

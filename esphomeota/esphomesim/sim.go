@@ -116,6 +116,9 @@ type Config struct {
 	EraseDelay time.Duration
 	// ByteDelay is how long writing one byte takes.
 	ByteDelay time.Duration
+	// EndDelay is how long ending the update takes (MD5, signature and
+	// image checks, switching the boot partition).
+	EndDelay time.Duration
 	// ReceiveWindow sets the socket receive buffer (an ESP's lwIP window
 	// is 5744 bytes); 0 leaves the system default.
 	ReceiveWindow int
@@ -697,6 +700,9 @@ func (s *session) data() error {
 	s.out(respReceiveOK)
 
 	s.rec.Step = StepEnd
+	if !s.sleep(cfg.EndDelay) {
+		return s.fail(StepEnd, 0, "closed while ending the update")
+	}
 	sum := md5.Sum(payload)
 	if hex.EncodeToString(sum[:]) != string(bytes.ToLower([]byte(s.rec.MD5))) {
 		return s.fail(StepEnd, errMD5Mismatch, "MD5 mismatch")
