@@ -459,7 +459,7 @@ func (s *session) transfer(payload []byte) error {
 				wait = drainWait
 			}
 			s.conn.SetReadDeadline(time.Now().Add(wait))
-			b, err := s.readByte()
+			b, err := s.readRaw()
 			select {
 			case events <- readEvent{b, err}:
 			case <-quit:
@@ -507,10 +507,8 @@ func (s *session) transfer(payload []byte) error {
 	// handle processes one device byte; done is true after UPDATE_END_OK.
 	handle := func(ev readEvent) (done bool, err error) {
 		if ev.err != nil {
-			e := s.netErr(ev.err, "waiting for the device")
-			if errors.As(e, new(*Error)) {
-				e.(*Error).Committed = committed()
-			}
+			e := s.readErr(ev.err).(*Error)
+			e.Committed = committed()
 			return false, e
 		}
 		switch b := ev.b; {
@@ -651,29 +649,49 @@ func (s *session) data(b []byte) error {
 // readByte reads one response byte: plain, or one encrypted frame that
 // must hold exactly one byte.
 func (s *session) readByte() (byte, error) {
+	b, err := s.readRaw()
+	if err != nil {
+		return 0, s.readErr(err)
+	}
+	return b, nil
+}
+
+// readRaw is readByte without classifying the error, for the transfer's
+// reader goroutine (which must not touch the session's stage).
+func (s *session) readRaw() (byte, error) {
 	if s.noise == nil {
-		b, err := s.br.ReadByte()
-		if err != nil {
-			return 0, s.netErr(err, "waiting for the device")
-		}
-		return b, nil
+		return s.br.ReadByte()
 	}
 	p, err := readFrame(s.br, 64)
 	if err != nil {
-		var fe *frameError
-		if errors.As(err, &fe) {
-			return 0, s.protocolErr(fe.msg)
-		}
-		return 0, s.netErr(err, "waiting for the device")
+		return 0, err
 	}
 	pt, err := s.noise.open(p)
 	if err != nil {
-		return 0, &Error{Kind: ErrDevice, Stage: s.stage, Word: "protocol_error", Msg: "an encrypted reply from the device does not verify", Cause: err}
+		return 0, &cryptoError{err}
 	}
 	if len(pt) != 1 {
-		return 0, s.protocolErr(fmt.Sprintf("an encrypted reply of %d bytes, want 1", len(pt)))
+		return 0, &frameError{fmt.Sprintf("an encrypted reply of %d bytes, want 1", len(pt))}
 	}
 	return pt[0], nil
+}
+
+// cryptoError is a reply that does not decrypt.
+type cryptoError struct{ err error }
+
+func (e *cryptoError) Error() string { return e.err.Error() }
+
+// readErr classifies an error of readRaw.
+func (s *session) readErr(err error) error {
+	var fe *frameError
+	if errors.As(err, &fe) {
+		return s.protocolErr(fe.msg)
+	}
+	var ce *cryptoError
+	if errors.As(err, &ce) {
+		return &Error{Kind: ErrDevice, Stage: s.stage, Word: "protocol_error", Msg: "an encrypted reply from the device does not verify", Cause: ce.err}
+	}
+	return s.netErr(err, "waiting for the device")
 }
 
 // expect reads one byte and requires want.
