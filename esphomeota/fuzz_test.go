@@ -41,7 +41,7 @@ func FuzzReplyParser(f *testing.F) {
 			c.(*net.TCPConn).CloseWrite()
 			io.Copy(io.Discard, c)
 		}()
-		opts := Options{Password: "pw", Retries: -1, HandshakeTimeout: 2 * time.Second, DataTimeout: 2 * time.Second}
+		opts := Options{Password: "pw", Retries: -1, HandshakeTimeout: time.Second, DataTimeout: time.Second}
 		if len(replies) > 3 && replies[3]&serverNoise != 0 {
 			opts.APIKey = testKey
 		}
