@@ -147,7 +147,7 @@ func runOTAUpload(c *cli, args []string) int {
 	if f.file == "" && len(pos) > 0 {
 		f.file, pos = pos[0], pos[1:]
 	}
-	if ef.selected() {
+	if ef.selected(f.host) {
 		return runOTAUploadESPHome(c, cm, f, ef, pos)
 	}
 	r := c.reporter(cm, f.host)

@@ -61,8 +61,13 @@ func addESPHomeFlags(fs *flag.FlagSet) *esphomeFlags {
 	return ef
 }
 
-// selected reports whether the command line asks for ESPHome's protocol.
-func (ef *esphomeFlags) selected() bool {
+// selected reports whether the command line asks for ESPHome's protocol:
+// --protocol esphome, an ESPHome-only flag, or a host given as the device
+// ID discovery lists for ESPHome boards ("esphome/kitchen").
+func (ef *esphomeFlags) selected(host string) bool {
+	if strings.HasPrefix(host, "esphome/") && ef.protocol == "" {
+		return true
+	}
 	// ESPHome-only flags select it too; with --protocol arduino they are
 	// a usage error, reported by runOTAUploadESPHome.
 	return ef.protocol == "esphome" || ef.config != "" || ef.apiKeyEnv != "" || ef.apiKeyFile != ""
@@ -93,6 +98,10 @@ func runOTAUploadESPHome(c *cli, cm *common, f otaFlags, ef *esphomeFlags, pos [
 		if yml, err = esphomeyaml.Load(ef.config); err != nil {
 			return usage(err.Error(), "check the file given with --esphome-config")
 		}
+	}
+	if name, ok := strings.CutPrefix(f.host, "esphome/"); ok && name != "" {
+		// A discovery device ID: its mDNS name.
+		f.host = name + ".local"
 	}
 	if f.host == "" && yml.Name != "" {
 		f.host = yml.Name + ".local"
