@@ -174,3 +174,38 @@ func TestSimESPHomeHelp(t *testing.T) {
 	require.Equal(t, exitOK, r.code)
 	require.Contains(t, r.stderr, "SHA-256")
 }
+
+// TestESPHomeEveryDeviceCode: every error byte of the device's table ends
+// in the exit code of its kind, a machine name and a hint.
+func TestESPHomeEveryDeviceCode(t *testing.T) {
+	steps := map[byte]esphomesim.Step{0x80: esphomesim.StepMagic, 0x94: esphomesim.StepFeatures, 0x82: esphomesim.StepAuth,
+		0x83: esphomesim.StepData, 0xFF: esphomesim.StepData}
+	for _, code := range []byte{0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8B, 0x8C, 0x8D,
+		0x8E, 0x8F, 0x90, 0x91, 0x92, 0x93, 0x94, 0xFF} {
+		step, ok := steps[code]
+		if !ok {
+			step = esphomesim.StepPrepare
+			if code == 0x84 || code == 0x8B || code == 0x8D || code >= 0x8F && code <= 0x93 {
+				step = esphomesim.StepEnd
+			}
+		}
+		want := exitDevice
+		switch code {
+		case 0x82, 0x94:
+			want = exitAuth
+		case 0x8B:
+			want = exitVerify
+		}
+		t.Run(fmt.Sprintf("0x%02X", code), func(t *testing.T) {
+			d := esphomeSim(t, esphomesim.Config{FaultStep: step, FaultCode: code, FaultAfter: 8192})
+			file, _ := otaImage(t, 20_000)
+			r := runCLI(t, map[string]string{"ESPDECK_PASSWORD": "pw"}, "ota", "upload", "--protocol", "esphome",
+				"--host", d.Addr().String(), "--file", file, "--json", "--retries", "0")
+			require.Equal(t, want, r.code, r.stdout+r.stderr)
+			res := lastResult(t, r.stdout)
+			require.NotEmpty(t, res["error"])
+			require.NotEqual(t, "internal", res["error"])
+			require.NotEmpty(t, res["hint"])
+		})
+	}
+}
