@@ -541,6 +541,9 @@ func (s *session) transfer(payload []byte) error {
 		// precedence over our broken pipe.
 		draining.Store(true)
 		s.conn.SetReadDeadline(time.Now().Add(drainWait))
+		// Whatever the reader is doing, it ends by drainWait.
+		cut := time.AfterFunc(drainWait, func() { s.conn.Close() })
+		defer cut.Stop()
 		for ev := range events {
 			if _, herr := handle(ev); herr != nil && ev.err == nil {
 				return herr
