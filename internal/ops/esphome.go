@@ -95,24 +95,30 @@ func PreflightESPHome(image []byte, typ esphomeota.OTAType, t Target, p Policy) 
 }
 
 // ChipFromESPHome derives the chip from ESPHome's mDNS TXT platform and
-// board (or a YAML's platform section); ok is false when unknown. Only
-// exact family names and well-known boards count.
+// board (or a YAML's platform section); ok is false when unknown. ESPHome
+// says "ESP32" for every ESP32 variant, so that platform alone proves
+// nothing: the board must name the variant (esp32-s3-devkitc-1) or be a
+// well-known plain ESP32 board. A wrong guess would refuse a good image.
 func ChipFromESPHome(platform, board string) (firmware.Chip, bool) {
-	for _, s := range []string{board, platform} {
-		if s == "" {
-			continue
-		}
-		if c, err := firmware.ParseChip(s); err == nil {
-			return c, true
+	b := strings.ToLower(strings.ReplaceAll(strings.ReplaceAll(board, "-", ""), "_", ""))
+	for _, v := range []string{"esp32s3", "esp32s2", "esp32c3", "esp32c6", "esp32c2", "esp32h2"} {
+		if strings.HasPrefix(b, v) {
+			if c, err := firmware.ParseChip(v); err == nil {
+				return c, true
+			}
 		}
 	}
-	b := strings.ToLower(board)
-	switch {
-	case strings.EqualFold(platform, "ESP8266"),
-		b == "nodemcuv2", b == "nodemcu", b == "d1_mini", b == "d1_mini_pro", b == "esp01_1m", b == "esp12e":
-		return firmware.ChipESP8266, true
-	case b == "esp32dev", b == "esp32doit-devkit-v1":
+	if c, err := firmware.ParseChip(board); err == nil {
+		return c, true
+	}
+	switch strings.ToLower(board) {
+	case "esp32dev", "esp32doit-devkit-v1", "nodemcu-32s", "wemos_d1_mini32", "esp32cam", "m5stack-core-esp32":
 		return firmware.ChipESP32, true
+	case "nodemcuv2", "nodemcu", "d1_mini", "d1_mini_pro", "esp01_1m", "esp12e", "esp01":
+		return firmware.ChipESP8266, true
+	}
+	if strings.EqualFold(platform, "ESP8266") {
+		return firmware.ChipESP8266, true
 	}
 	return firmware.ChipUnknown, false
 }

@@ -31,12 +31,9 @@ func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data [
 	if port == esphomeAPIPort || port == 0 {
 		port = ops.ESPHomePort(platform)
 	}
-	t := b.targetFor(req.Device, data)
-	if t.Chip == firmware.ChipUnknown {
-		if c, ok := ops.ChipFromESPHome(platform, req.Device.Board); ok {
-			t.Chip = c
-		}
-	}
+	// The chip from ESPHome's TXT, not the generic guess (which takes the
+	// platform "ESP32" for a plain ESP32 even on an ESP32-S3 board).
+	chip, _ := ops.ChipFromESPHome(platform, req.Device.Board)
 	password := req.Password.Reveal()
 	if password == "" && b.cfg.Password != nil {
 		if pw, ok := b.cfg.Password(req.Device); ok {
@@ -50,7 +47,7 @@ func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data [
 	pol := b.cfg.Policy
 	pol.Force = req.Force
 	r, err := ops.UploadESPHome(ctx, ops.ESPHomeUpload{
-		Target: esphomeota.Target{Host: host, Port: port}, Image: data, Chip: t.Chip, SlotSize: t.SlotSize, Policy: pol,
+		Target: esphomeota.Target{Host: host, Port: port}, Image: data, Chip: chip, Policy: pol,
 		Password: esphomeota.Secret(password), APIKey: esphomeota.Secret(key), Logger: b.log,
 		OnProgress: func(p esphomeota.Progress) {
 			progress(tui.Progress{Stage: string(p.Stage), Note: esphomeNote(p), Done: p.Done, Total: p.Total, Rate: p.Rate})
