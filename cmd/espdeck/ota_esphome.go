@@ -125,6 +125,8 @@ func runOTAUploadESPHome(c *cli, cm *common, f otaFlags, ef *esphomeFlags, pos [
 		if chip, err = firmware.ParseChip(f.chip); err != nil {
 			return usage(fmt.Sprintf("--chip %q: %v", f.chip, err), "give the chip the board has, or leave --chip out")
 		}
+	} else if ch, err := firmware.ParseChip(yml.Variant); yml.Variant != "" && err == nil {
+		chip = ch
 	} else if ch, ok := ops.ChipFromESPHome(yml.Platform, yml.Board); ok {
 		chip = ch
 	}

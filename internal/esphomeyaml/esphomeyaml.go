@@ -23,6 +23,7 @@ type Device struct {
 	Name     string // esphome: name:
 	Platform string // ESP32, ESP8266, RP2040, BK72XX, … (the top-level platform section)
 	Board    string // <platform>: board:
+	Variant  string // esp32: variant: (ESP32S3, ESP32C3, …), when set
 	Password string // ota: (platform: esphome) password:
 	APIKey   string // api: encryption: key:
 	OTAPort  int    // ota: (platform: esphome) port:; 0 when not set
@@ -54,6 +55,9 @@ func Load(path string) (Device, error) {
 		if n := get(top, p); n != nil {
 			d.Platform = strings.ToUpper(p)
 			if d.Board, err = r.scalar(get(n, "board"), p+": board"); err != nil {
+				return Device{}, err
+			}
+			if d.Variant, err = r.scalar(get(n, "variant"), p+": variant"); err != nil {
 				return Device{}, err
 			}
 			break

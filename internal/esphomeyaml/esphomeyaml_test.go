@@ -41,6 +41,13 @@ sensor:
 		APIKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", OTAPort: 8267}, d)
 }
 
+func TestLoadVariant(t *testing.T) {
+	p := write(t, t.TempDir(), "a.yaml", "esp32:\n  board: my-board\n  variant: ESP32S3\n")
+	d, err := Load(p)
+	require.NoError(t, err)
+	require.Equal(t, "ESP32S3", d.Variant)
+}
+
 func TestLoadOldForm(t *testing.T) {
 	p := write(t, t.TempDir(), "a.yaml", "esphome:\n  name: porch\nesp32:\n  board: esp32dev\nota:\n  password: plain\n")
 	d, err := Load(p)
