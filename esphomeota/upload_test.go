@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -485,4 +487,46 @@ func TestOneClientAtATime(t *testing.T) {
 	lastRecord(t, d, 2)
 	require.Equal(t, 2, d.Updates())
 	require.Equal(t, "2026.12.0", d.FirmwareVersion())
+}
+
+// TestSilentAndClosingPorts: a port that accepts and says nothing ends in
+// a handshake timeout; one that closes at once (busy, or not ESPHome) says
+// so; neither is mistaken for an authentication problem.
+func TestSilentAndClosingPorts(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		serve func(net.Conn)
+		code  string
+	}{
+		{"silent", func(c net.Conn) { io.Copy(io.Discard, c) }, "handshake_timeout"},
+		{"closes", func(c net.Conn) { c.Close() }, "closed_by_device"},
+		// Closing with our feature byte unread resets the connection, so
+		// either word is right; what matters is the kind and no auth word.
+		{"greets then closes", func(c net.Conn) { c.Write([]byte{0x00, 0x02}); c.Close() }, "closed_by_device|connection_lost"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp4", "127.0.0.1:0")
+			require.NoError(t, err)
+			var wg sync.WaitGroup
+			t.Cleanup(func() { ln.Close(); wg.Wait() })
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					conn, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.serve(conn)
+					conn.Close()
+				}
+			}()
+			_, err = Upload(context.Background(), Target{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}, appImage(100),
+				Options{HandshakeTimeout: 300 * time.Millisecond, Retries: -1})
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			require.Contains(t, strings.Split(c.code, "|"), e.Code(), err.Error())
+			require.ErrorIs(t, err, ErrTransfer)
+		})
+	}
 }
