@@ -44,7 +44,7 @@ type esphomeFlags struct {
 // addESPHomeFlags registers the ESPHome flags on the ota upload flag set.
 func addESPHomeFlags(fs *flag.FlagSet) *esphomeFlags {
 	ef := &esphomeFlags{}
-	fs.Func("protocol", "`PROTOCOL`: arduino (ArduinoOTA, the default) or esphome (ESPHome's native OTA)", func(v string) error {
+	fs.Func("protocol", "`PROTOCOL` to speak: arduino (ArduinoOTA, the default) or esphome (ESPHome's native OTA)", func(v string) error {
 		switch strings.ToLower(v) {
 		case "arduino", "arduinoota", "espota", "esphome":
 			ef.protocol = strings.ToLower(v)
@@ -55,7 +55,7 @@ func addESPHomeFlags(fs *flag.FlagSet) *esphomeFlags {
 	fs.StringVar(&ef.apiKeyEnv, "api-key-env", "", "ESPHome: read the API encryption key from environment variable `VAR`")
 	fs.StringVar(&ef.apiKeyFile, "api-key-file", "", "ESPHome: read the API encryption key from `FILE` (first line)")
 	fs.StringVar(&ef.config, "esphome-config", "", "ESPHome: the device's `YAML` (OTA password, API key, port, name)")
-	fs.StringVar(&ef.otaType, "ota-type", "app", "ESPHome: what to replace: app, partition-table or bootloader (`TYPE`; the last two ask for confirmation)")
+	fs.StringVar(&ef.otaType, "ota-type", "app", "ESPHome: `TYPE` to replace: app, partition-table or bootloader (the last two ask for confirmation)")
 	fs.IntVar(&ef.retries, "retries", esphomeota.DefaultRetries, "ESPHome: reconnect up to `N` times after a network error, only before the device has every block")
 	fs.BoolVar(&ef.noGzip, "no-gzip", false, "ESPHome: send the image uncompressed even when the board accepts gzip")
 	return ef
