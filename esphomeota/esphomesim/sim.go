@@ -142,6 +142,10 @@ type Config struct {
 	// set, is the version after a successful update.
 	FirmwareVersion string
 	NextVersion     string
+	// RebootDelay, when set, makes the device reboot after a successful
+	// update: its port is closed for this long, then it listens again on
+	// the same address with the new version.
+	RebootDelay time.Duration
 	// HandshakeTimeout and DataTimeout are the device's watchdogs.
 	HandshakeTimeout time.Duration
 	DataTimeout      time.Duration
@@ -184,6 +188,52 @@ type Device struct {
 	closed   chan struct{}
 	wg       sync.WaitGroup
 	conn     net.Conn
+	lc       net.ListenConfig
+	addr     *net.TCPAddr // stays the same across reboots
+	reboots  int
+}
+
+// Reboots is the number of reboots after successful updates (RebootDelay).
+func (d *Device) Reboots() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.reboots
+}
+
+// reboot closes the port for RebootDelay and listens again on the same
+// address. It returns the new listener, or nil when the device closed.
+func (d *Device) reboot(ln net.Listener) net.Listener {
+	ln.Close()
+	t := time.NewTimer(d.cfg.RebootDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-d.closed:
+		return nil
+	}
+	for range 50 { // the old socket may linger a moment
+		nl, err := d.lc.Listen(context.Background(), "tcp4", d.addr.String())
+		if err == nil {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			select {
+			case <-d.closed:
+				nl.Close()
+				return nil
+			default:
+			}
+			d.ln = nl
+			d.reboots++
+			return nl
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-d.closed:
+			return nil
+		}
+	}
+	d.log.Warn("could not listen again after the reboot", "addr", d.addr.String())
+	return nil
 }
 
 // New checks cfg and returns a device that is not listening yet.
@@ -238,16 +288,16 @@ func (d *Device) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.ln = ln
+	d.ln, d.lc, d.addr = ln, lc, ln.Addr().(*net.TCPAddr)
 	d.wg.Add(1)
-	go d.serve()
+	go d.serve(ln)
 	stop := context.AfterFunc(ctx, func() { d.Close() })
 	go func() { <-d.closed; stop() }()
 	return nil
 }
 
 // Addr is where the device listens.
-func (d *Device) Addr() *net.TCPAddr { return d.ln.Addr().(*net.TCPAddr) }
+func (d *Device) Addr() *net.TCPAddr { return d.addr }
 
 // Config returns the device's configuration, defaults filled in.
 func (d *Device) Config() Config { return d.cfg }
@@ -266,10 +316,11 @@ func (d *Device) Close() error {
 	if d.conn != nil {
 		d.conn.Close()
 	}
+	ln := d.ln
 	d.mu.Unlock()
 	var err error
-	if d.ln != nil {
-		err = d.ln.Close()
+	if ln != nil {
+		err = ln.Close()
 	}
 	d.wg.Wait()
 	return err
@@ -319,10 +370,10 @@ func (d *Device) WaitRecords(ctx context.Context, n int) ([]Record, error) {
 	}
 }
 
-func (d *Device) serve() {
+func (d *Device) serve(ln net.Listener) {
 	defer d.wg.Done()
 	for {
-		c, err := d.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
@@ -351,6 +402,11 @@ func (d *Device) serve() {
 		close(d.notify)
 		d.notify = make(chan struct{})
 		d.mu.Unlock()
+		if rec.Outcome == respEndOK && d.cfg.RebootDelay > 0 {
+			if ln = d.reboot(ln); ln == nil {
+				return
+			}
+		}
 	}
 }
 

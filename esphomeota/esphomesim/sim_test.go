@@ -105,3 +105,52 @@ func TestLegacyFeatureReply(t *testing.T) {
 	c.Write([]byte{0x07})
 	require.Equal(t, []byte{0x46, 0x41}, read(t, br, 2), "gzip accepted, no password")
 }
+
+// TestRebootComesBackWithNewVersion: after a successful update the device
+// is away for RebootDelay, then answers on the same address with the new
+// version.
+func TestRebootComesBackWithNewVersion(t *testing.T) {
+	d, err := New(Config{NextVersion: "2026.12.0", RebootDelay: 50 * time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(context.Background()))
+	t.Cleanup(func() { d.Close() })
+	addr := d.Addr().String()
+	upload := func() {
+		c, err := net.Dial("tcp4", addr)
+		require.NoError(t, err)
+		defer c.Close()
+		br := bufio.NewReader(c)
+		c.Write(magicBytes)
+		read(t, br, 2)
+		c.Write([]byte{0x06})
+		read(t, br, 3)
+		img := []byte{0xE9, 1, 2, 3}
+		c.Write([]byte{0x00, 0, 0, 0, 4})
+		read(t, br, 1)
+		sum := md5.Sum(img)
+		c.Write([]byte(hex.EncodeToString(sum[:])))
+		read(t, br, 1)
+		c.Write(img)
+		require.Equal(t, []byte{0x47, 0x44, 0x45}, read(t, br, 3))
+		c.Write([]byte{0})
+	}
+	upload()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = d.WaitRecords(ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, "2026.12.0", d.FirmwareVersion())
+	// Back on the same address: wait for it (bounded), then upload again.
+	for i := 0; ; i++ {
+		if d.Reboots() == 1 {
+			break
+		}
+		require.Less(t, i, 3000, "the device never came back")
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.Equal(t, addr, d.Addr().String())
+	upload()
+	_, err = d.WaitRecords(ctx, 2)
+	require.NoError(t, err)
+	require.Equal(t, 2, d.Updates())
+}
