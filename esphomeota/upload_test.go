@@ -348,31 +348,46 @@ func TestStall(t *testing.T) {
 	}
 }
 
-// TestCancel cancels at every stage; Upload returns the context's error
-// promptly and leaves nothing running.
+// TestCancel cancels at every stage; the device is made to wait in that
+// stage, so the upload cannot finish first, and Upload returns the
+// context's error.
 func TestCancel(t *testing.T) {
 	image := appImage(64 * blockSize)
 	for _, stage := range []Stage{StageConnect, StageHandshake, StageAuth, StagePrepare, StageTransfer, StageFinalize} {
 		t.Run(string(stage), func(t *testing.T) {
-			cfg := esphomesim.Config{}
-			switch stage {
-			case StageAuth:
-				cfg.Password = "pw"
-			case StagePrepare:
-				cfg.EraseDelay = time.Hour
-			case StageTransfer:
-				cfg.StallAfter = 2 * blockSize
-			case StageFinalize:
-				cfg.EndDelay = time.Hour
-			}
 			var addr string
-			if stage == StageHandshake {
-				// A port that accepts and never answers.
+			switch stage {
+			case StageHandshake, StageAuth:
+				// A scripted port: silent after accepting, or asking for a
+				// SHA-256 password and then waiting for ever.
+				var script []byte
+				if stage == StageAuth {
+					script = append([]byte{0x00, 0x02, 0x48, 0x00, 0x02}, bytes.Repeat([]byte("a"), 64)...)
+				}
 				ln, err := net.Listen("tcp4", "127.0.0.1:0")
 				require.NoError(t, err)
-				t.Cleanup(func() { ln.Close() })
+				var wg sync.WaitGroup
+				t.Cleanup(func() { ln.Close(); wg.Wait() })
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					defer c.Close()
+					c.Write(script)
+					io.Copy(io.Discard, c)
+				}()
 				addr = ln.Addr().String()
-			} else {
+			default:
+				cfg := esphomesim.Config{EraseDelay: time.Hour}
+				switch stage {
+				case StageTransfer:
+					cfg = esphomesim.Config{StallAfter: 2 * blockSize}
+				case StageFinalize:
+					cfg = esphomesim.Config{EndDelay: time.Hour}
+				}
 				addr = startSim(t, cfg).Addr().String()
 			}
 			host, port, _ := net.SplitHostPort(addr)
@@ -380,6 +395,9 @@ func TestCancel(t *testing.T) {
 			fmt.Sscan(port, &p)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
+			if stage == StageConnect {
+				cancel() // before the connection exists
+			}
 			opts := Options{Password: "pw", OnProgress: func(pr Progress) {
 				if pr.Stage == stage || (stage == StageHandshake && pr.Stage == StageConnect) ||
 					(stage == StageTransfer && pr.Stage == StageTransfer && pr.Done > 0) {
