@@ -432,7 +432,7 @@ func TestNoLeaks(t *testing.T) {
 	// Goroutines of the simulator may still be winding down; wait for
 	// the count to come back, bounded.
 	var g1, f1 int
-	for range 200 {
+	for range 1000 {
 		runtime.Gosched()
 		g1, f1 = runtime.NumGoroutine(), openFDs(t)
 		if g1 <= g0 && f1 <= f0 {
