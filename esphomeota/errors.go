@@ -41,8 +41,8 @@ type Error struct {
 	Word string
 	// DeviceCode is the error byte the device sent, 0 when none.
 	DeviceCode byte
-	// Committed is true when the device may already have accepted the
-	// image (every block was acknowledged before the failure).
+	// Committed is true when the connection broke after every block was
+	// acknowledged: the device may already have accepted the image.
 	Committed bool
 	Cause     error // underlying error, may be nil
 }

@@ -528,11 +528,9 @@ func (s *session) transfer(payload []byte) error {
 		case b == respEndOK && gotReceive:
 			return true, nil
 		default:
-			e := s.unexpected(b, "CHUNK_OK, RECEIVE_OK or UPDATE_END_OK")
-			if ee, ok := e.(*Error); ok {
-				ee.Committed = committed()
-			}
-			return false, e
+			// The device's own verdict: it says what happened to the
+			// image, so Committed (a guess for lost connections) stays false.
+			return false, s.unexpected(b, "CHUNK_OK, RECEIVE_OK or UPDATE_END_OK")
 		}
 		return false, nil
 	}

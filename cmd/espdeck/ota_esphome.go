@@ -356,7 +356,7 @@ func esphomeFailure(ctx context.Context, err error) *failure {
 			break
 		}
 	}
-	if e.Committed {
+	if e.Committed && errors.Is(err, esphomeota.ErrTransfer) {
 		f.hint += "\nthe device had every byte before the connection broke: it may have installed the image; check its version before uploading again"
 	}
 	return f
