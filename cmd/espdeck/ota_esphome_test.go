@@ -177,6 +177,12 @@ func TestSimESPHomeHelp(t *testing.T) {
 	r := runCLI(t, nil, "sim", "esphome", "--help")
 	require.Equal(t, exitOK, r.code)
 	require.Contains(t, r.stderr, "SHA-256")
+	for _, args := range [][]string{{"--fault", "end:0x10"}, {"--fault", "nowhere:0x80"}, {"--ota-version", "3"},
+		{"--scheme", "pbkdf2"}, {"--api-key-env", "UNSET_VAR"}} {
+		r := runCLI(t, nil, append([]string{"sim", "esphome"}, args...)...)
+		require.Equal(t, exitUsage, r.code, args)
+		require.Contains(t, r.stderr, "espdeck: ", args)
+	}
 }
 
 // TestESPHomeEveryDeviceCode: every error byte of the device's table ends
