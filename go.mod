@@ -7,11 +7,14 @@ require (
 	charm.land/bubbletea/v2 v2.1.1
 	charm.land/lipgloss/v2 v2.0.6
 	github.com/creack/pty v1.1.24
+	github.com/flynn/noise v1.1.0
 	github.com/hashicorp/mdns v1.0.7
 	github.com/stretchr/testify v1.12.1
 	go.bug.st/serial v1.8.0
 	golang.org/x/sys v0.47.0
 )
+
+require golang.org/x/crypto v0.46.0 // indirect
 
 require (
 	github.com/BurntSushi/toml v1.6.0
@@ -31,7 +34,7 @@ require (
 	github.com/muesli/cancelreader v0.2.2 // indirect
 	github.com/rivo/uniseg v0.4.7 // indirect
 	github.com/xo/terminfo v1.0.0 // indirect
-	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	go.yaml.in/yaml/v3 v3.0.5
 	golang.org/x/mod v0.31.0 // indirect
 	golang.org/x/net v0.48.0
 	golang.org/x/sync v0.22.0 // indirect

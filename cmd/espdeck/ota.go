@@ -36,10 +36,12 @@ Examples:
   espdeck ota upload --host esp8266-1a2b3c.local:8266 --file app.bin --password-env OTA_PW
   espdeck ota upload --host 192.168.1.40 --file littlefs.bin --fs --json
   espdeck ota -i 192.168.1.40 -p 3232 --auth=secret -f app.bin
+` + otaESPHomeUsage + `
 
 Exit codes: 0 ok, 2 bad usage or file, 3 refused before sending, 4 no answer,
 5 authentication failed, 6 the device never connected back, 7 transfer
-failed, 8 the device reported an error, 130 interrupted.`
+failed, 8 the device reported an error, 9 the device found the image
+corrupted (ESPHome), 130 interrupted.`
 
 // runOTA is "espdeck ota …". Without a verb (espota.py style flags right
 // after "ota") it uploads.
@@ -130,6 +132,7 @@ func runOTAUpload(c *cli, args []string) int {
 	boolean(&f.md5Target, "answer a PBKDF2 challenge with the MD5 of the password (espota.py -m)", "m", "md5-target")
 	boolean(&f.espotaProgress, "accepted for espota.py compatibility (progress is shown on a terminal anyway)", "r", "progress")
 	boolean(&f.debug, "debug log (espota.py; same as --log-level debug)", "d", "debug")
+	ef := addESPHomeFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return c.usageExit(err, args)
@@ -142,6 +145,9 @@ func runOTAUpload(c *cli, args []string) int {
 	}
 	if f.file == "" && len(pos) > 0 {
 		f.file, pos = pos[0], pos[1:]
+	}
+	if ef.selected(f.host) {
+		return runOTAUploadESPHome(c, cm, f, ef, pos)
 	}
 	r := c.reporter(cm, f.host)
 	usage := func(msg, hint string) int {

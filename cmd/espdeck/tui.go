@@ -106,7 +106,10 @@ func runTUI(c *cli, args []string) int {
 		serialOpts.Baud = *baud
 	}
 	bcfg := tuibackend.Config{Policy: policy, HostIP: *hostIP, HostPort: *hostPort, Serial: serialOpts, ELF: *elf, Logger: log,
-		Password: storedPassword(cfg, c.getenv, log)}
+		Password: storedPassword(cfg, c.getenv, log),
+		// ESPHome boards' API key for encrypted OTA (one key for all; a
+		// per-device key from the config file is for later).
+		APIKey: func(tui.Device) (string, bool) { k := c.getenv("ESPDECK_API_KEY"); return k, k != "" }}
 	tcfg := tui.Config{Concurrency: cfg.Defaults.Concurrency, ASCII: *ascii, Logger: log, ExitReport: c.stderr}
 	wopts := discovery.Options{Static: static, DisableMDNS: *noMDNS || c.mdnsOff(), Logger: log}
 

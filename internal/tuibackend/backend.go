@@ -42,6 +42,9 @@ type Config struct {
 	// file's password_env/password_file, or ESPDECK_PASSWORD), so that the
 	// TUI does not ask for it. Nil: always ask.
 	Password func(dev tui.Device) (string, bool)
+	// APIKey returns the API encryption key of an ESPHome device (base64),
+	// so that its OTA session is encrypted. Nil or false: no key.
+	APIKey func(dev tui.Device) (string, bool)
 	// ELF is the application ELF for backtrace decoding in the monitor ("" none).
 	ELF string
 	// MonitorBaud is the application's console rate (default 115200).

@@ -28,8 +28,7 @@ func (s flasher) Flash(ctx context.Context, req tui.FlashRequest, progress func(
 	case req.Route == tui.RouteSerial || req.Device.Kind == tui.KindSerial:
 		res = s.b.flashSerial(ctx, req, data, progress)
 	case req.Device.Kind == tui.KindESPHome:
-		res = tui.FlashResult{Error: "ESPHome's own OTA protocol is not supported yet",
-			Hint: "upload with 'esphome upload', or flash over USB from this screen's serial entry"}
+		res = s.b.flashESPHome(ctx, req, data, progress)
 	default:
 		res = s.b.flashOTA(ctx, req, data, progress)
 	}

@@ -234,6 +234,10 @@ func TestDemoGroupFlashReachesOnlyTheMarkedBoards(t *testing.T) {
 		t.Fatal("the program did not quit")
 	}
 	for _, name := range []string{"porch-light", "weather-station"} {
+		// The simulator records a session after it has sent its final OK
+		// and closed the connection, so the client can be done a moment
+		// before the record exists: wait for it (bounded), then check.
+		require.Eventually(t, func() bool { return len(fleet.Sessions(name)) > 0 }, 30*time.Second, 10*time.Millisecond, name)
 		s := fleet.Sessions(name)
 		require.Len(t, s, 1, "%s was marked and flashed once", name)
 		require.Positive(t, len(s[0].Received), name)
