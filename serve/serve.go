@@ -50,8 +50,11 @@ type Options struct {
 	// IdleTimeout ends a download session (and pins no snapshot any more)
 	// when its client sent no request for this long. Default 2 minutes.
 	IdleTimeout time.Duration
-	Audit       Recorder     // nil: no records
-	Log         *slog.Logger // nil: discard
+	Audit       Recorder // nil: no records
+	// Notify, when set, is called with every record as it is made (also
+	// without an Audit log): a download ended, a 304, a 403, a 404.
+	Notify func(audit.Record)
+	Log    *slog.Logger // nil: discard
 	// KeepFinished is how many finished downloads Downloads still lists.
 	// Default 64.
 	KeepFinished int
@@ -399,6 +402,9 @@ func (s *Server) baseRecord(r *http.Request, name, mac string) audit.Record {
 func (s *Server) record(ctx context.Context, rec audit.Record, status int, result, msg string) {
 	rec.Status, rec.Result, rec.Message = status, result, msg
 	s.opt.Log.Info("request answered", "client", rec.Address, "image", rec.Image, "status", status, "why", msg)
+	if s.opt.Notify != nil {
+		s.opt.Notify(rec)
+	}
 	if s.opt.Audit == nil {
 		return
 	}

@@ -55,8 +55,12 @@ func runImage(c *cli, args []string) int {
 		return runImageInfo(c, args[1:])
 	case "verify", "verify-signature", "verify_signature":
 		return runImageVerify(c, args[1:])
+	case "sign", "sign-data", "sign_data":
+		return runImageSign(c, args[1:])
+	case "keygen", "generate-signing-key", "generate_signing_key":
+		return runImageKeygen(c, args[1:])
 	}
-	fmt.Fprintf(c.stderr, "espdeck image: unknown verb %q (info, verify)\n", args[0])
+	fmt.Fprintf(c.stderr, "espdeck image: unknown verb %q (info, verify, sign, keygen)\n", args[0])
 	return exitUsage
 }
 

@@ -49,6 +49,8 @@ func commands() []command {
 		{name: "slot", summary: "OTA slot control over serial (switch, erase-otadata, mark, backup)", run: runSlot},
 		{name: "monitor", summary: "serial monitor with log colours and backtrace decoding", run: runMonitor},
 		{name: "decode", summary: "addresses to functions and source lines (needs --elf)", run: runDecode},
+		{name: "serve", summary: "HTTPS firmware server for boards that pull their updates", run: runServe},
+		{name: "pki", summary: "bench CA and server certificate boards pin (init, show)", run: runPKI},
 		{name: "sim", summary: "run simulated devices to try espdeck by hand", run: runSim},
 		{name: "version", summary: "print the version", run: runVersion},
 		{name: "help", summary: "help for a command", run: runHelp},
