@@ -172,7 +172,7 @@ func runServe(c *cli, args []string) int {
 	}
 
 	var lns []net.Listener
-	for _, ep := range eps {
+	for i, ep := range eps {
 		ln, err := net.Listen("tcp", ep.Listen)
 		if err != nil {
 			for _, l := range lns {
@@ -182,6 +182,9 @@ func runServe(c *cli, args []string) int {
 				hint: "pick another port with --listen :PORT, or stop the program using it"}, fields)
 		}
 		lns = append(lns, ln)
+		if _, port, err := net.SplitHostPort(ln.Addr().String()); err == nil {
+			eps[i].Port = port // --listen :0 picks a port; print the real one
+		}
 	}
 
 	var urls []string
