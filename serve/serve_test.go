@@ -588,3 +588,26 @@ func FuzzAddSpan(f *testing.F) {
 		}
 	})
 }
+
+// A client offering only HTTP/1.0 in ALPN (curl -0; an updater built with
+// ALPN) is served, not refused in the handshake.
+func TestHTTP10ALPN(t *testing.T) {
+	img := appImage("1.0", 3000)
+	b := newBench(t, Options{}, map[string][]byte{"fw.bin": img})
+	conn, err := tls.Dial("tcp", b.hs.Listener.Addr().String(), &tls.Config{RootCAs: b.ca.ClientPool(), ServerName: "127.0.0.1", NextProtos: []string{"http/1.0"}})
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /fw.bin HTTP/1.0\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !bytes.Equal(body, img) {
+		t.Errorf("%d, %d bytes", resp.StatusCode, len(body))
+	}
+}

@@ -326,11 +326,14 @@ func (a *Authority) loadServer(certPath, keyPath string) (tls.Certificate, error
 
 // TLSConfig is the server side TLS configuration boards can talk to: TLS
 // 1.2 and 1.3, ECDHE with AES-GCM or ChaCha20 (mbedTLS's defaults include
-// ECDHE-ECDSA-AES128-GCM-SHA256).
+// ECDHE-ECDSA-AES128-GCM-SHA256). ALPN lists http/1.0 as well as
+// http/1.1: a client that offers only http/1.0 (curl -0, an HTTP/1.0
+// updater built with ALPN) would otherwise be refused in the handshake.
 func TLSConfig(cert tls.Certificate) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{cert},
+		NextProtos:   []string{"http/1.1", "http/1.0"},
 	}
 }
 

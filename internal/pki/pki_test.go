@@ -212,6 +212,12 @@ func TestTLS12Handshake(t *testing.T) {
 		t.Errorf("version %x", conn.ConnectionState().Version)
 	}
 	conn.Close()
+	// A client that offers only HTTP/1.0 in ALPN is not refused.
+	conn, err = tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: a.ClientPool(), ServerName: "127.0.0.1", NextProtos: []string{"http/1.0"}})
+	if err != nil {
+		t.Fatalf("ALPN http/1.0: %v", err)
+	}
+	conn.Close()
 	b, _, _ := Init(t.TempDir())
 	if c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: b.ClientPool(), ServerName: "127.0.0.1"}); err == nil {
 		c.Close()
