@@ -151,20 +151,27 @@ func signatureBlock(content []byte, k crypto.Signer, rnd io.Reader) ([]byte, err
 		if err != nil {
 			return nil, &SignError{Reason: err.Error(), Next: "check the key file"}
 		}
+		// The uncompressed point 04 ‖ X ‖ Y, big-endian; the block wants each
+		// coordinate little-endian.
+		pt, err := pub.Bytes()
+		if err != nil || len(pt) != 1+2*klen {
+			return nil, &SignError{Reason: "the ECDSA public key cannot be encoded", Next: "check the key file"}
+		}
+		x, y := reversed(pt[1:1+klen]), reversed(pt[1+klen:])
 		blk[1] = sigVersionECDSA
 		if klen == 48 {
 			blk[2] = 1 // SHA-384
 			copy(blk[4:52], digest)
 			blk[52] = curveID
-			copy(blk[53:101], leBytes(pub.X, 48))
-			copy(blk[101:149], leBytes(pub.Y, 48))
+			copy(blk[53:101], x)
+			copy(blk[101:149], y)
 			copy(blk[149:197], leBytes(r, 48))
 			copy(blk[197:245], leBytes(s, 48))
 		} else {
 			copy(blk[4:36], digest)
 			blk[36] = curveID
-			copy(blk[37:69], leBytes(pub.X, 32))
-			copy(blk[69:101], leBytes(pub.Y, 32))
+			copy(blk[37:69], x)
+			copy(blk[69:101], y)
 			copy(blk[101:133], leBytes(r, 32))
 			copy(blk[133:165], leBytes(s, 32))
 		}
