@@ -33,7 +33,7 @@ func benchServer(b *testing.B, h http.Handler, conf *tls.Config) string {
 		b.Fatal(err)
 	}
 	hs := HTTPServer(h, conf, nil)
-	go func() { _ = hs.ServeTLS(ln, "", "") }()
+	go func() { _ = hs.ServeTLS(CountingListener(ln), "", "") }()
 	b.Cleanup(func() { hs.Close() })
 	return ln.Addr().String()
 }

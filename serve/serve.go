@@ -187,7 +187,7 @@ func (s *Server) expire(now time.Time) {
 	s.mu.Lock()
 	var ended []*session
 	for k, se := range s.sessions {
-		if now.Sub(se.last) > s.opt.IdleTimeout {
+		if se.inflight == 0 && now.Sub(se.last) > s.opt.IdleTimeout {
 			delete(s.sessions, k)
 			ended = append(ended, se)
 		}
@@ -250,9 +250,10 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, cat *Catalog
 		return
 	}
 	key := clientKey(r, name, mac)
-	s.mu.Lock()
-	se := s.sessions[key]
-	s.mu.Unlock()
+	se, abandoned := s.bind(key, r.Method == http.MethodGet && r.Header.Get("Range") == "")
+	if abandoned != nil {
+		s.finish(abandoned)
+	}
 	var im *Image
 	if se != nil {
 		im = se.image // keep serving the snapshot this download started with
@@ -264,7 +265,7 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, cat *Catalog
 		return
 	}
 	base.Image, base.ImageSHA256, base.ToVersion, base.Chip = im.Name, im.SHA256, im.Version, chipName(im)
-	if im.Refused != "" {
+	if se == nil && im.Refused != "" { // a session's snapshot was never refused
 		s.record(r.Context(), base, http.StatusForbidden, "refused_by_policy", im.Refused)
 		plain(w, http.StatusForbidden, "refused: "+im.Refused)
 		return
@@ -288,7 +289,7 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, cat *Catalog
 	start, end, status, ok := parseRange(r.Header.Get("Range"), im.Size())
 	if !ok {
 		h.Set("Content-Range", fmt.Sprintf("bytes */%d", im.Size()))
-		s.progress(se, r.Header.Get("Range"), http.StatusRequestedRangeNotSatisfiable, 0, 0, true)
+		s.progress(se, r.Header.Get("Range"), http.StatusRequestedRangeNotSatisfiable, 0, 0, 0, true)
 		plain(w, http.StatusRequestedRangeNotSatisfiable, fmt.Sprintf("range %q is outside the %d-byte image", r.Header.Get("Range"), im.Size()))
 		return
 	}
@@ -303,11 +304,23 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, cat *Catalog
 	}
 	h.Set("Content-Length", strconv.FormatInt(end-start, 10))
 	w.WriteHeader(status)
-	var n int64
+	var sent, delivered int64
 	if r.Method == http.MethodGet {
-		n = writeBody(w, im.Data[start:end])
+		sent = writeBody(w, im.Data[start:end])
+		delivered = sent
+		// TLS adds a few bytes per record to what TCP carries, so any
+		// unacknowledged byte means the body's end did not arrive; the
+		// body's bytes are counted up to where the loss may begin.
+		if sent > 0 {
+			switch lost := unacknowledged(w, r); {
+			case lost < 0:
+				delivered = 0
+			case lost > 0:
+				delivered = max(0, sent-lost)
+			}
+		}
 	}
-	s.progress(se, r.Header.Get("Range"), status, start, n, r.Method == http.MethodHead)
+	s.progress(se, r.Header.Get("Range"), status, start, sent, delivered, r.Method == http.MethodHead)
 }
 
 // writeBody writes b in pieces so progress is visible, and returns the
@@ -461,7 +474,9 @@ func chipName(im *Image) string {
 
 // HTTPServer wraps h in an http.Server with the limits a LAN server facing
 // unknown peers needs: bounded header reads and idle connections, small
-// headers. tlsConfig may be nil for plain HTTP.
+// headers. It also lets a Server see each request's connection: served
+// through this and a CountingListener, a Server tells a delivered download
+// from one the board never received. tlsConfig may be nil for plain HTTP.
 func HTTPServer(h http.Handler, tlsConfig *tls.Config, log *slog.Logger) *http.Server {
 	srv := &http.Server{
 		Handler:           h,
@@ -469,6 +484,7 @@ func HTTPServer(h http.Handler, tlsConfig *tls.Config, log *slog.Logger) *http.S
 		ReadHeaderTimeout: 15 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
+		ConnContext:       withConn,
 		// TLS 1.2/1.3 over HTTP/1.1 only: the boards speak nothing else.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}

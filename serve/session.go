@@ -25,6 +25,9 @@ type session struct {
 	last    time.Time
 
 	// Guarded by Server.mu.
+	inflight int  // requests being answered from this session
+	detached bool // no longer in Server.sessions; ends when inflight is 0
+	ended    bool // recorded
 	ranges   []string
 	requests int
 	bytes    int64
@@ -70,22 +73,50 @@ func coveredBytes(spans []span) int64 {
 	return n
 }
 
+// bind finds the client's download in progress and counts one more
+// request in flight on it. A whole GET (restart) instead detaches it: it
+// is recorded as soon as its own requests in flight are answered, and the
+// caller starts afresh; abandoned is a detached session to record now.
+func (s *Server) bind(key string, restart bool) (se, abandoned *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	se = s.sessions[key]
+	if se == nil {
+		return nil, nil
+	}
+	if restart {
+		delete(s.sessions, key)
+		se.detached = true
+		if se.inflight == 0 {
+			return nil, se
+		}
+		return nil, nil
+	}
+	se.inflight++
+	return se, nil
+}
+
+// startSession begins a download of im for key (or joins the one another
+// connection of the same client began a moment ago), with one request in
+// flight.
 func (s *Server) startSession(key string, im *Image, rec audit.Record) *session {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if se, ok := s.sessions[key]; ok {
-		return se // another connection of the same client got there first
+		se.inflight++
+		return se
 	}
 	s.nextID++
-	se := &session{id: s.nextID, key: key, image: im, rec: rec, started: now, last: now}
+	se := &session{id: s.nextID, key: key, image: im, rec: rec, started: now, last: now, inflight: 1}
 	s.sessions[key] = se
 	return se
 }
 
-// progress notes n body bytes sent from offset start; when the client now
-// holds every byte of the image, the session ends and is recorded.
-func (s *Server) progress(se *session, rng string, status int, start, n int64, head bool) {
+// progress notes sent body bytes from offset start, of which the client
+// acknowledged delivered; when the client now holds every byte of the
+// image, the session ends and is recorded.
+func (s *Server) progress(se *session, rng string, status int, start, sent, delivered int64, head bool) {
 	s.mu.Lock()
 	se.last = time.Now()
 	se.status = status
@@ -97,16 +128,20 @@ func (s *Server) progress(se *session, rng string, status int, start, n int64, h
 			se.ranges = append(se.ranges, "…")
 		}
 	}
-	se.bytes += n
-	se.covered = addSpan(se.covered, start, start+n)
-	done := !head && coveredBytes(se.covered) == se.image.Size()
-	if done && s.sessions[se.key] == se {
+	se.bytes += sent
+	se.covered = addSpan(se.covered, start, start+delivered)
+	se.inflight--
+	complete := !head && coveredBytes(se.covered) == se.image.Size()
+	end := false
+	switch {
+	case se.detached:
+		end = complete || se.inflight == 0
+	case complete && s.sessions[se.key] == se:
 		delete(s.sessions, se.key)
-	} else {
-		done = false
+		end = true
 	}
 	s.mu.Unlock()
-	if done {
+	if end {
 		s.finish(se)
 	}
 }
@@ -115,6 +150,11 @@ func (s *Server) progress(se *session, rng string, status int, start, n int64, h
 // list.
 func (s *Server) finish(se *session) {
 	s.mu.Lock()
+	if se.ended {
+		s.mu.Unlock()
+		return
+	}
+	se.ended = true
 	st := se.statusLocked(true)
 	rec := se.rec
 	rec.Ranges = append([]string(nil), se.ranges...)

@@ -181,7 +181,7 @@ func runServe(c *cli, args []string) int {
 			return r.finish(&failure{code: exitUsage, name: "listen_failed", message: fmt.Sprintf("listen on %s: %v", ep.Listen, err),
 				hint: "pick another port with --listen :PORT, or stop the program using it"}, fields)
 		}
-		lns = append(lns, ln)
+		lns = append(lns, serve.CountingListener(ln))
 		if _, port, err := net.SplitHostPort(ln.Addr().String()); err == nil {
 			eps[i].Port = port // --listen :0 picks a port; print the real one
 		}
@@ -221,7 +221,10 @@ func runServe(c *cli, args []string) int {
 		}
 	}
 
-	ctx, cancel := context.WithCancel(c.ctx)
+	// Run (rescans, idle sessions) outlives the HTTP server: the sessions
+	// are closed only after the last request has been answered, so a
+	// download that finished during shutdown is recorded as complete.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(c.ctx))
 	defer cancel()
 	hs := serve.HTTPServer(srv, tlsConf, log)
 	errc := make(chan error, len(lns))
@@ -247,7 +250,9 @@ func runServe(c *cli, args []string) int {
 	}
 	shutCtx, shutCancel := context.WithTimeout(context.WithoutCancel(c.ctx), 5*time.Second)
 	defer shutCancel()
-	_ = hs.Shutdown(shutCtx)
+	if err := hs.Shutdown(shutCtx); err != nil {
+		_ = hs.Close() // a board still being waited on after 5 s is recorded as it stands
+	}
 	cancel()
 	<-runDone // ends sessions: unfinished downloads are recorded as incomplete
 	if serveErr != nil {
