@@ -62,9 +62,10 @@ func withConn(ctx context.Context, c net.Conn) context.Context {
 
 // unacknowledged flushes w and waits until everything written on r's
 // connection is acknowledged, and returns how many bytes were not when
-// the connection went away or the wait ended (0: all of them were).
-// Where it cannot tell (no CountingListener, another OS) it returns 0.
-func unacknowledged(w http.ResponseWriter, r *http.Request) int64 {
+// the connection went away or the wait ended (0: all of them were). With
+// wait false (the response broke off anyway) it looks once. Where it
+// cannot tell (no CountingListener, another OS) it returns 0.
+func unacknowledged(w http.ResponseWriter, r *http.Request, wait bool) int64 {
 	flushErr := http.NewResponseController(w).Flush()
 	c, _ := r.Context().Value(connKey{}).(net.Conn)
 	if tc, ok := c.(*tls.Conn); ok {
@@ -79,5 +80,5 @@ func unacknowledged(w http.ResponseWriter, r *http.Request) int64 {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), ackWaitLimit)
 	defer cancel()
-	return waitAcked(ctx, cc)
+	return waitAcked(ctx, cc, wait)
 }

@@ -18,7 +18,7 @@ const (
 // deliver, or ctx ends, and returns the bytes written but not
 // acknowledged. tcpi_bytes_acked survives a reset, so the answer is exact
 // also for a board that went away.
-func waitAcked(ctx context.Context, c *countingConn) int64 {
+func waitAcked(ctx context.Context, c *countingConn, wait bool) int64 {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return 0
@@ -36,7 +36,7 @@ func waitAcked(ctx context.Context, c *countingConn) int64 {
 		if unacked <= 0 {
 			return 0
 		}
-		if info.State != tcpEstablished && info.State != tcpCloseWait {
+		if !wait || (info.State != tcpEstablished && info.State != tcpCloseWait) {
 			return unacked
 		}
 		select {

@@ -58,6 +58,10 @@ type Options struct {
 	// KeepFinished is how many finished downloads Downloads still lists.
 	// Default 64.
 	KeepFinished int
+	// StallTimeout ends a response when the client takes no bytes for this
+	// long (a board that stopped reading holds no server resources
+	// forever). Default 60 s.
+	StallTimeout time.Duration
 }
 
 // Server serves one folder. Create it with New.
@@ -96,6 +100,9 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 	}
 	if opt.KeepFinished <= 0 {
 		opt.KeepFinished = 64
+	}
+	if opt.StallTimeout <= 0 {
+		opt.StallTimeout = 60 * time.Second
 	}
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
@@ -306,13 +313,13 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, cat *Catalog
 	w.WriteHeader(status)
 	var sent, delivered int64
 	if r.Method == http.MethodGet {
-		sent = writeBody(w, im.Data[start:end])
+		sent = writeBody(w, im.Data[start:end], s.opt.StallTimeout)
 		delivered = sent
 		// TLS adds a few bytes per record to what TCP carries, so any
 		// unacknowledged byte means the body's end did not arrive; the
 		// body's bytes are counted up to where the loss may begin.
 		if sent > 0 {
-			switch lost := unacknowledged(w, r); {
+			switch lost := unacknowledged(w, r, sent == end-start); {
 			case lost < 0:
 				delivered = 0
 			case lost > 0:
@@ -323,12 +330,14 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, cat *Catalog
 	s.progress(se, r.Header.Get("Range"), status, start, sent, delivered, r.Method == http.MethodHead)
 }
 
-// writeBody writes b in pieces so progress is visible, and returns the
-// bytes the connection took.
-func writeBody(w http.ResponseWriter, b []byte) int64 {
+// writeBody writes b in pieces, each of which must be taken by the client
+// within stall, and returns the bytes the connection took.
+func writeBody(w http.ResponseWriter, b []byte, stall time.Duration) int64 {
 	const piece = 16 << 10
+	rc := http.NewResponseController(w)
 	var n int64
 	for len(b) > 0 {
+		_ = rc.SetWriteDeadline(time.Now().Add(stall))
 		k := min(piece, len(b))
 		m, err := w.Write(b[:k])
 		n += int64(m)

@@ -667,3 +667,36 @@ func TestWholeGETRestartsDownload(t *testing.T) {
 		t.Errorf("downloads view %+v", d)
 	}
 }
+
+// A client that requests an image and never reads it does not hold the
+// server: the response ends after the stall timeout and the download is
+// recorded as incomplete.
+func TestStalledClientReleased(t *testing.T) {
+	img := appImage("9", 4<<20)
+	b := newBench(t, Options{StallTimeout: 200 * time.Millisecond}, map[string][]byte{"big.bin": img})
+	conn, err := tls.Dial("tcp", b.hs.Listener.Addr().String(), &tls.Config{RootCAs: b.ca.ClientPool(), ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Never read. The handler gives up, and with the connection still
+	// open the download stays a session until it is closed.
+	d := func() []DownloadStatus { return b.srv.Downloads() }
+	for {
+		if ds := d(); len(ds) == 1 && ds[0].Requests == 1 {
+			if ds[0].Covered >= ds[0].Size {
+				t.Fatalf("a client that read nothing counted as served: %+v", ds[0])
+			}
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // waiting for the event, bounded by the test timeout
+	}
+	b.srv.Close()
+	recs := b.records(1)
+	if recs[0].Complete || recs[0].Result != "incomplete" {
+		t.Errorf("record %+v", recs[0])
+	}
+}
