@@ -217,3 +217,31 @@ func firstDiff(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
+
+// FuzzParseSigningKeyPEM: any input gives a key or a SignError, never a
+// panic, and an error never repeats the input (it may be key material).
+func FuzzParseSigningKeyPEM(f *testing.F) {
+	for _, name := range []string{"test_only_ecdsa256.pem", "test_only_rsa3072.pem"} {
+		if b, err := os.ReadFile("testdata/sign/" + name); err == nil {
+			f.Add(b)
+			f.Add(b[:len(b)/2])
+		}
+	}
+	f.Add([]byte("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		k, err := ParseSigningKeyPEM(data)
+		if err != nil {
+			var se *SignError
+			if !errors.As(err, &se) {
+				t.Fatalf("untyped error %v", err)
+			}
+			if len(data) > 40 && bytes.Contains([]byte(err.Error()), data) {
+				t.Fatalf("the error repeats the input")
+			}
+			return
+		}
+		if k == nil || k.Public() == nil {
+			t.Fatal("nil key without an error")
+		}
+	})
+}
