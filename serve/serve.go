@@ -315,10 +315,13 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, cat *Catalog
 	if r.Method == http.MethodGet {
 		sent = writeBody(w, im.Data[start:end], s.opt.StallTimeout)
 		delivered = sent
-		// TLS adds a few bytes per record to what TCP carries, so any
-		// unacknowledged byte means the body's end did not arrive; the
-		// body's bytes are counted up to where the loss may begin.
-		if sent > 0 {
+		// Only the response that would complete the download needs
+		// confirming: a client asks for the next range after it got the
+		// last one, so earlier ranges confirm themselves. TLS adds a few
+		// bytes per record to what TCP carries, so any unacknowledged byte
+		// means the body's end did not arrive; the body's bytes are
+		// counted up to where the loss may begin.
+		if sent > 0 && s.wouldComplete(se, start, sent) {
 			switch lost := unacknowledged(w, r, sent == end-start); {
 			case lost < 0:
 				delivered = 0

@@ -113,6 +113,14 @@ func (s *Server) startSession(key string, im *Image, rec audit.Record) *session 
 	return se
 }
 
+// wouldComplete reports whether n more bytes from start give the client
+// every byte of the image.
+func (s *Server) wouldComplete(se *session, start, n int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return coveredBytes(addSpan(se.covered, start, start+n)) == se.image.Size()
+}
+
 // progress notes sent body bytes from offset start, of which the client
 // acknowledged delivered; when the client now holds every byte of the
 // image, the session ends and is recorded.
