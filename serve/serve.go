@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/audit"
 )
 
@@ -277,6 +278,11 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, cat *Catalog
 		plain(w, http.StatusForbidden, "refused: "+im.Refused)
 		return
 	}
+	if why := wrongBoard(r.Header, im); se == nil && why != "" {
+		s.record(r.Context(), base, http.StatusForbidden, "wrong_board", why)
+		plain(w, http.StatusForbidden, why)
+		return
+	}
 	if se == nil && r.Header.Get("Range") == "" && r.Method == http.MethodGet && s.runsThisImage(r.Header, im) {
 		// Arduino HTTPUpdate: 304 is "no update".
 		s.record(r.Context(), base, http.StatusNotModified, "not_modified", "the board already runs this image")
@@ -350,6 +356,37 @@ func writeBody(w http.ResponseWriter, b []byte, stall time.Duration) int64 {
 		b = b[k:]
 	}
 	return n
+}
+
+// wrongBoard says why an Arduino board must not get im, from what its
+// request headers tell: an ESP8266 asking for an ESP32-family image or the
+// other way round (both start with E9, so the board's own check passes and
+// the board would not boot), or less free sketch space than the image
+// needs. Empty means no objection.
+func wrongBoard(h http.Header, im *Image) string {
+	esp8266, esp32 := false, false
+	for k := range h {
+		switch lk := strings.ToLower(k); {
+		case strings.HasPrefix(lk, "x-esp8266-"):
+			esp8266 = true
+		case strings.HasPrefix(lk, "x-esp32-"):
+			esp32 = true
+		}
+	}
+	if _, known := im.Chip.Info(); known && !(esp8266 && esp32) {
+		switch {
+		case esp8266 && im.Chip != firmware.ChipESP8266:
+			return fmt.Sprintf("%s is built for %s but the board is an ESP8266", im.Name, chipName(im))
+		case esp32 && im.Chip == firmware.ChipESP8266:
+			return fmt.Sprintf("%s is built for the ESP8266 but the board is an ESP32", im.Name)
+		}
+	}
+	if v := boardHeader(h, "free-space"); v != "" && boardHeader(h, "mode") != "spiffs" {
+		if free, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && free > 0 && free < im.Size() {
+			return fmt.Sprintf("%s needs %d bytes but the board has %d free for a sketch: use a partition table with larger app slots", im.Name, im.Size(), free)
+		}
+	}
+	return ""
 }
 
 // runsThisImage: the board reports the served image's MD5 (Arduino's

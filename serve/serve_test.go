@@ -700,3 +700,40 @@ func TestStalledClientReleased(t *testing.T) {
 		t.Errorf("record %+v", recs[0])
 	}
 }
+
+// Both chip families' images start with E9, so an ESP8266 would accept an
+// ESP32 image and then not boot: the server refuses by the headers.
+func TestWrongBoardRefused(t *testing.T) {
+	esp32img := appImage("10", 3000)
+	esp8266img := firmware.BuildImage(firmware.ImageSpec{Chip: firmware.ChipESP8266, Entry: 0x40100000,
+		Segments: []firmware.SegmentSpec{{LoadAddr: 0x40100000, Data: make([]byte, 64)}}})
+	b := newBench(t, Options{}, map[string][]byte{"c3.bin": esp32img, "8266.bin": esp8266img})
+	ask := func(path string, hdr map[string]string) int {
+		resp, body := get(t, b.client(true), "GET", b.url(path), hdr)
+		if resp.StatusCode == 403 && bytes.Contains(body, []byte{0xE9}) {
+			t.Errorf("%s: refusal carries image bytes", path)
+		}
+		return resp.StatusCode
+	}
+	as8266 := map[string]string{"User-Agent": "ESP8266-http-Update", "x-ESP8266-STA-MAC": "5C:CF:7F:00:00:01", "x-ESP8266-free-space": "1000000"}
+	as32 := map[string]string{"User-Agent": "ESP32-http-Update", "x-ESP32-STA-MAC": "24:0A:C4:00:00:01", "x-ESP32-free-space": "1000000"}
+	if got := ask("c3.bin", as8266); got != 403 {
+		t.Errorf("ESP8266 asking for an ESP32-C3 image: %d", got)
+	}
+	if got := ask("8266.bin", as32); got != 403 {
+		t.Errorf("ESP32 asking for an ESP8266 image: %d", got)
+	}
+	if got := ask("8266.bin", as8266); got != 200 {
+		t.Errorf("ESP8266 image to an ESP8266: %d", got)
+	}
+	if got := ask("c3.bin", map[string]string{"x-ESP32-STA-MAC": "24:0A:C4:00:00:02", "x-ESP32-free-space": "1000"}); got != 403 {
+		t.Errorf("image larger than the free space: %d", got)
+	}
+	if got := ask("c3.bin", as32); got != 200 {
+		t.Errorf("ESP32 image to an ESP32: %d", got)
+	}
+	recs := b.records(5)
+	if recs[0].Result != "wrong_board" || recs[0].Status != 403 {
+		t.Errorf("record %+v", recs[0])
+	}
+}
