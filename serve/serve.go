@@ -105,8 +105,8 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 	if opt.StallTimeout <= 0 {
 		opt.StallTimeout = 60 * time.Second
 	}
-	if opt.Log == nil {
-		opt.Log = slog.New(slog.DiscardHandler)
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opt: opt, sessions: map[string]*session{}, allow: map[string]bool{}}
 	for _, m := range opt.AllowMACs {
@@ -136,14 +136,14 @@ func (s *Server) Rescan(ctx context.Context) ([]string, error) {
 	for _, name := range changed {
 		if im, ok := next.Lookup(name); ok {
 			if im.Refused != "" {
-				s.opt.Log.Warn("image refused by the signing policy", "image", name, "reason", im.Refused)
+				s.opt.Logger.Warn("image refused by the signing policy", "image", name, "reason", im.Refused)
 			} else {
-				s.opt.Log.Info("image published", "image", name, "bytes", len(im.Data), "version", im.Version, "sha256", im.SHA256)
+				s.opt.Logger.Info("image published", "image", name, "bytes", len(im.Data), "version", im.Version, "sha256", im.SHA256)
 			}
 		} else if e, ok := next.errs[name]; ok {
-			s.opt.Log.Warn("file not published", "file", name, "reason", e)
+			s.opt.Logger.Warn("file not published", "file", name, "reason", e)
 		} else {
-			s.opt.Log.Info("image withdrawn", "image", name)
+			s.opt.Logger.Info("image withdrawn", "image", name)
 		}
 	}
 	return changed, nil
@@ -168,7 +168,7 @@ func (s *Server) Run(ctx context.Context, poll time.Duration) {
 			return
 		case now := <-t.C:
 			if _, err := s.Rescan(ctx); err != nil && ctx.Err() == nil {
-				s.opt.Log.Warn("rescan failed", "err", err)
+				s.opt.Logger.Warn("rescan failed", "err", err)
 			}
 			s.expire(now)
 		}
@@ -463,7 +463,7 @@ func (s *Server) baseRecord(r *http.Request, name, mac string) audit.Record {
 // record writes a one-request record (304, 403, 404).
 func (s *Server) record(ctx context.Context, rec audit.Record, status int, result, msg string) {
 	rec.Status, rec.Result, rec.Message = status, result, msg
-	s.opt.Log.Info("request answered", "client", rec.Address, "image", rec.Image, "status", status, "why", msg)
+	s.opt.Logger.Info("request answered", "client", rec.Address, "image", rec.Image, "status", status, "why", msg)
 	if s.opt.Notify != nil {
 		s.opt.Notify(rec)
 	}
@@ -473,7 +473,7 @@ func (s *Server) record(ctx context.Context, rec audit.Record, status int, resul
 	// The request's context may be cancelled by the time the record is
 	// written; the record must still be written.
 	if err := s.opt.Audit.Append(context.WithoutCancel(ctx), rec); err != nil {
-		s.opt.Log.Warn("audit record not written", "err", err)
+		s.opt.Logger.Warn("audit record not written", "err", err)
 	}
 }
 

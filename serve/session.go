@@ -188,13 +188,13 @@ func (s *Server) finish(se *session) {
 		rec.Result = "no_download"
 		rec.Message = "the client asked about the image but downloaded nothing"
 	}
-	s.opt.Log.Info("download ended", "client", rec.Address, "image", rec.Image, "bytes", rec.Bytes, "complete", rec.Complete)
+	s.opt.Logger.Info("download ended", "client", rec.Address, "image", rec.Image, "bytes", rec.Bytes, "complete", rec.Complete)
 	if s.opt.Notify != nil {
 		s.opt.Notify(rec)
 	}
 	if s.opt.Audit != nil {
 		if err := s.opt.Audit.Append(context.Background(), rec); err != nil {
-			s.opt.Log.Warn("audit record not written", "err", err)
+			s.opt.Logger.Warn("audit record not written", "err", err)
 		}
 	}
 }

@@ -154,7 +154,7 @@ func runServe(c *cli, args []string) int {
 
 	var printMu sync.Mutex
 	srv, err := serve.New(c.ctx, serve.Options{
-		Dir: dir, Keys: keys, AllowMACs: macs, CloseAfterRange: *closeAfterRange, Audit: alog, Log: log,
+		Dir: dir, Keys: keys, AllowMACs: macs, CloseAfterRange: *closeAfterRange, Audit: alog, Logger: log,
 		Notify: func(rec audit.Record) {
 			r.event("download", map[string]any{"record": rec})
 			printMu.Lock()
