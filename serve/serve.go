@@ -55,7 +55,7 @@ type Options struct {
 	// Notify, when set, is called with every record as it is made (also
 	// without an Audit log): a download ended, a 304, a 403, a 404.
 	Notify func(audit.Record)
-	Log    *slog.Logger // nil: discard
+	Logger *slog.Logger // nil: discard
 	// KeepFinished is how many finished downloads Downloads still lists.
 	// Default 64.
 	KeepFinished int
