@@ -59,6 +59,11 @@ type Options struct {
 	// KeepFinished is how many finished downloads Downloads still lists.
 	// Default 64.
 	KeepFinished int
+	// MaxSessions bounds the downloads in progress at once (each is a few
+	// hundred bytes of bookkeeping; the MAC header is the client's word,
+	// so a hostile client could otherwise make them without end). Beyond
+	// it a new download gets 503. Default 4096.
+	MaxSessions int
 	// StallTimeout ends a response when the client takes no bytes for this
 	// long (a board that stopped reading holds no server resources
 	// forever). Default 60 s.
@@ -101,6 +106,9 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 	}
 	if opt.KeepFinished <= 0 {
 		opt.KeepFinished = 64
+	}
+	if opt.MaxSessions <= 0 {
+		opt.MaxSessions = 4096
 	}
 	if opt.StallTimeout <= 0 {
 		opt.StallTimeout = 60 * time.Second
@@ -291,7 +299,12 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, cat *Catalog
 		return
 	}
 	if se == nil {
-		se = s.startSession(key, im, base)
+		if se = s.startSession(key, im, base); se == nil {
+			s.record(r.Context(), base, http.StatusServiceUnavailable, "busy", "too many downloads in progress")
+			w.Header().Set("Retry-After", "30")
+			plain(w, http.StatusServiceUnavailable, fmt.Sprintf("%d downloads are in progress; try again later", s.opt.MaxSessions))
+			return
+		}
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")

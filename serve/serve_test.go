@@ -737,3 +737,23 @@ func TestWrongBoardRefused(t *testing.T) {
 		t.Errorf("record %+v", recs[0])
 	}
 }
+
+// Downloads in progress are bounded: MAC headers are the client's word,
+// and each new one would otherwise be a new session kept for minutes.
+func TestSessionsBounded(t *testing.T) {
+	b := newBench(t, Options{MaxSessions: 2}, map[string][]byte{"fw.bin": appImage("11", 20_000)})
+	c := b.client(true)
+	var codes []int
+	for i := range 4 {
+		resp, _ := get(t, c, "HEAD", b.url("fw.bin"), map[string]string{"x-ESP32-STA-MAC": fmt.Sprintf("24:0a:c4:00:00:%02x", i)})
+		codes = append(codes, resp.StatusCode)
+	}
+	if !slices.Equal(codes, []int{200, 200, 503, 503}) {
+		t.Errorf("statuses %v", codes)
+	}
+	// A download in progress goes on.
+	resp, _ := get(t, c, "GET", b.url("fw.bin"), map[string]string{"x-ESP32-STA-MAC": "24:0a:c4:00:00:00", "Range": "bytes=0-99"})
+	if resp.StatusCode != 206 {
+		t.Errorf("existing session: %d", resp.StatusCode)
+	}
+}

@@ -98,7 +98,7 @@ func (s *Server) bind(key string, restart bool) (se, abandoned *session) {
 
 // startSession begins a download of im for key (or joins the one another
 // connection of the same client began a moment ago), with one request in
-// flight.
+// flight. It returns nil when MaxSessions downloads are in progress.
 func (s *Server) startSession(key string, im *Image, rec audit.Record) *session {
 	now := time.Now()
 	s.mu.Lock()
@@ -106,6 +106,9 @@ func (s *Server) startSession(key string, im *Image, rec audit.Record) *session 
 	if se, ok := s.sessions[key]; ok {
 		se.inflight++
 		return se
+	}
+	if len(s.sessions) >= s.opt.MaxSessions {
+		return nil
 	}
 	s.nextID++
 	se := &session{id: s.nextID, key: key, image: im, rec: rec, started: now, last: now, inflight: 1}
