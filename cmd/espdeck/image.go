@@ -20,6 +20,8 @@ const imageUsage = `espdeck image — what is in a firmware image; signature che
 Usage:
   espdeck image info FILE [--key PUB.pem] [--json]
   espdeck image verify FILE [--key PUB.pem]... [--json]
+  espdeck image sign FILE --key PRIVATE.pem -o OUT [--append]   (see espdeck image sign --help)
+  espdeck image keygen PRIVATE.pem [--scheme ecdsa256|rsa3072]
 
 info prints everything esptool's image_info --version 2 reports (header,
 extended header, segments with memory types, checksum, SHA-256, app or
