@@ -19,6 +19,8 @@ const imageUsage = `espdeck image — what is in a firmware image; signature che
 Usage:
   espdeck image info FILE [--key PUB.pem] [--json]
   espdeck image verify FILE [--key PUB.pem]... [--json]
+  espdeck image sign FILE --key PRIVATE.pem -o OUT [--append]   (see espdeck image sign --help)
+  espdeck image keygen PRIVATE.pem [--scheme ecdsa256|rsa3072]
 
 info prints everything esptool's image_info --version 2 reports (header,
 extended header, segments with memory types, checksum, SHA-256, app or
@@ -54,8 +56,12 @@ func runImage(c *cli, args []string) int {
 		return runImageInfo(c, args[1:])
 	case "verify", "verify-signature", "verify_signature":
 		return runImageVerify(c, args[1:])
+	case "sign", "sign-data", "sign_data":
+		return runImageSign(c, args[1:])
+	case "keygen", "generate-signing-key", "generate_signing_key":
+		return runImageKeygen(c, args[1:])
 	}
-	fmt.Fprintf(c.stderr, "espdeck image: unknown verb %q (info, verify)\n", args[0])
+	fmt.Fprintf(c.stderr, "espdeck image: unknown verb %q (info, verify, sign, keygen)\n", args[0])
 	return exitUsage
 }
 

@@ -52,6 +52,8 @@ func commands() []command {
 		{name: "monitor", summary: "serial monitor with log colours and backtrace decoding", run: runMonitor},
 		{name: "decode", summary: "addresses to functions and source lines (needs --elf)", run: runDecode},
 		{name: "arduino", summary: "network discovery and serial monitor for the Arduino IDE 2", run: runArduino},
+		{name: "serve", summary: "HTTPS firmware server for boards that pull their updates", run: runServe},
+		{name: "pki", summary: "bench CA and server certificate boards pin (init, show)", run: runPKI},
 		{name: "sim", summary: "run simulated devices to try espdeck by hand", run: runSim},
 		{name: "version", summary: "print the version", run: runVersion},
 		{name: "help", summary: "help for a command", run: runHelp},

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/espdeck/espdeck/internal/audit"
+	"github.com/espdeck/espdeck/internal/config"
+	"github.com/espdeck/espdeck/internal/humanize"
+	"github.com/espdeck/espdeck/internal/pki"
+	"github.com/espdeck/espdeck/serve"
+)
+
+const defaultListen = ":8443"
+
+const serveUsage = `espdeck serve — an HTTPS firmware server for boards that update themselves
+
+Usage:
+  espdeck serve DIR [--listen ADDR:PORT]... [--host NAME]... [--key PUB.pem]...
+                    [--allow-mac MAC]... [--close-after-range] [--audit-log FILE]
+                    [--pki DIR] [--http] [--json]
+
+Serves the files of DIR over HTTPS (the URL path is the file name) to
+Arduino HTTPUpdate, ESP-IDF esp_https_ota (whole, by ranges, resumed),
+esp32FOTA and ESPHome, and prints the URLs boards should use. Every
+response has a Content-Length and an x-MD5; Arduino boards that report the
+served image's MD5 (or version) get 304. A file replaced in DIR is
+re-published within a few seconds; a board in the middle of a download
+keeps getting the old bytes until it is done.
+
+The certificate comes from the bench CA (espdeck pki init; created here if
+missing) and names every address listened on; boards pin the CA (espdeck
+pki show). Manifests: /fota/FILE.json (esp32FOTA), /esphome/FILE.json
+(ESPHome http_request), / (all images with MD5, SHA-256, version).
+
+  --key PUB.pem       serve only images whose Secure Boot V2 signature
+                      verifies with this key (default: signing_key from the
+                      config file, when set)
+  --allow-mac MAC     only boards sending this MAC (x-ESP32-STA-MAC) may
+                      download; others get 403
+  --close-after-range close the connection after each range (boards with a
+                      4 KiB TLS input buffer)
+  --http              plain HTTP instead of HTTPS (anyone on the LAN can read
+                      and alter the download)
+
+Every download is one record (kind "download") in the audit log, default
+~/.local/state/espdeck/audit.jsonl.
+
+Examples:
+  espdeck serve build/
+  espdeck serve build/ --key keys/fleet.pub.pem --allow-mac 24:0a:c4:12:34:56
+`
+
+func runServe(c *cli, args []string) int {
+	fs, cm := c.newFlags("serve", serveUsage)
+	var listen, hosts, keyPaths, macs repeatable
+	fs.Var(&listen, "listen", "`ADDR:PORT` to listen on (repeatable; default :8443)")
+	fs.Var(&hosts, "host", "an extra host `NAME` boards use for this computer (repeatable)")
+	fs.Var(&keyPaths, "key", "serve only images signed for this PEM public `KEY` (repeatable)")
+	fs.Var(&macs, "allow-mac", "only this board `MAC` may download (repeatable)")
+	closeAfterRange := fs.Bool("close-after-range", false, "close the connection after each 206 response")
+	plainHTTP := fs.Bool("http", false, "serve plain HTTP (no TLS)")
+	auditPath := fs.String("audit-log", "", "audit log `FILE` (default ~/.local/state/espdeck/audit.jsonl)")
+	dirFlag := fs.String("pki", "", "PKI `DIR` (default: <config dir>/espdeck/pki)")
+	poll := fs.Duration("poll", 2*time.Second, "how often to look for changed files")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return c.usageExit(err, args)
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(c.stderr, "espdeck serve: give the folder of images to serve (see espdeck serve --help)")
+		return exitUsage
+	}
+	r := c.reporter(cm, "")
+	dir := pos[0]
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return r.finish(&failure{code: exitUsage, name: "bad_input", message: fmt.Sprintf("%s is not a folder", dir), hint: "give the folder the build writes its .bin files to"}, nil)
+	}
+	if len(listen) == 0 {
+		listen = repeatable{defaultListen}
+	}
+	log, closeLog, err := c.logger(cm)
+	if err != nil {
+		return r.finish(&failure{code: exitUsage, name: "bad_log", message: err.Error()}, nil)
+	}
+	defer closeLog()
+
+	if len(keyPaths) == 0 {
+		if cfg, err := config.Load(cm.config, c.getenv); err == nil && cfg.Defaults.SigningKey != "" {
+			keyPaths = repeatable{cfg.Defaults.SigningKey}
+		}
+	}
+	var keys []crypto.PublicKey
+	if len(keyPaths) > 0 {
+		var f *failure
+		if keys, f = loadKeys(keyPaths); f != nil {
+			return r.finish(f, nil)
+		}
+	}
+
+	ap := *auditPath
+	if ap == "" {
+		if ap, err = audit.DefaultPath(); err != nil {
+			return r.finish(&failure{code: exitUsage, name: "bad_audit_log", message: err.Error(), hint: "pass --audit-log FILE"}, nil)
+		}
+	}
+	alog, err := audit.Open(ap)
+	if err != nil {
+		return r.finish(&failure{code: exitUsage, name: "bad_audit_log", message: err.Error(), hint: "pass --audit-log FILE"}, nil)
+	}
+	defer alog.Close()
+
+	eps, names, f := endpointNames(listen, hosts)
+	if f != nil {
+		return r.finish(f, nil)
+	}
+	var tlsConf *tls.Config
+	scheme := "http"
+	fields := map[string]any{"dir": dir, "audit_log": ap, "tls": !*plainHTTP}
+	if *plainHTTP {
+		r.warn("serving plain HTTP: anyone on the network can read and replace the images in transit; use HTTPS (the default) for anything but a closed bench")
+	} else {
+		pdir, f := pkiDir(*dirFlag)
+		if f != nil {
+			return r.finish(f, nil)
+		}
+		ca, created, err := pki.Init(pdir)
+		if err != nil {
+			return r.finish(pkiFailure(err), nil)
+		}
+		if created {
+			r.say("created a bench CA in %s: boards must trust it (espdeck pki show)", pdir)
+		}
+		cert, reissued, err := ca.ServerCertificate(names)
+		if err != nil {
+			return r.finish(pkiFailure(err), nil)
+		}
+		if reissued {
+			r.say("issued a server certificate for %s", strings.Join(certNames(cert.Leaf.IPAddresses, cert.Leaf.DNSNames), ", "))
+		}
+		tlsConf = pki.TLSConfig(cert)
+		scheme = "https"
+		fields["ca_fingerprint_sha256"] = ca.Fingerprint()
+	}
+
+	var printMu sync.Mutex
+	srv, err := serve.New(c.ctx, serve.Options{
+		Dir: dir, Keys: keys, AllowMACs: macs, CloseAfterRange: *closeAfterRange, Audit: alog, Logger: log,
+		Notify: func(rec audit.Record) {
+			r.event("download", map[string]any{"record": rec})
+			printMu.Lock()
+			defer printMu.Unlock()
+			r.say("%s %s %s: %s (%s, %d range request(s))", rec.Address, nonEmpty(rec.MAC, "-"), rec.Image, rec.Result, humanize.Bytes(rec.Bytes), len(rec.Ranges))
+		},
+	})
+	if err != nil {
+		var se *serve.Error
+		hint := ""
+		if errors.As(err, &se) {
+			hint = se.Hint()
+		}
+		return r.finish(&failure{code: exitUsage, name: "serve_failed", message: err.Error(), hint: hint}, nil)
+	}
+
+	var lns []net.Listener
+	for i, ep := range eps {
+		ln, err := net.Listen("tcp", ep.Listen)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return r.finish(&failure{code: exitUsage, name: "listen_failed", message: fmt.Sprintf("listen on %s: %v", ep.Listen, err),
+				hint: "pick another port with --listen :PORT, or stop the program using it"}, fields)
+		}
+		lns = append(lns, serve.CountingListener(ln))
+		if _, port, err := net.SplitHostPort(ln.Addr().String()); err == nil {
+			eps[i].Port = port // --listen :0 picks a port; print the real one
+		}
+	}
+
+	var urls []string
+	for _, ep := range eps {
+		urls = append(urls, ep.URLs(scheme)...)
+	}
+	fields["urls"] = urls
+	cat := srv.Catalog()
+	var published []map[string]any
+	for _, im := range cat.Images() {
+		published = append(published, map[string]any{"name": im.Name, "bytes": len(im.Data), "version": im.Version, "md5": im.MD5, "sha256": im.SHA256, "refused": im.Refused})
+	}
+	r.event("listening", map[string]any{"urls": urls, "images": published, "problems": cat.Problems(), "ca_fingerprint_sha256": fields["ca_fingerprint_sha256"]})
+	if !cm.json {
+		fmt.Fprintf(c.stdout, "serving %s on:\n", dir)
+		for _, u := range urls {
+			fmt.Fprintf(c.stdout, "  %s/\n", u)
+		}
+		if fp, ok := fields["ca_fingerprint_sha256"]; ok {
+			fmt.Fprintf(c.stdout, "CA fingerprint (SHA-256): %s\n", fp)
+		}
+		for _, im := range cat.Images() {
+			state := "served"
+			if im.Refused != "" {
+				state = "REFUSED: " + im.Refused
+			}
+			fmt.Fprintf(c.stdout, "  %-28s %9s  %-14s %s\n", im.Name, humanize.Bytes(im.Size()), nonEmpty(im.Version, "-"), state)
+		}
+		for name, why := range cat.Problems() {
+			fmt.Fprintf(c.stdout, "  %-28s not published: %s\n", name, why)
+		}
+		if len(urls) > 0 {
+			fmt.Fprintf(c.stdout, "a board fetches e.g. %s/FILE.bin; audit log: %s; Ctrl-C stops\n", urls[0], ap)
+		}
+	}
+
+	// Run (rescans, idle sessions) outlives the HTTP server: the sessions
+	// are closed only after the last request has been answered, so a
+	// download that finished during shutdown is recorded as complete.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(c.ctx))
+	defer cancel()
+	hs := serve.HTTPServer(srv, tlsConf, log)
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() {
+			var err error
+			if tlsConf != nil {
+				err = hs.ServeTLS(ln, "", "")
+			} else {
+				err = hs.Serve(ln)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	runDone := make(chan struct{})
+	go func() { srv.Run(ctx, *poll); close(runDone) }()
+	var serveErr error
+	select {
+	case <-c.ctx.Done():
+	case serveErr = <-errc:
+	}
+	shutCtx, shutCancel := context.WithTimeout(context.WithoutCancel(c.ctx), 5*time.Second)
+	defer shutCancel()
+	if err := hs.Shutdown(shutCtx); err != nil {
+		_ = hs.Close() // a board still being waited on after 5 s is recorded as it stands
+	}
+	cancel()
+	<-runDone // ends sessions: unfinished downloads are recorded as incomplete
+	if serveErr != nil {
+		return r.finish(&failure{code: exitTransfer, name: "serve_failed", message: serveErr.Error()}, fields)
+	}
+	return r.finish(nil, fields)
+}
+
+func certNames(ips []net.IP, hosts []string) []string {
+	var out []string
+	for _, ip := range ips {
+		out = append(out, ip.String())
+	}
+	return append(out, hosts...)
+}
+
+func nonEmpty(s, or string) string {
+	if s == "" {
+		return or
+	}
+	return s
+}
