@@ -207,6 +207,9 @@ type ROM struct {
 
 	// current write operation (FLASH_BEGIN / FLASH_DEFL_BEGIN)
 	wr *writeOp
+	// inflateBuf is the ROM's inflate output window; it keeps its bytes
+	// from one compressed write to the next, as RAM does.
+	inflateBuf []byte
 }
 
 // New returns a simulated ROM for profile p.
@@ -220,7 +223,8 @@ func New(p Profile, cfg Config) *ROM {
 	}
 	r := &ROM{p: p, cfg: cfg, log: log, faults: cfg.Faults,
 		flash: bytes.Repeat([]byte{0xFF}, int(p.FlashSize)), regs: map[uint32]uint32{},
-		chipSize: 2 << 20, romBaud: 115200, counts: map[byte]int{}, poke: make(chan struct{}, 1)}
+		chipSize: 2 << 20, romBaud: 115200, counts: map[byte]int{}, poke: make(chan struct{}, 1),
+		inflateBuf: staleRAM()}
 	if p.Chip == firmware.ChipESP8266 {
 		r.chipSize = p.FlashSize
 	}
