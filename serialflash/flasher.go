@@ -55,8 +55,19 @@ type Options struct {
 	// BootLogWait is how long to collect the boot log after a reset
 	// (default 150 ms).
 	BootLogWait time.Duration
-	// NoCompress writes uncompressed even where the ROM can inflate.
+	// NoCompress writes uncompressed even where the ROM can inflate
+	// (the same as Compress: CompressNever).
 	NoCompress bool
+	// Compress chooses when writes may go compressed; the zero value is
+	// CompressSafe, which never changes a byte outside the regions.
+	Compress Compression
+	// NoDiff writes every sector of a region even where the flash already
+	// holds the data (by default, where the ROM has SPI_FLASH_MD5, only
+	// the sectors that differ are written).
+	NoDiff bool
+	// MaxResumes bounds how often one region's write continues after a
+	// block failed (0 = the default 3; negative = never resume).
+	MaxResumes int
 	// FlashSize overrides the detected flash size (bytes); needed in
 	// Secure Download Mode where RDID is impossible.
 	FlashSize uint32
@@ -67,6 +78,11 @@ type Options struct {
 	OnNotice func(string)
 	// Logger gets protocol-level debug logs; nil discards.
 	Logger *slog.Logger
+
+	// unsafeAlwaysCompress compresses every region without padding, as
+	// espdeck did before the ROM's window behaviour was known (§13.1).
+	// Only benchmarks and tests set it, to measure and show the damage.
+	unsafeAlwaysCompress bool
 }
 
 func (o *Options) defaults() {
@@ -111,6 +127,8 @@ type Flasher struct {
 	noDTR bool
 	// attached says SPI_ATTACH and SPI_SET_PARAMS were sent.
 	attached bool
+	// paramSize is the flash size SPI_SET_PARAMS told the ROM.
+	paramSize uint32
 }
 
 // Open opens port (a device path or socket://HOST:PORT) and connects to the
@@ -616,6 +634,7 @@ func (f *Flasher) attach(ctx context.Context) error {
 			return fmt.Errorf("set flash parameters: %w", err)
 		}
 	}
+	f.paramSize = size
 	f.attached = true
 	return nil
 }

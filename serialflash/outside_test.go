@@ -64,8 +64,22 @@ func TestNoByteOutsideTheRegions(t *testing.T) {
 				before := noisyFlash(p.FlashSize, uint64(i))
 				env := startPTY(t, romsim.Config{Chip: chip, FlashImage: before})
 				f := openPTY(t, env, fastOpts())
-				require.NoError(t, f.WriteFlash(testCtx(t), sh.regions))
+				res, err := f.Write(testCtx(t), sh.regions)
+				require.NoError(t, err)
 				after := env.rom.Flash()
+				require.Len(t, res.Regions, len(sh.regions))
+				for k, rr := range res.Regions {
+					r := sh.regions[k]
+					require.Equal(t, "md5", rr.Verify)
+					require.LessOrEqual(t, rr.VerifiedStart, r.Addr, "verification covers the region")
+					require.GreaterOrEqual(t, rr.VerifiedEnd, r.Addr+uint32(len(r.Data)), "verification covers the region")
+					switch {
+					case len(r.Data) < serialflash.MinCompressed:
+						require.Zero(t, rr.Compressed, "a small structure never goes compressed")
+					case int(r.Addr)+len(r.Data)+0x8000 <= 4<<20:
+						require.NotZero(t, rr.Compressed, "a large region away from the end of the flash is compressed (safely)")
+					}
+				}
 				inside := make([]bool, len(after))
 				for _, r := range sh.regions {
 					require.Equal(t, r.Data, after[r.Addr:int(r.Addr)+len(r.Data)], "region 0x%X", r.Addr)
@@ -87,4 +101,24 @@ func TestNoByteOutsideTheRegions(t *testing.T) {
 			})
 		}
 	}
+}
+
+// The same check against the writer's old policy (compress everything,
+// no padding) shows the damage the simulated window does — the test above
+// would catch a return to it.
+func TestUnpaddedCompressionDamagesNeighbours(t *testing.T) {
+	t.Parallel()
+	before := noisyFlash(4<<20, 99)
+	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32, FlashImage: before})
+	f := openPTY(t, env, serialflash.UnsafeAlwaysCompress(fastOpts()))
+	// A partition table at 0x8000, as `serial write 0x8000 partitions.bin` did.
+	require.NoError(t, f.WriteFlash(testCtx(t), []serialflash.Region{{Addr: 0x8000, Data: firmwareLike(0xC00, 5)}}))
+	after := env.rom.Flash()
+	changed := 0
+	for a := 0x9000; a < 0x10000; a++ {
+		if after[a] != before[a] {
+			changed++
+		}
+	}
+	require.NotZero(t, changed, "nvs/otadata/phy_init (0x9000-0xFFFF) were hit by the stale window")
 }

@@ -207,7 +207,7 @@ func TestWriteVerifyReadBackCompressedAndPlain(t *testing.T) {
 			f := openPTY(t, env, opts)
 			regions := []serialflash.Region{
 				{Addr: 0x1000, Data: firmwareLike(5000, 1)},
-				{Addr: 0x10000, Data: firmwareLike(9000, 2)},
+				{Addr: 0x10000, Data: firmwareLike(40000, 2)}, // large enough to go compressed
 			}
 			require.NoError(t, f.WriteFlash(testCtx(t), regions))
 			flash := env.rom.Flash()
@@ -236,7 +236,7 @@ func TestWriteVerifyReadBackCompressedAndPlain(t *testing.T) {
 				require.Contains(t, ops, byte(0x13), "verified with SPI_FLASH_MD5")
 			}
 			if tc.chip != firmware.ChipESP8266 {
-				back, err := f.ReadFlash(testCtx(t), 0x10000, 9000)
+				back, err := f.ReadFlash(testCtx(t), 0x10000, 40000)
 				require.NoError(t, err)
 				require.Equal(t, regions[1].Data, back)
 			}

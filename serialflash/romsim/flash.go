@@ -149,12 +149,16 @@ func (s *session) data(op byte, chk uint32, data []byte) {
 		s.reply(op, 0, nil, errChecksum)
 		return
 	}
+	if f.ErrorDataNth == n && f.ErrorCode != 0 {
+		s.reply(op, 0, nil, f.ErrorCode)
+		return
+	}
 	if seq != wr.seq || seq >= wr.blocks {
 		s.reply(op, 0, nil, errInvalidFormat)
 		return
 	}
 	wr.seq++
-	if f.FailFlashDataNth == n {
+	if f.FailFlashDataNth == n || (f.FailFlashDataFromNth > 0 && n >= f.FailFlashDataFromNth) {
 		s.reply(op, 0, nil, errFlashWrite)
 		return
 	}

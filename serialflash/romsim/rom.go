@@ -77,8 +77,15 @@ type Faults struct {
 	// this error byte.
 	ErrorOp   byte
 	ErrorCode byte
+	// ErrorDataNth answers the Nth data block (after its checksum passed)
+	// with status 01 and ErrorCode, as the ESP32 ROM answered a block the
+	// emulated UART had dropped bytes of (01 05).
+	ErrorDataNth int
 	// FailFlashDataNth answers the Nth data block with 01 08 (flash write error).
 	FailFlashDataNth int
+	// FailFlashDataFromNth answers the Nth data block and every later one
+	// with 01 08 (a flash chip that has given up).
+	FailFlashDataFromNth int
 	// GarbageBetweenFrames emits boot-log-like text before every reply.
 	GarbageBetweenFrames bool
 	// StallOp makes the ROM go silent forever on the StallNth request with
