@@ -249,6 +249,46 @@ func paren(s string) string {
 	return "(" + s + ")"
 }
 
+// lineKind tells what out-of-frame bytes look like: "text" (lines of
+// printable characters: an app's log), "noise" (mostly unprintable) or ""
+// (too little to tell).
+func lineKind(b []byte) string {
+	if len(b) < 16 {
+		return ""
+	}
+	text, nl := 0, false
+	for _, c := range b {
+		switch {
+		case c == '\n':
+			nl = true
+			text++
+		case c == '\r' || c == '\t' || (c >= 0x20 && c < 0x7F):
+			text++
+		}
+	}
+	switch {
+	case nl && text*10 >= len(b)*9:
+		return "text"
+	case text*10 < len(b)*7:
+		return "noise"
+	}
+	return ""
+}
+
+// lastLine returns the last complete non-empty line of text, cut to max.
+func lastLine(b []byte, max int) string {
+	lines := strings.Split(strings.ReplaceAll(string(b), "\r", ""), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" && (i < len(lines)-1 || len(lines) == 1) {
+			if len(l) > max {
+				l = l[:max]
+			}
+			return printable([]byte(l), max)
+		}
+	}
+	return ""
+}
+
 // printable renders line noise for an error message.
 func printable(b []byte, max int) string {
 	if len(b) > max {
@@ -297,7 +337,7 @@ func (f *Flasher) connect(ctx context.Context) error {
 			}
 		}
 		// Collect the boot log the reset produced.
-		f.c.drain(ctx, f.opts.BootLogWait)
+		f.c.drain(ctx, f.opts.BootLogWait, max(4*f.opts.BootLogWait, time.Second))
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("connect: %w", err)
 		}
@@ -331,6 +371,10 @@ func (f *Flasher) connect(ctx context.Context) error {
 
 func (f *Flasher) noSyncError(log []byte, sawDownload bool) error {
 	dl, seen, desc := bootMode(log)
+	if lineKind(log) == "noise" {
+		return withHint(fmt.Errorf("%w: the line carries noise, not replies (seen: %q)", ErrNoSync, printable(log, 60)),
+			"a wrong baud rate on an adapter that does not auto-baud, a loose ground or a floating RX pin: check the cable and wiring, and that this is the board's port")
+	}
 	switch {
 	case seen && !dl:
 		return withHint(fmt.Errorf("%w (%s)", ErrWrongBootMode, desc),
@@ -341,6 +385,11 @@ func (f *Flasher) noSyncError(log []byte, sawDownload bool) error {
 	case f.noDTR:
 		return withHint(fmt.Errorf("%w: %w", ErrNoSync, ErrNoModemLines),
 			"put the board in download mode by hand: hold BOOT, tap EN/RST, release BOOT, then run the command again with --before no-reset")
+	}
+	switch lineKind(log) {
+	case "text":
+		return withHint(fmt.Errorf("%w: the board is running an app and printing; it is not in download mode (last output: %q)", ErrWrongBootMode, lastLine(log, 100)),
+			"hold BOOT, tap EN (RST), release BOOT, then run the command again; if the board has an auto-reset circuit, use --before default-reset")
 	}
 	what := "nothing"
 	if len(log) > 0 {
@@ -358,9 +407,11 @@ func (f *Flasher) sync(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	got := false
-	timeout := f.opts.SyncTimeout
+	// One deadline for the first reply; after it, a short one for the
+	// other copies. Bytes that are not replies extend neither.
+	deadline := time.Now().Add(f.opts.SyncTimeout)
 	for range 16 {
-		fr, err := f.c.readFrame(ctx, timeout)
+		fr, err := f.c.readFrameUntil(ctx, deadline)
 		if err != nil {
 			if ctx.Err() != nil {
 				return false, fmt.Errorf("sync: %w", ctx.Err())
@@ -375,8 +426,10 @@ func (f *Flasher) sync(ctx context.Context) (bool, error) {
 			continue
 		}
 		if _, err := r.status(0); err == nil {
+			if !got {
+				deadline = time.Now().Add(50 * time.Millisecond)
+			}
 			got = true
-			timeout = 50 * time.Millisecond
 		}
 	}
 	return got, nil

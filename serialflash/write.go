@@ -293,7 +293,7 @@ func (f *Flasher) regionState(r Region, lo, hi uint32, err error, rr *RegionResu
 // only when that fails a reconnect at 115200 (resetting where the port
 // has lines) and a lower rate.
 func (f *Flasher) resync(ctx context.Context, cause error) error {
-	f.c.drain(ctx, 50*time.Millisecond)
+	f.c.drain(ctx, 50*time.Millisecond, 500*time.Millisecond)
 	for range f.opts.SyncTries {
 		ok, err := f.sync(ctx)
 		if err != nil {
