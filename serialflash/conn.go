@@ -149,7 +149,7 @@ func (c *conn) exchange(ctx context.Context, op Opcode, data []byte, chk uint32,
 			// The ESP32 ROM answers an unsupported command with the
 			// previous reply's opcode and value and status 01 05 (§13).
 			c.drainUnsupported(ctx)
-			return response{}, &CommandError{Op: op, Status: r.data[0], Code: r.data[1]}
+			return response{}, &CommandError{Op: op, Status: r.data[0], ROMCode: r.data[1]}
 		}
 	}
 }

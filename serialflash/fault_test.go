@@ -64,7 +64,7 @@ func TestFaultKnobs(t *testing.T) {
 		{"flash write errors from a block on", romsim.Faults{FailFlashDataFromNth: 2}, func(t *testing.T, _, err error, _ *romsim.ROM) {
 			var ce *serialflash.CommandError
 			require.ErrorAs(t, err, &ce)
-			require.Equal(t, byte(0x08), ce.Code)
+			require.Equal(t, byte(0x08), ce.ROMCode)
 			require.Contains(t, serialflash.Hint(err), "power")
 			require.Contains(t, err.Error(), "after 3 resumes")
 		}},
@@ -72,7 +72,7 @@ func TestFaultKnobs(t *testing.T) {
 			var ce *serialflash.CommandError
 			require.ErrorAs(t, err, &ce)
 			require.Equal(t, serialflash.OpSPIAttach, ce.Op)
-			require.Equal(t, byte(0x06), ce.Code)
+			require.Equal(t, byte(0x06), ce.ROMCode)
 		}},
 		{"wrong md5", romsim.Faults{WrongMD5: true}, func(t *testing.T, _, err error, _ *romsim.ROM) {
 			require.ErrorIs(t, err, serialflash.ErrVerify)

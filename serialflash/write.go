@@ -462,7 +462,7 @@ func (f *Flasher) writeSpan(ctx context.Context, r Region, s span, rr *RegionRes
 		for try := range 3 {
 			_, _, err = f.c.command(ctx, op, pkt, checksum(block), 0, timeout)
 			var ce *CommandError
-			if err == nil || !(errors.As(err, &ce) && ce.Code == 0x07) || try == 2 {
+			if err == nil || !(errors.As(err, &ce) && ce.ROMCode == 0x07) || try == 2 {
 				break
 			}
 			f.opts.Logger.Debug("block checksum error, sending again", "seq", seq)
