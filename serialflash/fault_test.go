@@ -223,9 +223,14 @@ func TestWriteStepsDownWhenLinkFailsMidTransfer(t *testing.T) {
 	// long the wait, and the wait is what this test costs; 1 s also failed
 	// replies that a busy machine merely delayed at 460800.
 	opts.CommandTimeout = 3 * time.Second
+	opts.Before = serialflash.ResetDefault // stepping down resets the chip
 	var notices []string
 	opts.OnNotice = func(s string) { notices = append(notices, s) }
-	f := openPTY(t, env, opts)
+	port, err := serialflash.OpenPort(testCtx(t), env.path)
+	require.NoError(t, err)
+	f, err := serialflash.OpenWithPort(testCtx(t), &linePort{Port: port, rom: env.rom}, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
 	require.Equal(t, 921600, f.Baud())
 	// The adapter starts failing at this rate (a warm CH340).
 	env.rom.SetFaults(romsim.Faults{MaxReliableBaud: 460800})

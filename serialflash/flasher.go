@@ -570,8 +570,15 @@ func (f *Flasher) raiseBaud(ctx context.Context, want int) error {
 			return fmt.Errorf("change baud rate: %w", ctx.Err())
 		}
 		f.notice("the link did not work at %d Bd (%v); back to 115200 and trying a lower rate", rate, err)
-		if err := f.reconnect(ctx); err != nil {
-			return err
+		if rerr := f.reconnect(ctx); rerr != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("change baud rate: %w", ctx.Err())
+			}
+			hint := fmt.Sprintf("reset the board (hold BOOT, tap EN, release BOOT) and retry with --baud 115200; this link cannot reset the chip, and the ROM keeps %d Bd until it is reset", rate)
+			if !f.noDTR && f.opts.Before != ResetNone {
+				hint = "retry with --baud 115200; if that fails too, reset the board by hand (hold BOOT, tap EN)"
+			}
+			return withHint(fmt.Errorf("%w: the chip acknowledged the switch to %d Bd, then did not answer at %d Bd nor back at 115200 (%v)", ErrBaudChange, rate, rate, Message(err)), hint)
 		}
 	}
 	f.notice("staying at 115200 Bd")

@@ -309,9 +309,16 @@ func TestBaudStepDownWhenLinkFails(t *testing.T) {
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32C3, Faults: romsim.Faults{MaxReliableBaud: 230400}})
 	opts := fastOpts()
 	opts.Baud = 921600
+	// The ROM keeps a rate it switched to until it is reset, so stepping
+	// down needs a port that can reset the chip.
+	opts.Before = serialflash.ResetDefault
 	var notices []string
 	opts.OnNotice = func(s string) { notices = append(notices, s) }
-	f := openPTY(t, env, opts)
+	port, err := serialflash.OpenPort(testCtx(t), env.path)
+	require.NoError(t, err)
+	f, err := serialflash.OpenWithPort(testCtx(t), &linePort{Port: port, rom: env.rom}, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
 	require.Equal(t, 230400, f.Baud(), "stepped down to the fastest working rate")
 	require.GreaterOrEqual(t, len(notices), 2, "each step down is said")
 	data := firmwareLike(3000, 5)
@@ -418,4 +425,20 @@ func TestSecureDownloadModeInfo(t *testing.T) {
 	require.Empty(t, info.MAC)
 	_, err = f.ReadFlash(testCtx(t), 0, 64)
 	require.ErrorIs(t, err, serialflash.ErrUnsupported)
+}
+
+// On a link that cannot reset the chip, a failed baud change is said as
+// that — with the rate and the way out — not as a cable problem.
+func TestFailedBaudChangeSaidAsSuch(t *testing.T) {
+	t.Parallel()
+	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32, Faults: romsim.Faults{MaxReliableBaud: 115200}})
+	opts := noSyncOpts()
+	opts.Baud = 460800
+	opts.ConnectAttempts = 1
+	_, err := serialflash.Open(testCtx(t), env.path, opts)
+	require.ErrorIs(t, err, serialflash.ErrBaudChange)
+	require.Equal(t, "baud_change_failed", serialflash.Code(err))
+	require.Contains(t, err.Error(), "460800 Bd")
+	require.Contains(t, serialflash.Hint(err), "--baud 115200")
+	require.NotContains(t, serialflash.Hint(err), "cable")
 }

@@ -210,6 +210,9 @@ type ROM struct {
 	attached  bool
 	chipSize  uint32
 	romBaud   int
+	// baudLocked says CHANGE_BAUDRATE set the rate; SYNC no longer
+	// auto-bauds until the next reset.
+	baudLocked bool
 	dtr, rts  bool
 	bootAt    time.Time // EN rose: boot when the strap delay has passed
 	lines     []LineEvent
@@ -595,6 +598,7 @@ func (s *session) boot() {
 	r.bootAt = time.Time{}
 	r.attached = false
 	r.romBaud = 115200
+	r.baudLocked = false
 	r.wr = nil
 	if r.p.Chip != firmware.ChipESP8266 {
 		r.chipSize = 2 << 20
@@ -845,6 +849,7 @@ func (s *session) handle(f []byte) {
 		s.reply(op, 0, nil, 0) // at the old rate
 		r.mu.Lock()
 		r.romBaud = nb
+		r.baudLocked = true
 		r.baudLog = append(r.baudLog, nb)
 		r.mu.Unlock()
 	case opGetSecurity:
@@ -898,7 +903,10 @@ func (s *session) sync(data []byte) {
 	// The ROM's auto-baud locks onto the 0x55 pattern at whatever rate the
 	// host uses. Over TCP there is no host rate: the rate CHANGE_BAUDRATE
 	// set holds until the next reset.
-	if r.cfg.HostBaud != nil {
+	// After CHANGE_BAUDRATE the UART keeps the set rate until the next
+	// reset: a host that goes back to 115200 without resetting the chip
+	// is not heard (as seen on the ESP32 ROM, issue #11 point 3).
+	if r.cfg.HostBaud != nil && !r.baudLocked {
 		if h := r.cfg.HostBaud(); h > 0 {
 			r.romBaud = h
 		}
