@@ -202,28 +202,28 @@ type ROM struct {
 	cfg Config
 	log *slog.Logger
 
-	mu        sync.Mutex
-	faults    Faults
-	flash     []byte
-	regs      map[uint32]uint32
-	st        state
-	attached  bool
-	chipSize  uint32
-	romBaud   int
+	mu       sync.Mutex
+	faults   Faults
+	flash    []byte
+	regs     map[uint32]uint32
+	st       state
+	attached bool
+	chipSize uint32
+	romBaud  int
 	// baudLocked says CHANGE_BAUDRATE set the rate; SYNC no longer
 	// auto-bauds until the next reset.
 	baudLocked bool
-	dtr, rts  bool
-	bootAt    time.Time // EN rose: boot when the strap delay has passed
-	lines     []LineEvent
-	cmdLog    []LogEntry
-	lastOp    byte
-	lastValue uint32
-	counts    map[byte]int
-	syncs     int
-	dataN     int
-	baudLog   []int
-	poke      chan struct{}
+	dtr, rts   bool
+	bootAt     time.Time // EN rose: boot when the strap delay has passed
+	lines      []LineEvent
+	cmdLog     []LogEntry
+	lastOp     byte
+	lastValue  uint32
+	counts     map[byte]int
+	syncs      int
+	dataN      int
+	baudLog    []int
+	poke       chan struct{}
 
 	// current write operation (FLASH_BEGIN / FLASH_DEFL_BEGIN)
 	wr *writeOp
