@@ -78,6 +78,9 @@ type Options struct {
 	OnNotice func(string)
 	// Logger gets protocol-level debug logs; nil discards.
 	Logger *slog.Logger
+	// Owner names this use of the port for a second process that finds it
+	// busy (e.g. "espdeck serial write"); default "espdeck".
+	Owner string
 
 	// unsafeAlwaysCompress compresses every region without padding, as
 	// espdeck did before the ROM's window behaviour was known (§13.1).
@@ -135,7 +138,11 @@ type Flasher struct {
 // chip's ROM loader: reset into download mode, sync, detect, baud change,
 // flash attach. The caller must Close the Flasher.
 func Open(ctx context.Context, port string, opts Options) (*Flasher, error) {
-	p, err := OpenPort(ctx, port)
+	owner := opts.Owner
+	if owner == "" {
+		owner = "espdeck"
+	}
+	p, err := OpenPortAs(ctx, port, owner)
 	if err != nil {
 		return nil, err
 	}

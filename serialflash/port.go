@@ -34,16 +34,28 @@ type Port interface {
 // socket://HOST:PORT for a raw TCP serial server or emulator. Errors wrap
 // ErrPortNotFound, ErrPermission or ErrPortBusy with the next step.
 func OpenPort(ctx context.Context, name string) (Port, error) {
+	return OpenPortAs(ctx, name, "espdeck")
+}
+
+// OpenPortAs is OpenPort that claims a local port for owner (e.g. "espdeck
+// serial write") for as long as it is open; a second claim fails with
+// ErrPortBusy naming this owner and PID.
+func OpenPortAs(ctx context.Context, name, owner string) (Port, error) {
 	if rest, ok := strings.CutPrefix(name, "socket://"); ok {
 		return openSocket(ctx, rest)
+	}
+	lock, err := LockPort(name, owner)
+	if err != nil {
+		return nil, err
 	}
 	// Never set Mode.InitialStatusBits: opening fails on ports without
 	// modem lines (ptys); lines are set after opening instead.
 	p, err := serial.Open(name, &serial.Mode{BaudRate: 115200, DataBits: 8})
 	if err != nil {
+		lock.Unlock()
 		return nil, classifyOpenError(name, err)
 	}
-	sp := &serialPort{p: p}
+	sp := &serialPort{p: p, lock: lock}
 	// Bytes sent while the port was closed arrive after the next open.
 	p.ResetInputBuffer()
 	return sp, nil
@@ -127,14 +139,19 @@ func usbID(name string) string {
 
 // serialPort adapts go.bug.st/serial.
 type serialPort struct {
-	p serial.Port
+	p    serial.Port
+	lock *PortLock
 }
 
 func (s *serialPort) Read(b []byte) (int, error)           { return s.p.Read(b) }
 func (s *serialPort) Write(b []byte) (int, error)          { return s.p.Write(b) }
 func (s *serialPort) SetReadTimeout(d time.Duration) error { return s.p.SetReadTimeout(d) }
 func (s *serialPort) ResetInputBuffer() error              { return s.p.ResetInputBuffer() }
-func (s *serialPort) Close() error                         { return s.p.Close() }
+func (s *serialPort) Close() error {
+	err := s.p.Close()
+	s.lock.Unlock()
+	return err
+}
 func (s *serialPort) SetBaudRate(baud int) error {
 	if err := s.p.SetMode(&serial.Mode{BaudRate: baud, DataBits: 8}); err != nil {
 		return fmt.Errorf("set %d Bd: %w", baud, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -401,16 +402,20 @@ func TestPortErrors(t *testing.T) {
 	require.ErrorIs(t, err, serialflash.ErrPortNotFound)
 	require.NotEmpty(t, serialflash.Hint(err))
 
-	if os.Geteuid() == 0 {
-		t.Skip("root bypasses TIOCEXCL, so a second open of a pty succeeds; the busy mapping is covered by TestClassifyOpenError")
-	}
+	// One owner per port, for root too (where TIOCEXCL does not stop a
+	// second open): the second espdeck is told who holds the port.
 	env := startPTY(t, romsim.Config{})
-	p, err := serialflash.OpenPort(testCtx(t), env.path)
+	p, err := serialflash.OpenPortAs(testCtx(t), env.path, "espdeck monitor")
 	require.NoError(t, err)
-	defer p.Close()
-	_, err = serialflash.OpenPort(testCtx(t), env.path)
+	_, err = serialflash.Open(testCtx(t), env.path, fastOpts())
 	require.ErrorIs(t, err, serialflash.ErrPortBusy)
+	require.Equal(t, "port_busy", serialflash.Code(err))
+	require.Contains(t, err.Error(), fmt.Sprintf("held by espdeck monitor, PID %d", os.Getpid()))
 	require.NotEmpty(t, serialflash.Hint(err))
+	require.NoError(t, p.Close())
+	// Released on close: the next owner gets it.
+	f := openPTY(t, env, fastOpts())
+	require.NoError(t, f.Close())
 }
 
 func TestSecureDownloadModeInfo(t *testing.T) {
