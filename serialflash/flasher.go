@@ -174,7 +174,7 @@ func openOn(ctx context.Context, p Port, usb string, opts Options) (*Flasher, er
 		return nil, withHint(fmt.Errorf("%w: expected %v, found %v", ErrWrongChip, opts.Chip, f.chip),
 			fmt.Sprintf("use --chip %s or --chip auto", keyOf(f.chip)))
 	}
-	if opts.Baud > 0 && opts.Baud != 115200 {
+	if opts.Baud > 0 && opts.Baud != 115200 && opts.Baud != f.baud {
 		if err := f.raiseBaud(ctx, opts.Baud); err != nil {
 			return nil, err
 		}
@@ -328,6 +328,20 @@ func (f *Flasher) connect(ctx context.Context) error {
 		if f.noDTR {
 			st = NoReset{}
 		}
+		// Without a reset the ROM may still run at the rate a previous
+		// command switched it to (it keeps it until reset): every other
+		// round listens at one of the usual raised rates.
+		rate := 115200
+		if _, none := st.(NoReset); none && attempt%2 == 1 {
+			cands := leftoverRates(f.opts.Baud)
+			rate = cands[(attempt/2)%len(cands)]
+		}
+		if rate != f.baud {
+			if err := f.port.SetBaudRate(rate); err != nil {
+				return err
+			}
+			f.baud = rate
+		}
 		f.progress(Progress{Stage: "sync", Done: int64(attempt), Total: int64(f.opts.ConnectAttempts)})
 		f.c.flush()
 		f.c.takeSeen()
@@ -349,7 +363,9 @@ func (f *Flasher) connect(ctx context.Context) error {
 			return fmt.Errorf("connect: %w", err)
 		}
 		bootLog := f.c.takeSeen()
-		if len(bootLog) > 0 {
+		// What is seen while listening at another rate than 115200 is
+		// garbled; it only stands in when nothing else was seen.
+		if len(bootLog) > 0 && (rate == 115200 || len(lastLog) == 0) {
 			lastLog = bootLog
 			f.opts.Logger.Debug("boot log", "text", printable(bootLog, 300))
 		}
@@ -363,13 +379,16 @@ func (f *Flasher) connect(ctx context.Context) error {
 			}
 			if ok {
 				f.c.takeSeen()
+				if f.baud != 115200 {
+					f.notice("the chip was still at %d Bd from an earlier command (the ROM keeps a rate until it is reset); continuing at that rate", f.baud)
+				}
 				return nil
 			}
 			if err := sleep(ctx, 50*time.Millisecond); err != nil {
 				return fmt.Errorf("connect: %w", err)
 			}
 		}
-		if seen := f.c.takeSeen(); len(seen) > 0 {
+		if seen := f.c.takeSeen(); len(seen) > 0 && (rate == 115200 || len(lastLog) == 0) {
 			lastLog = seen
 		}
 	}
@@ -548,6 +567,21 @@ func (f *Flasher) baudCommandValue(ctx context.Context, baud int) int {
 		}
 	}
 	return baud
+}
+
+// leftoverRates lists the raised rates a ROM may still be at: the one
+// asked for first, then the usual ones.
+func leftoverRates(asked int) []int {
+	out := []int{}
+	if asked > 115200 {
+		out = append(out, asked)
+	}
+	for _, r := range []int{460800, 921600, 230400} {
+		if r != asked {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // stepDown lists the rates to try, from want down to 230400.

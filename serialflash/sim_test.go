@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -446,4 +447,28 @@ func TestFailedBaudChangeSaidAsSuch(t *testing.T) {
 	require.Contains(t, err.Error(), "460800 Bd")
 	require.Contains(t, serialflash.Hint(err), "--baud 115200")
 	require.NotContains(t, serialflash.Hint(err), "cable")
+}
+
+// A command that left the ROM at a raised rate without resetting it (a
+// port without lines, --after no-reset) does not lock the next command
+// out: it finds the ROM at that rate.
+func TestRateLeftByAnEarlierCommand(t *testing.T) {
+	t.Parallel()
+	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32})
+	opts := fastOpts()
+	opts.SyncTimeout = 300 * time.Millisecond
+	opts.Baud = 921600
+	f, err := serialflash.Open(testCtx(t), env.path, opts)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.Equal(t, 921600, env.rom.Baud())
+	opts.Baud = 460800
+	opts.ConnectAttempts = 0 // the default rounds listen at each usual rate
+	var notices []string
+	opts.OnNotice = func(s string) { notices = append(notices, s) }
+	g := openPTY(t, env, opts)
+	require.Contains(t, strings.Join(notices, "\n"), "still at 921600 Bd")
+	require.Equal(t, 460800, g.Baud())
+	_, err = g.Info(testCtx(t))
+	require.NoError(t, err)
 }
