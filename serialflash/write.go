@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/espdeck/espdeck/firmware"
@@ -336,6 +337,15 @@ func (f *Flasher) firstWrong(ctx context.Context, r Region, s span, acked uint32
 	if !f.canMD5() {
 		return s.lo + acked&^(sector-1), nil
 	}
+	// First guess: what the ROM acknowledged (for a compressed write, the
+	// whole windows it flushed); one MD5 confirms it.
+	if guess := s.lo + acked&^(sector-1); guess > s.lo {
+		if ok, err := f.holds(ctx, r, s.lo, guess); err != nil {
+			return 0, err
+		} else if ok {
+			return guess, nil
+		}
+	}
 	sectors := (s.hi - s.lo + sector - 1) / sector
 	end := func(k uint32) uint32 { return min(s.lo+k*sector, s.hi) }
 	// The first good sectors hold the right bytes, the first bad do not.
@@ -468,9 +478,9 @@ func (f *Flasher) writeSpan(ctx context.Context, r Region, s span, rr *RegionRes
 			f.opts.Logger.Debug("block checksum error, sending again", "seq", seq)
 		}
 		if err != nil {
-			acked := uint32(0)
-			if !compressed {
-				acked = lo
+			acked := lo
+			if compressed {
+				acked = flushedWindows(payload[:lo])
 			}
 			return &writeFailure{acked: acked, err: f.opError(fmt.Sprintf("write block %d of %d at 0x%X", seq+1, blocks, addr), err)}
 		}
@@ -485,6 +495,18 @@ func (f *Flasher) writeSpan(ctx context.Context, r Region, s span, rr *RegionRes
 		rr.Compressed += n
 	}
 	return nil
+}
+
+// flushedWindows is how many bytes the ROM has written after receiving
+// the compressed prefix z: it inflates as data arrives and writes whole
+// 32 KiB windows (§13.1).
+func flushedWindows(z []byte) uint32 {
+	zr, err := zlib.NewReader(bytes.NewReader(z))
+	if err != nil {
+		return 0
+	}
+	n, _ := io.Copy(io.Discard, zr)
+	return uint32(n) &^ (inflateWindow - 1)
 }
 
 func (f *Flasher) verify(ctx context.Context, r Region, rr *RegionResult, idx, total int) error {
