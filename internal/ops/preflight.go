@@ -249,8 +249,11 @@ func (pf *preflight) otaApp() {
 		pf.fail("content", &firmware.NotAnAppError{Found: "a merged image that starts with " + mergedWhat(pf.data),
 			Hint: "OTA takes the app .bin alone (e.g. build/PROJECT.bin, not *.merged.bin or *.factory.bin); write merged images over serial at 0x0"}, true)
 	case firmware.ContentBootloader:
-		pf.fail("content", &firmware.NotAnAppError{Found: "an " + im.Chip.String() + " bootloader or RAM-only image (nothing in it runs from flash)",
+		pf.fail("content", &firmware.NotAnAppError{Found: "an " + im.Chip.String() + " bootloader (it carries a bootloader description)",
 			Hint: "OTA takes the app .bin; bootloaders are written over serial at the chip's bootloader offset"}, true)
+	case firmware.ContentRAMImage:
+		pf.pass("content", "RAM-only app image")
+		pf.v.Warnings = append(pf.v.Warnings, ramOnlyWarning)
 	default:
 		if err == nil {
 			err = &firmware.NotAnAppError{Found: "data that is not an ESP image"}
@@ -270,6 +273,9 @@ func (pf *preflight) otaApp() {
 	}
 	pf.signature(true)
 }
+
+// ramOnlyWarning says what a RAM-only app image means in an app slot.
+const ramOnlyWarning = "a RAM-only app image: every segment loads into RAM and nothing runs from flash; the bootloader loads it from an app slot like any app as long as its segments stay clear of the bootloader's own RAM, but such images are usually meant for esptool's load-ram"
 
 // serial decides by write address: the bootloader offset, the partition
 // table, or anything else (an app image when it starts with E9).
@@ -327,8 +333,11 @@ func (pf *preflight) imageAt(im *firmware.Image, role string) {
 		pf.pass("placement", fmt.Sprintf("%s at the bootloader offset 0x%x", im.Kind(), addr))
 	case isApp && addr%0x10000 != 0 && im.Format == firmware.FormatESP32:
 		pf.fail("placement", fmt.Errorf("an app image at 0x%x, which is not 64 KB aligned: app partitions start on 64 KB boundaries (usually 0x10000)", addr), true)
+	case !isApp && im.Format == firmware.FormatESP32 && im.BootloaderDesc != nil:
+		pf.fail("placement", fmt.Errorf("a bootloader image (it carries a bootloader description) at 0x%x, but this chip's bootloader lives at 0x%x: write it there", addr, bootloaderOffset(im.Chip)), true)
 	case !isApp && im.Format == firmware.FormatESP32:
-		pf.fail("placement", fmt.Errorf("a bootloader image at 0x%x, but this chip's bootloader lives at 0x%x: write it there", addr, bootloaderOffset(im.Chip)), true)
+		pf.pass("placement", fmt.Sprintf("RAM-only app image at 0x%x", addr))
+		pf.v.Warnings = append(pf.v.Warnings, ramOnlyWarning+fmt.Sprintf("; if it is a bootloader, it belongs at 0x%x", bootloaderOffset(im.Chip)))
 	default:
 		pf.pass("placement", fmt.Sprintf("%s at 0x%x", im.Kind(), addr))
 	}

@@ -66,7 +66,9 @@ func defaultSerialAddress(chip firmware.Chip, data []byte) uint32 {
 		return firmware.DefaultTableOffset
 	case firmware.ContentMerged:
 		return 0 // a merged factory image starts at the beginning of flash
-	case firmware.ContentBootloader:
+	case firmware.ContentBootloader, firmware.ContentRAMImage:
+		// A RAM-only image is most often a bootloader; the preflight
+		// names it a RAM-only app if it is written elsewhere.
 		if ci, ok := chip.Info(); ok {
 			return ci.BootloaderOffset
 		}
