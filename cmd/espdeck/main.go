@@ -69,6 +69,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "-h", "--help", "-help":
 		return runHelp(c, nil)
 	}
+	if isEsptoolLine(args) {
+		return runEsptoolLine(c, args)
+	}
 	if strings.HasPrefix(first, "-") {
 		// Flags before any command: the TUI (espdeck --demo, espdeck --config F).
 		return runTUI(c, args)
@@ -88,6 +91,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fmt.Fprintf(stderr, "espdeck: unknown command %q\n", first)
 	if s := suggest(first); s != "" {
 		fmt.Fprintf(stderr, "  Did you mean %q?\n", s)
+	} else if s := didYouMeanEsptool([]string{first}); s != "" {
+		fmt.Fprintf(stderr, "  Did you mean%s\n", strings.TrimPrefix(s, ":"))
 	}
 	fmt.Fprintln(stderr, "  Run 'espdeck help' for the list of commands.")
 	return exitUsage

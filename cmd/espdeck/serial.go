@@ -21,9 +21,11 @@ const serialUsage = `Usage:
   espdeck serial write  ADDR FILE [ADDR FILE…] [--port P] write (erase, compressed transfer, MD5 verify, reset)
   espdeck serial read   ADDR SIZE -o FILE [--port P]      read flash (slow: the ROM sends 64 bytes per round trip)
   espdeck serial erase  ADDR SIZE | --all [--port P]      erase a region (multiples of 0x1000) or the whole flash
+  espdeck serial verify ADDR FILE [ADDR FILE…] [--port P] compare flash with files by MD5 (writes nothing)
   espdeck serial reset  [--port P]                        reset the board into its app
 
-esptool spellings work too: write-flash/write_flash, read-flash, erase-flash, erase-region, chip-id, flash-id.
+esptool command lines work too, options before or after the verb (see docs/serial.md):
+  espdeck --chip esp32 --port P --baud 921600 write_flash -z --flash_mode dio 0x1000 boot.bin 0x10000 app.bin
 Everything goes through the chip's ROM bootloader (no stub is uploaded).
 
 Examples:
@@ -38,6 +40,7 @@ var serialVerbs = map[string]string{
 	"write-flash": "write", "write_flash": "write", "read-flash": "read", "read_flash": "read",
 	"erase-flash": "erase-all", "erase_flash": "erase-all", "erase-region": "erase", "erase_region": "erase",
 	"chip-id": "info", "chip_id": "info", "flash-id": "info", "flash_id": "info",
+	"verify": "verify",
 }
 
 // serialFlags are the flags of every serial verb.
@@ -50,6 +53,7 @@ type serialFlags struct {
 	output    string
 	all       bool
 	noCompr   bool
+	noDiff    bool
 	flashSize string
 }
 
@@ -63,7 +67,7 @@ func runSerial(c *cli, args []string) int {
 	}
 	verb, ok := serialVerbs[args[0]]
 	if !ok {
-		fmt.Fprintf(c.stderr, "espdeck serial: unknown verb %q\n\n%s\n", args[0], serialUsage)
+		fmt.Fprintf(c.stderr, "espdeck serial: unknown verb %q%s\n  run 'espdeck serial --help' for the verbs\n", args[0], didYouMeanSerial(args[0]))
 		return exitUsage
 	}
 	fs, cm := c.newFlags("serial "+args[0], serialUsage)
@@ -79,6 +83,7 @@ func runSerial(c *cli, args []string) int {
 	fs.StringVar(&sf.output, "output", "", "read: output `FILE`")
 	fs.BoolVar(&sf.all, "all", false, "erase: the whole flash")
 	fs.BoolVar(&sf.noCompr, "no-compress", false, "write: send data uncompressed")
+	fs.BoolVar(&sf.noDiff, "no-diff", false, "write: write every sector, also those the flash already holds")
 	fs.StringVar(&sf.flashSize, "flash-size", "", "flash size (e.g. 4M) when detection is impossible or wrong")
 	baudSet := false
 	pos, err := parse(fs, args[1:])
@@ -113,7 +118,7 @@ func runSerial(c *cli, args []string) int {
 	var files []string
 	var rdAddr, rdSize uint64
 	switch verb {
-	case "write":
+	case "write", "verify":
 		if len(pos) == 0 || len(pos)%2 != 0 {
 			return usage("serial write needs ADDR FILE pairs", "e.g. espdeck serial write 0x10000 app.bin --port /dev/ttyUSB0")
 		}
@@ -198,6 +203,8 @@ func runSerial(c *cli, args []string) int {
 		}
 	case "write":
 		fail = serialWrite(c, cm, r, fl, info, regions, files, fields)
+	case "verify":
+		fail = serialVerify(c, r, fl, regions, files, fields)
 	case "read":
 		fail = serialRead(c, r, fl, uint32(rdAddr), uint32(rdSize), sf.output, fields)
 	case "erase":
@@ -220,7 +227,7 @@ func runSerial(c *cli, args []string) int {
 
 // serialOptions turns the flags into serialflash options wired to the reporter.
 func serialOptions(c *cli, cm *common, r *reporter, sf *serialFlags) (serialflash.Options, *failure) {
-	opts := serialflash.Options{Baud: sf.baud, NoCompress: sf.noCompr,
+	opts := serialflash.Options{Baud: sf.baud, NoCompress: sf.noCompr, NoDiff: sf.noDiff, Owner: "espdeck serial",
 		OnProgress: func(p serialflash.Progress) {
 			if p.Total <= 0 || p.Stage == "sync" {
 				return
@@ -391,15 +398,18 @@ func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info 
 		total += len(reg.Data)
 	}
 	r.stage("write", fmt.Sprintf("writing %d region(s), %s…", len(regions), humanize.Bytes(int64(total))))
-	if err := fl.WriteFlash(c.ctx, regions); err != nil {
+	res, err := fl.Write(c.ctx, regions)
+	if err != nil {
 		return serialFailure(c, err, "writing flash")
 	}
+	addWriteResults(out, res)
 	fields["regions"] = out
+	fields["skipped_bytes"] = res.Skipped()
 	fields["baud"] = fl.Baud() // a failing link may have stepped it down
 	verified := info.Chip != firmware.ChipESP8266 && !info.Security.SecureDownloadMode
 	fields["verified_md5"] = verified
 	if verified {
-		r.say("wrote and verified %d region(s)", len(regions))
+		r.say("wrote and verified %d region(s)%s", len(regions), writeSummary(res))
 	} else {
 		r.say("wrote %d region(s); this ROM cannot read back, so only its per-block write check applies", len(regions))
 	}
