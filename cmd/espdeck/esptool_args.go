@@ -56,7 +56,7 @@ var esptoolFlags = map[string]string{
 	"--no-stub": "", "--trace": "", "-t": "",
 	"--verify": "", "--no-progress": "",
 	"--erase-all": "", "-e": "",
-	"--force": "--force",
+	"--force":        "--force",
 	"--skip-flashed": "",
 }
 
