@@ -30,8 +30,10 @@ type Port interface {
 	Close() error
 }
 
-// OpenPort opens name at 115200 Bd: a device path (/dev/ttyUSB0, COM3) or
-// socket://HOST:PORT for a raw TCP serial server or emulator. Errors wrap
+// OpenPort opens name at 115200 Bd: a device path (/dev/ttyUSB0, COM3),
+// socket://HOST:PORT for a raw TCP serial server or emulator, or
+// rfc2217://HOST:PORT for an RFC 2217 server (baud rate and DTR/RTS
+// through the protocol). Errors wrap
 // ErrPortNotFound, ErrPermission or ErrPortBusy with the next step.
 func OpenPort(ctx context.Context, name string) (Port, error) {
 	return OpenPortAs(ctx, name, "espdeck")
@@ -43,6 +45,9 @@ func OpenPort(ctx context.Context, name string) (Port, error) {
 func OpenPortAs(ctx context.Context, name, owner string) (Port, error) {
 	if rest, ok := strings.CutPrefix(name, "socket://"); ok {
 		return openSocket(ctx, rest)
+	}
+	if rest, ok := strings.CutPrefix(name, "rfc2217://"); ok {
+		return openRFC2217(ctx, rest)
 	}
 	lock, err := LockPort(name, owner)
 	if err != nil {

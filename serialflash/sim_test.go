@@ -472,3 +472,30 @@ func TestRateLeftByAnEarlierCommand(t *testing.T) {
 	_, err = g.Info(testCtx(t))
 	require.NoError(t, err)
 }
+
+// rfc2217:// as ser2net and esptool speak it: the chip starts in its app,
+// espdeck resets it into download mode with DTR/RTS sent through the
+// protocol, raises the rate through the protocol, writes and verifies.
+func TestRFC2217Port(t *testing.T) {
+	t.Parallel()
+	addr, rom, stop, err := romsim.StartRFC2217(context.Background(), romsim.Config{Chip: firmware.ChipESP32C3, StartInApp: true,
+		AppLog: []byte("I (31) app: hello\r\n")}, "")
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	opts := fastOpts()
+	opts.Before = serialflash.ResetDefault
+	opts.Baud = 460800
+	f, err := serialflash.Open(testCtx(t), "rfc2217://"+addr, opts)
+	require.NoError(t, err)
+	defer f.Close()
+	require.Equal(t, firmware.ChipESP32C3, f.Chip())
+	require.NotEmpty(t, rom.Lines(), "DTR/RTS went through the protocol")
+	require.Equal(t, 460800, f.Baud())
+	require.Equal(t, []int{460800}, rom.BaudChanges())
+	data := append(firmwareLike(40000, 41), bytes.Repeat([]byte{0xFF, 0xFF, 0x00}, 100)...) // IAC bytes in the data
+	require.NoError(t, f.WriteFlash(testCtx(t), []serialflash.Region{{Addr: 0x10000, Data: data}}))
+	require.Equal(t, data, rom.Flash()[0x10000:0x10000+len(data)])
+	back, err := f.ReadFlash(testCtx(t), 0x10000, 256)
+	require.NoError(t, err)
+	require.Equal(t, data[:256], back)
+}
