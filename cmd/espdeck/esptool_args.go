@@ -330,16 +330,21 @@ func didYouMeanEsptool(words []string) string {
 	if len(words) == 0 {
 		return ""
 	}
+	if v := closestEsptoolVerb(words[0]); v != "" {
+		return fmt.Sprintf(": did you mean %q?", v)
+	}
+	return ""
+}
+
+// closestEsptoolVerb is the esptool verb within three edits of word, or "".
+func closestEsptoolVerb(word string) string {
 	best, dist := "", 4
 	for v := range esptoolVerbs {
-		if d := editDistance(words[0], v); d < dist || (d == dist && v < best) {
+		if d := editDistance(word, v); d < dist || (d == dist && v < best) {
 			best, dist = v, d
 		}
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(": did you mean %q?", best)
+	return best
 }
 
 // runEsptoolLine runs an esptool command line through espdeck's own

@@ -120,5 +120,6 @@ func TestUnknownVerbsSuggest(t *testing.T) {
 	require.NotContains(t, r.stderr, "Examples:", "not the whole usage")
 	r = runCLI(t, nil, "read-macc")
 	require.Equal(t, exitUsage, r.code)
-	require.Contains(t, r.stderr, `did you mean "read-mac"?`)
+	require.Contains(t, r.stderr, `Did you mean "read-mac"`)
+	require.NotContains(t, r.stderr, "mean did you")
 }

@@ -91,8 +91,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fmt.Fprintf(stderr, "espdeck: unknown command %q\n", first)
 	if s := suggest(first); s != "" {
 		fmt.Fprintf(stderr, "  Did you mean %q?\n", s)
-	} else if s := didYouMeanEsptool([]string{first}); s != "" {
-		fmt.Fprintf(stderr, "  Did you mean%s\n", strings.TrimPrefix(s, ":"))
+	} else if v := closestEsptoolVerb(first); v != "" {
+		fmt.Fprintf(stderr, "  Did you mean %q (esptool's spelling, which espdeck understands)?\n", v)
 	}
 	fmt.Fprintln(stderr, "  Run 'espdeck help' for the list of commands.")
 	return exitUsage
