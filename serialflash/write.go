@@ -180,13 +180,18 @@ func (f *Flasher) recovering(ctx context.Context, rr *RegionResult, fn func() er
 func (f *Flasher) changedSpans(ctx context.Context, r Region, idx, total int) ([]span, error) {
 	n := uint32(len(r.Data))
 	f.progress(Progress{Stage: "compare", Addr: r.Addr, Region: idx, Regions: total, Total: int64(n)})
-	same, err := f.holds(ctx, r, 0, n)
+	got, err := f.FlashMD5(ctx, r.Addr, n)
 	if err != nil {
 		return nil, err
 	}
-	if same {
+	if got == md5.Sum(r.Data) {
 		f.progress(Progress{Stage: "compare", Addr: r.Addr, Region: idx, Regions: total, Done: int64(n), Total: int64(n)})
 		return nil, nil
+	}
+	if got == md5.Sum(bytes.Repeat([]byte{0xFF}, int(n))) {
+		// Erased flash (a new chip, an erased slot): every sector that is
+		// not all FF in the data differs; no need to ask sector by sector.
+		return []span{{0, n}}, nil
 	}
 	var out []span
 	for lo := uint32(0); lo < n; lo += sector {

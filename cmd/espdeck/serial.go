@@ -476,6 +476,8 @@ func serialFailure(c *cli, err error, doing string) *failure {
 		return &failure{code: exitPermission, name: "port_busy", message: msg, hint: hint}
 	case errors.Is(err, serialflash.ErrPortNotFound):
 		return &failure{code: exitUnreachable, name: "port_not_found", message: msg, hint: hint}
+	case errors.Is(err, serialflash.ErrBaudChange):
+		return &failure{code: exitUnreachable, name: "baud_change_failed", message: msg, hint: hint}
 	case errors.Is(err, serialflash.ErrWrongBootMode):
 		return &failure{code: exitUnreachable, name: "wrong_boot_mode", message: msg, hint: hint}
 	case errors.Is(err, serialflash.ErrNoSync), errors.Is(err, serialflash.ErrNoModemLines):
