@@ -98,6 +98,8 @@ type PortInfo struct {
 	VID     string // lower-case hex, e.g. "303a"
 	PID     string
 	Product string
+	// Serial is the USB serial number ("" when the device has none).
+	Serial string
 	// LikelyESP says the USB ids belong to a bridge or chip used on ESP boards.
 	LikelyESP bool
 }
@@ -118,7 +120,7 @@ func ListPorts() ([]PortInfo, error) {
 	}
 	var out []PortInfo
 	for _, p := range list {
-		pi := PortInfo{Name: p.Name, USB: p.IsUSB, VID: strings.ToLower(p.VID), PID: strings.ToLower(p.PID), Product: p.Product}
+		pi := PortInfo{Name: p.Name, USB: p.IsUSB, VID: strings.ToLower(p.VID), PID: strings.ToLower(p.PID), Product: p.Product, Serial: p.SerialNumber}
 		_, pi.LikelyESP = espUSBIDs[pi.VID+":"+pi.PID]
 		out = append(out, pi)
 	}

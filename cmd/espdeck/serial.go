@@ -292,8 +292,11 @@ func pickPort(c *cli, port string) (string, *failure) {
 	case err == nil && len(likely) == 1:
 		return likely[0], nil
 	case len(likely) > 1:
+		if p, ok := choosePort(c, ports); ok {
+			return p, nil
+		}
 		return "", &failure{code: exitUsage, name: "port_ambiguous", message: "several ESP-looking ports are present: " + strings.Join(likely, ", "),
-			hint: "choose one with --port"}
+			hint: "choose one with --port (on a terminal espdeck asks, and remembers the board)"}
 	case len(all) > 0:
 		return "", &failure{code: exitUnreachable, name: "port_not_found", message: "no port looks like an ESP board (present: " + strings.Join(all, ", ") + ")",
 			hint: "pass --port explicitly, or check the cable (charge-only cables carry no data)"}
