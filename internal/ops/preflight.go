@@ -330,7 +330,8 @@ func (pf *preflight) imageAt(im *firmware.Image, role string) {
 		pf.fail("placement", &firmware.NotAnAppError{Found: fmt.Sprintf("an app image at 0x%x, the bootloader offset", addr),
 			Hint: "apps go to their partition (usually 0x10000); write the bootloader .bin here"}, true)
 	case role == "bootloader":
-		pf.pass("placement", fmt.Sprintf("%s at the bootloader offset 0x%x", im.Kind(), addr))
+		// A RAM-only image here is a bootloader: the offset is what makes one.
+		pf.pass("placement", fmt.Sprintf("bootloader at the bootloader offset 0x%x", addr))
 	case isApp && addr%0x10000 != 0 && im.Format == firmware.FormatESP32:
 		pf.fail("placement", fmt.Errorf("an app image at 0x%x, which is not 64 KB aligned: app partitions start on 64 KB boundaries (usually 0x10000)", addr), true)
 	case !isApp && im.Format == firmware.FormatESP32 && im.BootloaderDesc != nil:
