@@ -69,6 +69,15 @@ func TestResumeAfterFailedBlock(t *testing.T) {
 			require.Zero(t, b[1]%0x1000)
 			joined := strings.Join(notices, "\n")
 			require.Contains(t, joined, "resuming at")
+			if tc.faults.DropReplyOp == 0x11 {
+				// The rest of a compressed span was still erased: the
+				// resumed write erases only its first sector again.
+				for _, c := range env.rom.Commands() {
+					if c.Op == 0x10 && binary.LittleEndian.Uint32(c.Data[12:]) == b[1] {
+						require.Equal(t, uint32(0x400), binary.LittleEndian.Uint32(c.Data))
+					}
+				}
+			}
 		})
 	}
 }

@@ -242,8 +242,9 @@ func resumable(err error) bool {
 // writeSpanResuming writes r.Data[s.lo:s.hi] and resumes after failures.
 func (f *Flasher) writeSpanResuming(ctx context.Context, r Region, s span, rr *RegionResult, idx, total int) error {
 	lo := s.lo
+	erased := false // the rest of the span is known to hold only FF
 	for {
-		err := f.writeSpan(ctx, r, span{lo, s.hi}, rr, idx, total)
+		err := f.writeSpan(ctx, r, span{lo, s.hi}, erased, rr, idx, total)
 		if err == nil {
 			return nil
 		}
@@ -265,6 +266,16 @@ func (f *Flasher) writeSpanResuming(ctx context.Context, r Region, s span, rr *R
 			return nil
 		}
 		lo = next
+		// The failed attempt erased the whole span and the ROM writes
+		// compressed data only in whole windows, so the rest is usually
+		// still erased: one MD5 shows it, and the resumed write need not
+		// erase it again (see writeSpan).
+		erased = false
+		if f.canMD5() {
+			if got, err := f.FlashMD5(ctx, r.Addr+lo, s.hi-lo); err == nil && got == md5.Sum(bytes.Repeat([]byte{0xFF}, int(s.hi-lo))) {
+				erased = true
+			}
+		}
 	}
 }
 
@@ -401,7 +412,13 @@ func (f *Flasher) safeStream(addr uint32, data []byte) []byte {
 
 // writeSpan erases and writes r.Data[s.lo:s.hi] at r.Addr+s.lo (s.lo is
 // sector aligned): compressed when safeStream allows, else uncompressed.
-func (f *Flasher) writeSpan(ctx context.Context, r Region, s span, rr *RegionResult, idx, total int) error {
+//
+// erased says the flash under the span already holds only FF (checked by
+// MD5). A compressed write then declares a single block, so the ROM
+// erases only the first sector again: it writes inflated windows past the
+// declared size anyway (§13.1), and onto erased flash they land as they
+// are. The region's MD5 verify checks the result as always.
+func (f *Flasher) writeSpan(ctx context.Context, r Region, s span, erased bool, rr *RegionResult, idx, total int) error {
 	addr := r.Addr + s.lo
 	data := r.Data[s.lo:s.hi]
 	n := uint32(len(data))
@@ -437,6 +454,9 @@ func (f *Flasher) writeSpan(ctx context.Context, r Region, s span, rr *RegionRes
 		// Declare the real data only, so only its sectors are erased;
 		// the FF padding past it leaves the flash as it was.
 		rounded := (n + romBlock - 1) / romBlock * romBlock
+		if erased {
+			rounded = romBlock
+		}
 		err = f.begin(ctx, OpFlashDeflBegin, rounded, blocks, romBlock, addr, eraseTimeout)
 	} else {
 		eraseSize := n
