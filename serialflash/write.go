@@ -351,11 +351,12 @@ func (f *Flasher) resync(ctx context.Context, cause error) error {
 // before the ROM answers).
 func (f *Flasher) firstWrong(ctx context.Context, r Region, s span, acked uint32) (uint32, error) {
 	if !f.canMD5() {
-		return s.lo + acked&^(sector-1), nil
+		return min(s.lo+acked&^(sector-1), s.hi), nil
 	}
 	// First guess: what the ROM acknowledged (for a compressed write, the
 	// whole windows it flushed); one MD5 confirms it.
-	if guess := s.lo + acked&^(sector-1); guess > s.lo {
+	// (A compressed stream's padding can inflate past the span: clamp.)
+	if guess := min(s.lo+acked&^(sector-1), s.hi); guess > s.lo {
 		if ok, err := f.holds(ctx, r, s.lo, guess); err != nil {
 			return 0, err
 		} else if ok {
