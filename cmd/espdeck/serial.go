@@ -72,7 +72,7 @@ func runSerial(c *cli, args []string) int {
 	}
 	fs, cm := c.newFlags("serial "+args[0], serialUsage)
 	var sf serialFlags
-	fs.StringVar(&sf.port, "port", "", "serial `PORT` or socket://HOST:PORT (default $ESPDECK_PORT, or the one ESP-looking port)")
+	fs.StringVar(&sf.port, "port", "", "serial `PORT`, socket://HOST:PORT or rfc2217://HOST:PORT (default $ESPDECK_PORT, or the one ESP-looking port)")
 	fs.StringVar(&sf.port, "p", "", "short for --port")
 	fs.IntVar(&sf.baud, "baud", 460800, "baud rate after syncing at 115200 (ESP8266 stays at 115200; $ESPDECK_BAUD)")
 	fs.IntVar(&sf.baud, "b", 460800, "short for --baud")
