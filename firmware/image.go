@@ -462,7 +462,17 @@ func (im *Image) IsApp() bool {
 	return false
 }
 
-// Kind is "app", "bootloader" or "RAM image" for display.
+// RAMOnly reports an ESP32-family image with no app description whose
+// segments all load into RAM: a second-stage bootloader or a RAM-only app
+// (such as esptool's load-ram test images). Only where it is written (the
+// chip's bootloader offset) or a bootloader description tells which.
+func (im *Image) RAMOnly() bool {
+	return im.Format == FormatESP32 && !im.IsApp()
+}
+
+// Kind is "app", "bootloader" (it carries a bootloader description) or
+// "RAM-only image" (a bootloader by its offset, else a RAM-only app) for
+// display.
 func (im *Image) Kind() string {
 	switch {
 	case im.IsApp():
@@ -472,7 +482,7 @@ func (im *Image) Kind() string {
 	}
 	for _, s := range im.Segments {
 		if s.Length > 0 {
-			return "bootloader"
+			return "RAM-only image"
 		}
 	}
 	return "image"
@@ -519,7 +529,8 @@ type Content int
 const (
 	ContentUnknown        Content = iota
 	ContentApp                    // an application image
-	ContentBootloader             // a second-stage bootloader or RAM-only image
+	ContentBootloader             // a second-stage bootloader (by its description or offset)
+	ContentRAMImage               // runs from RAM only: a bootloader at the bootloader offset, else a RAM-only app
 	ContentMerged                 // a merged/factory image: bootloader, table, app in one file
 	ContentPartitionTable         // a binary partition table
 	ContentESP8266V2              // an ESP8266 v2 (EA) image
@@ -531,6 +542,8 @@ func (c Content) String() string {
 		return "app image"
 	case ContentBootloader:
 		return "bootloader image"
+	case ContentRAMImage:
+		return "RAM-only image (a bootloader at the bootloader offset, elsewhere a RAM-only app)"
 	case ContentMerged:
 		return "merged image"
 	case ContentPartitionTable:
@@ -567,10 +580,33 @@ func Classify(data []byte) Content {
 			}
 		}
 	}
-	if im.IsApp() {
+	switch {
+	case im.IsApp():
 		return ContentApp
+	case im.BootloaderDesc != nil:
+		return ContentBootloader
 	}
-	return ContentBootloader
+	// Nothing but the address tells a bootloader without a description
+	// (ESP-IDF before v5.x) from a RAM-only app: see ClassifyAt.
+	return ContentRAMImage
+}
+
+// ClassifyAt is Classify for data written at flash address addr on chip:
+// a RAM-only image at the chip's bootloader offset is a bootloader, and a
+// RAM-only image elsewhere is a RAM-only app (ContentApp would overstate
+// it; it stays ContentRAMImage, which callers name "RAM-only app").
+func ClassifyAt(data []byte, addr uint32, chip Chip) Content {
+	c := Classify(data)
+	if c != ContentRAMImage {
+		return c
+	}
+	if im, err := ParseImage(data); err == nil && chip == ChipUnknown {
+		chip = im.Chip
+	}
+	if ci, ok := chip.Info(); ok && addr == ci.BootloaderOffset {
+		return ContentBootloader
+	}
+	return ContentRAMImage
 }
 
 // paddedBootloader detects a merged image that starts at flash offset 0 on a

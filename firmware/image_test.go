@@ -233,8 +233,8 @@ func TestClassify(t *testing.T) {
 		data []byte
 		want Content
 	}{
-		"app":                {app, ContentApp},
-		"bootloader":         {boot, ContentBootloader},
+		"app": {app, ContentApp},
+		"RAM-only (bootloader without description)": {boot, ContentRAMImage},
 		"table":              {table, ContentPartitionTable},
 		"merged from 0x1000": {merged, ContentMerged},
 		"merged from 0x0":    {padded, ContentMerged},

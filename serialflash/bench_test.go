@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -112,6 +113,114 @@ func BenchmarkWrite1MiB(b *testing.B) {
 			b.ReportMetric(per.Seconds()/limit.Seconds(), "x_limit")
 			b.ReportMetric(float64(wireBytes), "wire_bytes")
 			b.Logf("%s: %v for %d bytes (%d on the wire), limit %v, ratio %.3f", tc.name, per.Round(time.Millisecond), len(data), wireBytes, limit.Round(time.Millisecond), per.Seconds()/limit.Seconds())
+		})
+	}
+}
+
+// benchWrite opens a fresh baud-paced simulated ESP32 (flash preloaded
+// with pre at 0x10000 when given), writes data at 0x10000 and returns the
+// time of the write alone.
+func benchWrite(b *testing.B, baud int, pre, data []byte, opts serialflash.Options, faults romsim.Faults) (time.Duration, serialflash.WriteResult) {
+	b.Helper()
+	path, rom, stop, err := romsim.StartPTY(context.Background(), romsim.Config{
+		Chip: firmware.ChipESP32, Pace: true, EraseSectorTime: benchErase, ProgramByteTime: benchProgram})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stop()
+	if pre != nil {
+		if err := rom.LoadFlash(0x10000, pre); err != nil {
+			b.Fatal(err)
+		}
+	}
+	opts.Before, opts.Baud, opts.SyncTimeout = serialflash.ResetNone, baud, 300*time.Millisecond
+	f, err := serialflash.Open(context.Background(), path, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if f.Baud() != baud {
+		b.Fatalf("link at %d Bd, want %d", f.Baud(), baud)
+	}
+	rom.SetFaults(faults)
+	start := time.Now()
+	res, err := f.Write(context.Background(), []serialflash.Region{{Addr: 0x10000, Data: data}})
+	took := time.Since(start)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if got := rom.Flash()[0x10000 : 0x10000+len(data)]; !bytes.Equal(got, data) {
+		b.Fatal("the flash does not hold the data")
+	}
+	return took, res
+}
+
+// BenchmarkSerialV2 measures, side by side at each rate, through the
+// baud-paced simulated ROM (which models the ESP32's 32 KiB inflate
+// window):
+//
+//	full       a 1 MiB app written whole (--no-diff), safe compression
+//	diff5      the same app re-flashed over its previous version with 5 %
+//	           of its sectors changed (only those are written)
+//	unsafe     the old policy: compress without padding (damages the
+//	           flash after the region on a real ESP32; the cost of safety
+//	           is full/unsafe)
+//	resumed    the full write with one block failing at 50 %, resumed
+//
+//	go test -run '^$' -bench SerialV2 -benchtime 3x ./serialflash/
+func BenchmarkSerialV2(b *testing.B) {
+	data, src := benchImage(b)
+	b.Logf("data: %s", src)
+	// The previous version differs in 5 % of the sectors, spread out.
+	old := append([]byte(nil), data...)
+	sectors := len(data) / 0x1000
+	changed := sectors * 5 / 100
+	for i := range changed {
+		s := (i*sectors/changed + 3) % sectors
+		old[s*0x1000+100] ^= 0xFF
+	}
+	// The resumed write: which compressed block is the middle one.
+	var zb bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&zb, zlib.BestCompression)
+	zw.Write(append(append([]byte(nil), data...), bytes.Repeat([]byte{0xFF}, 0x8000)...))
+	zw.Close()
+	middle := (zb.Len() + 0x3FF) / 0x400 / 2
+	for _, baud := range []int{921600, 115200} {
+		b.Run(fmt.Sprint(baud), func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			// The four writes run interleaved, once each per iteration, so
+			// a change in the machine's load hits them alike; the metrics
+			// are the means over the iterations.
+			var full, diff, unsafe, resumed time.Duration
+			var skipped uint32
+			for range b.N {
+				t, _ := benchWrite(b, baud, nil, data, serialflash.Options{NoDiff: true}, romsim.Faults{})
+				full += t
+				t, dres := benchWrite(b, baud, old, data, serialflash.Options{}, romsim.Faults{})
+				diff += t
+				skipped = dres.Regions[0].Skipped
+				t, _ = benchWrite(b, baud, nil, data, serialflash.UnsafeAlwaysCompress(serialflash.Options{NoDiff: true}), romsim.Faults{})
+				unsafe += t
+				t, rres := benchWrite(b, baud, nil, data, serialflash.Options{NoDiff: true},
+					romsim.Faults{ErrorDataNth: middle, ErrorCode: 0x05})
+				resumed += t
+				if rres.Regions[0].Resumes != 1 {
+					b.Fatalf("resumes %d, want 1", rres.Regions[0].Resumes)
+				}
+			}
+			n := time.Duration(b.N)
+			full, diff, unsafe, resumed = full/n, diff/n, unsafe/n, resumed/n
+			b.ReportMetric(full.Seconds(), "full_s")
+			b.ReportMetric(diff.Seconds(), "diff5_s")
+			b.ReportMetric(diff.Seconds()/full.Seconds(), "diff5_x")
+			b.ReportMetric(unsafe.Seconds(), "unsafe_s")
+			b.ReportMetric(full.Seconds()/unsafe.Seconds(), "safety_x")
+			b.ReportMetric(resumed.Seconds(), "resumed_s")
+			b.ReportMetric(resumed.Seconds()/full.Seconds(), "resumed_x")
+			b.Logf("%d Bd, mean of %d: full %v; diff5 %v (%.3fx, %d of %d bytes skipped); unsafe %v (safe costs %.3fx); resumed %v (%.3fx)",
+				baud, b.N, full.Round(time.Millisecond), diff.Round(time.Millisecond), diff.Seconds()/full.Seconds(),
+				skipped, len(data), unsafe.Round(time.Millisecond), full.Seconds()/unsafe.Seconds(),
+				resumed.Round(time.Millisecond), resumed.Seconds()/full.Seconds())
 		})
 	}
 }

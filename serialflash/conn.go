@@ -71,19 +71,21 @@ func (c *conn) readSome(ctx context.Context) (bool, error) {
 	return n > 0, nil
 }
 
-// readFrame returns the next frame. timeout is the allowed silence between
-// bytes (esptool applies it per read, §2.7).
+// readFrame returns the next frame, waiting at most timeout in all.
+// Bytes that arrive do not extend the wait: a chatty app, line noise or a
+// frame that never ends cannot keep a command waiting past its bound.
 func (c *conn) readFrame(ctx context.Context, timeout time.Duration) ([]byte, error) {
-	deadline := time.Now().Add(timeout)
+	return c.readFrameUntil(ctx, time.Now().Add(timeout))
+}
+
+// readFrameUntil returns the next frame or ErrTimeout at deadline.
+func (c *conn) readFrameUntil(ctx context.Context, deadline time.Time) ([]byte, error) {
 	for len(c.frames) == 0 {
-		got, err := c.readSome(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if got {
-			deadline = time.Now().Add(timeout)
-		} else if time.Now().After(deadline) {
+		if !time.Now().Before(deadline) {
 			return nil, ErrTimeout
+		}
+		if _, err := c.readSome(ctx); err != nil {
+			return nil, err
 		}
 	}
 	f := c.frames[0]
@@ -121,13 +123,15 @@ func (c *conn) command(ctx context.Context, op Opcode, data []byte, chk uint32, 
 	return r.value, out, nil
 }
 
-// exchange sends op and returns its raw reply.
+// exchange sends op and returns its raw reply. timeout bounds the whole
+// wait, however many unrelated frames or bytes arrive meanwhile.
 func (c *conn) exchange(ctx context.Context, op Opcode, data []byte, chk uint32, timeout time.Duration) (response, error) {
 	if err := c.write(ctx, encodeRequest(op, data, chk)); err != nil {
 		return response{}, err
 	}
-	for range 100 {
-		f, err := c.readFrame(ctx, timeout)
+	deadline := time.Now().Add(timeout)
+	for {
+		f, err := c.readFrameUntil(ctx, deadline)
 		if err != nil {
 			if errors.Is(err, ErrTimeout) {
 				return response{}, fmt.Errorf("%v: %w", op, ErrTimeout)
@@ -145,29 +149,33 @@ func (c *conn) exchange(ctx context.Context, op Opcode, data []byte, chk uint32,
 			// The ESP32 ROM answers an unsupported command with the
 			// previous reply's opcode and value and status 01 05 (§13).
 			c.drainUnsupported(ctx)
-			return response{}, &CommandError{Op: op, Status: r.data[0], Code: r.data[1]}
+			return response{}, &CommandError{Op: op, Status: r.data[0], ROMCode: r.data[1]}
 		}
 	}
-	return response{}, fmt.Errorf("%v: %w: 100 unrelated frames", op, ErrTimeout)
 }
 
 // drainUnsupported discards the rest of an unsupported-command answer
 // (esptool waits 0.2 s; the ROM may send it several times).
 func (c *conn) drainUnsupported(ctx context.Context) {
-	c.drain(ctx, 60*time.Millisecond)
+	c.drain(ctx, 60*time.Millisecond, 200*time.Millisecond)
 	c.frames = c.frames[:0]
 }
 
-// drain reads and discards until the line has been quiet for quiet.
-func (c *conn) drain(ctx context.Context, quiet time.Duration) {
-	deadline := time.Now().Add(quiet)
-	for time.Now().Before(deadline) {
+// drain reads and discards until the line has been quiet for quiet, but
+// never longer than limit: a sender that never stops (an app logging, line
+// noise) ends the drain at limit.
+func (c *conn) drain(ctx context.Context, quiet, limit time.Duration) {
+	now := time.Now()
+	end := now.Add(limit)
+	deadline := now.Add(quiet)
+	for now.Before(deadline) && now.Before(end) {
 		got, err := c.readSome(ctx)
 		if err != nil {
 			return
 		}
+		now = time.Now()
 		if got {
-			deadline = time.Now().Add(quiet)
+			deadline = now.Add(quiet)
 		}
 	}
 }

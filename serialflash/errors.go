@@ -20,33 +20,78 @@ var (
 	ErrTooBig        = errors.New("data does not fit the flash")
 	ErrBadArgument   = errors.New("invalid argument")
 	ErrWrongChip     = errors.New("the board is another chip than the one asked for")
+	ErrBaudChange    = errors.New("the chip stopped answering after the baud rate change")
 )
+
+// codes are the stable machine words of the sentinels (Code).
+var codes = []struct {
+	err  error
+	code string
+}{
+	{ErrBaudChange, "baud_change_failed"},
+	{ErrWrongBootMode, "wrong_boot_mode"},
+	{ErrNoModemLines, "no_sync"},
+	{ErrNoSync, "no_sync"},
+	{ErrTimeout, "timeout"},
+	{ErrVerify, "verify_failed"},
+	{ErrPortNotFound, "port_not_found"},
+	{ErrPermission, "permission_denied"},
+	{ErrPortBusy, "port_busy"},
+	{ErrUnsupported, "device_error"},
+	{ErrTooBig, "too_big"},
+	{ErrBadArgument, "usage"},
+	{ErrWrongChip, "wrong_chip"},
+}
+
+// Code returns the stable machine word for err: the first sentinel (in
+// the order above) it wraps, "device_error" for a ROM failure status, or
+// "transfer_failed". The words are internal/ops's codes, so a serial
+// failure has one name everywhere (a test in internal/ops keeps them in
+// step).
+func Code(err error) string {
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	var ce *CommandError
+	if errors.As(err, &ce) {
+		return ce.Code()
+	}
+	return "transfer_failed"
+}
 
 // HintError is an error with the next step a person should take.
 type HintError struct {
 	Err  error  // what went wrong (wraps a sentinel or *CommandError)
-	Hint string // what to do next; may span lines
+	Next string // what to do next; may span lines
 }
 
 func (e *HintError) Error() string {
-	if e.Hint == "" {
+	if e.Next == "" {
 		return e.Err.Error()
 	}
-	return e.Err.Error() + " (" + e.Hint + ")"
+	return e.Err.Error() + " (" + e.Next + ")"
 }
+
+// Code is the stable machine word for what went wrong (see Code).
+func (e *HintError) Code() string { return Code(e.Err) }
+
+// Hint is the next step.
+func (e *HintError) Hint() string { return e.Next }
 
 func (e *HintError) Unwrap() error { return e.Err }
 
 // withHint wraps err with hint.
 func withHint(err error, hint string) error {
-	return &HintError{Err: err, Hint: hint}
+	return &HintError{Err: err, Next: hint}
 }
 
 // Hint returns the next step attached to err (the outermost one), or "".
 func Hint(err error) string {
 	var h *HintError
 	if errors.As(err, &h) {
-		return h.Hint
+		return h.Next
 	}
 	var c *CommandError
 	if errors.As(err, &c) {
@@ -107,9 +152,9 @@ func (o Opcode) String() string {
 
 // CommandError is a failure status returned by the ROM for one command.
 type CommandError struct {
-	Op     Opcode
-	Status byte // first status byte (non-zero = failure)
-	Code   byte // error byte (§2.6)
+	Op      Opcode
+	Status  byte // first status byte (non-zero = failure)
+	ROMCode byte // error byte (§2.6)
 }
 
 // ROM error codes (§2.6).
@@ -139,18 +184,25 @@ var romErrors = map[byte]string{
 
 // Meaning describes the error code.
 func (e *CommandError) Meaning() string {
-	if m, ok := romErrors[e.Code]; ok {
+	if m, ok := romErrors[e.ROMCode]; ok {
 		return m
 	}
 	return "unknown error"
 }
 
+// Code is "device_error": the ROM answered and said no (Unsupported
+// tells a refused command from a failed one).
+func (e *CommandError) Code() string { return "device_error" }
+
+// Hint is the next step for this ROM error.
+func (e *CommandError) Hint() string { return e.hint() }
+
 // Unsupported reports the reply a ROM gives to a command it does not
 // implement or refuses (Secure Download Mode).
-func (e *CommandError) Unsupported() bool { return e.Code == 0x05 }
+func (e *CommandError) Unsupported() bool { return e.ROMCode == 0x05 }
 
 func (e *CommandError) Error() string {
-	return fmt.Sprintf("%v failed: ROM error 0x%02X%02X: %s", e.Op, e.Status, e.Code, e.Meaning())
+	return fmt.Sprintf("%v failed: ROM error 0x%02X%02X: %s", e.Op, e.Status, e.ROMCode, e.Meaning())
 }
 
 func (e *CommandError) Is(target error) bool {
@@ -158,7 +210,7 @@ func (e *CommandError) Is(target error) bool {
 }
 
 func (e *CommandError) hint() string {
-	switch e.Code {
+	switch e.ROMCode {
 	case 0x05:
 		return "the ROM refused the command: the chip may be in Secure Download Mode, or the command is not available in this chip's ROM"
 	case 0x07, 0x0B, 0x0C:

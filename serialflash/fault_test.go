@@ -31,20 +31,23 @@ func TestFaultKnobs(t *testing.T) {
 		// stalled, delayed past the wait) get a short CommandTimeout; the
 		// others keep fastOpts' generous one, so a reply that a busy
 		// machine delays is not taken for a fault.
-		{"dropped reply", romsim.Faults{DropReplyOp: 0x11, DropReplyNth: 3}, func(t *testing.T, _, err error, _ *romsim.ROM) {
-			require.ErrorIs(t, err, serialflash.ErrTimeout)
-			require.Contains(t, err.Error(), "write block 3")
-			require.NotEmpty(t, serialflash.Hint(err))
+		// A lost reply or a failed block no longer ends the write: it
+		// resumes (TestResume* check how); a chip that stays silent still
+		// ends it.
+		{"dropped reply resumes", romsim.Faults{DropReplyOp: 0x03, DropReplyNth: 3}, func(t *testing.T, _, err error, _ *romsim.ROM) {
+			require.NoError(t, err)
 		}},
-		{"slow replies within the timeout", romsim.Faults{DelayOp: 0x11, Delay: 150 * time.Millisecond}, func(t *testing.T, _, err error, _ *romsim.ROM) {
+		{"slow replies within the timeout", romsim.Faults{DelayOp: 0x03, Delay: 150 * time.Millisecond}, func(t *testing.T, _, err error, _ *romsim.ROM) {
 			require.NoError(t, err)
 		}},
 		{"reply later than the timeout", romsim.Faults{DelayOp: 0x13, Delay: 2500 * time.Millisecond}, func(t *testing.T, _, err error, _ *romsim.ROM) {
 			require.ErrorIs(t, err, serialflash.ErrTimeout)
 			require.Contains(t, err.Error(), "MD5")
 		}},
-		{"stall", romsim.Faults{StallOp: 0x11, StallNth: 2}, func(t *testing.T, _, err error, _ *romsim.ROM) {
+		{"stall", romsim.Faults{StallOp: 0x03, StallNth: 2}, func(t *testing.T, _, err error, _ *romsim.ROM) {
 			require.ErrorIs(t, err, serialflash.ErrTimeout)
+			require.Contains(t, err.Error(), "not written", "the region's state is said")
+			require.NotEmpty(t, serialflash.Hint(err))
 		}},
 		{"corrupt checksum is sent again", romsim.Faults{CorruptChecksumNth: 2}, func(t *testing.T, _, err error, rom *romsim.ROM) {
 			require.NoError(t, err)
@@ -56,17 +59,21 @@ func TestFaultKnobs(t *testing.T) {
 			}
 			require.Equal(t, 1, sevens, "the ROM saw one bad checksum and the block was sent again")
 		}},
-		{"flash write error", romsim.Faults{FailFlashDataNth: 2}, func(t *testing.T, _, err error, _ *romsim.ROM) {
+		{"one flash write error resumes", romsim.Faults{FailFlashDataNth: 2}, func(t *testing.T, _, err error, _ *romsim.ROM) {
+			require.NoError(t, err)
+		}},
+		{"flash write errors from a block on", romsim.Faults{FailFlashDataFromNth: 2}, func(t *testing.T, _, err error, _ *romsim.ROM) {
 			var ce *serialflash.CommandError
 			require.ErrorAs(t, err, &ce)
-			require.Equal(t, byte(0x08), ce.Code)
+			require.Equal(t, byte(0x08), ce.ROMCode)
 			require.Contains(t, serialflash.Hint(err), "power")
+			require.Contains(t, err.Error(), "after 3 resumes")
 		}},
 		{"error status", romsim.Faults{ErrorOp: 0x0D, ErrorCode: 0x06}, func(t *testing.T, err, _ error, _ *romsim.ROM) {
 			var ce *serialflash.CommandError
 			require.ErrorAs(t, err, &ce)
 			require.Equal(t, serialflash.OpSPIAttach, ce.Op)
-			require.Equal(t, byte(0x06), ce.Code)
+			require.Equal(t, byte(0x06), ce.ROMCode)
 		}},
 		{"wrong md5", romsim.Faults{WrongMD5: true}, func(t *testing.T, _, err error, _ *romsim.ROM) {
 			require.ErrorIs(t, err, serialflash.ErrVerify)
@@ -217,9 +224,14 @@ func TestWriteStepsDownWhenLinkFailsMidTransfer(t *testing.T) {
 	// long the wait, and the wait is what this test costs; 1 s also failed
 	// replies that a busy machine merely delayed at 460800.
 	opts.CommandTimeout = 3 * time.Second
+	opts.Before = serialflash.ResetDefault // stepping down resets the chip
 	var notices []string
 	opts.OnNotice = func(s string) { notices = append(notices, s) }
-	f := openPTY(t, env, opts)
+	port, err := serialflash.OpenPort(testCtx(t), env.path)
+	require.NoError(t, err)
+	f, err := serialflash.OpenWithPort(testCtx(t), &linePort{Port: port, rom: env.rom}, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
 	require.Equal(t, 921600, f.Baud())
 	// The adapter starts failing at this rate (a warm CH340).
 	env.rom.SetFaults(romsim.Faults{MaxReliableBaud: 460800})

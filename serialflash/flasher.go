@@ -55,8 +55,19 @@ type Options struct {
 	// BootLogWait is how long to collect the boot log after a reset
 	// (default 150 ms).
 	BootLogWait time.Duration
-	// NoCompress writes uncompressed even where the ROM can inflate.
+	// NoCompress writes uncompressed even where the ROM can inflate
+	// (the same as Compress: CompressNever).
 	NoCompress bool
+	// Compress chooses when writes may go compressed; the zero value is
+	// CompressSafe, which never changes a byte outside the regions.
+	Compress Compression
+	// NoDiff writes every sector of a region even where the flash already
+	// holds the data (by default, where the ROM has SPI_FLASH_MD5, only
+	// the sectors that differ are written).
+	NoDiff bool
+	// MaxResumes bounds how often one region's write continues after a
+	// block failed (0 = the default 3; negative = never resume).
+	MaxResumes int
 	// FlashSize overrides the detected flash size (bytes); needed in
 	// Secure Download Mode where RDID is impossible.
 	FlashSize uint32
@@ -67,6 +78,14 @@ type Options struct {
 	OnNotice func(string)
 	// Logger gets protocol-level debug logs; nil discards.
 	Logger *slog.Logger
+	// Owner names this use of the port for a second process that finds it
+	// busy (e.g. "espdeck serial write"); default "espdeck".
+	Owner string
+
+	// unsafeAlwaysCompress compresses every region without padding, as
+	// espdeck did before the ROM's window behaviour was known (§13.1).
+	// Only benchmarks and tests set it, to measure and show the damage.
+	unsafeAlwaysCompress bool
 }
 
 func (o *Options) defaults() {
@@ -111,13 +130,19 @@ type Flasher struct {
 	noDTR bool
 	// attached says SPI_ATTACH and SPI_SET_PARAMS were sent.
 	attached bool
+	// paramSize is the flash size SPI_SET_PARAMS told the ROM.
+	paramSize uint32
 }
 
 // Open opens port (a device path or socket://HOST:PORT) and connects to the
 // chip's ROM loader: reset into download mode, sync, detect, baud change,
 // flash attach. The caller must Close the Flasher.
 func Open(ctx context.Context, port string, opts Options) (*Flasher, error) {
-	p, err := OpenPort(ctx, port)
+	owner := opts.Owner
+	if owner == "" {
+		owner = "espdeck"
+	}
+	p, err := OpenPortAs(ctx, port, owner)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +174,7 @@ func openOn(ctx context.Context, p Port, usb string, opts Options) (*Flasher, er
 		return nil, withHint(fmt.Errorf("%w: expected %v, found %v", ErrWrongChip, opts.Chip, f.chip),
 			fmt.Sprintf("use --chip %s or --chip auto", keyOf(f.chip)))
 	}
-	if opts.Baud > 0 && opts.Baud != 115200 {
+	if opts.Baud > 0 && opts.Baud != 115200 && opts.Baud != f.baud {
 		if err := f.raiseBaud(ctx, opts.Baud); err != nil {
 			return nil, err
 		}
@@ -231,6 +256,46 @@ func paren(s string) string {
 	return "(" + s + ")"
 }
 
+// lineKind tells what out-of-frame bytes look like: "text" (lines of
+// printable characters: an app's log), "noise" (mostly unprintable) or ""
+// (too little to tell).
+func lineKind(b []byte) string {
+	if len(b) < 16 {
+		return ""
+	}
+	text, nl := 0, false
+	for _, c := range b {
+		switch {
+		case c == '\n':
+			nl = true
+			text++
+		case c == '\r' || c == '\t' || (c >= 0x20 && c < 0x7F):
+			text++
+		}
+	}
+	switch {
+	case nl && text*10 >= len(b)*9:
+		return "text"
+	case text*10 < len(b)*7:
+		return "noise"
+	}
+	return ""
+}
+
+// lastLine returns the last complete non-empty line of text, cut to max.
+func lastLine(b []byte, max int) string {
+	lines := strings.Split(strings.ReplaceAll(string(b), "\r", ""), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" && (i < len(lines)-1 || len(lines) == 1) {
+			if len(l) > max {
+				l = l[:max]
+			}
+			return printable([]byte(l), max)
+		}
+	}
+	return ""
+}
+
 // printable renders line noise for an error message.
 func printable(b []byte, max int) string {
 	if len(b) > max {
@@ -263,6 +328,20 @@ func (f *Flasher) connect(ctx context.Context) error {
 		if f.noDTR {
 			st = NoReset{}
 		}
+		// Without a reset the ROM may still run at the rate a previous
+		// command switched it to (it keeps it until reset): every other
+		// round listens at one of the usual raised rates.
+		rate := 115200
+		if _, none := st.(NoReset); none && attempt%2 == 1 {
+			cands := leftoverRates(f.opts.Baud)
+			rate = cands[(attempt/2)%len(cands)]
+		}
+		if rate != f.baud {
+			if err := f.port.SetBaudRate(rate); err != nil {
+				return err
+			}
+			f.baud = rate
+		}
 		f.progress(Progress{Stage: "sync", Done: int64(attempt), Total: int64(f.opts.ConnectAttempts)})
 		f.c.flush()
 		f.c.takeSeen()
@@ -279,12 +358,14 @@ func (f *Flasher) connect(ctx context.Context) error {
 			}
 		}
 		// Collect the boot log the reset produced.
-		f.c.drain(ctx, f.opts.BootLogWait)
+		f.c.drain(ctx, f.opts.BootLogWait, max(4*f.opts.BootLogWait, time.Second))
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("connect: %w", err)
 		}
 		bootLog := f.c.takeSeen()
-		if len(bootLog) > 0 {
+		// What is seen while listening at another rate than 115200 is
+		// garbled; it only stands in when nothing else was seen.
+		if len(bootLog) > 0 && (rate == 115200 || len(lastLog) == 0) {
 			lastLog = bootLog
 			f.opts.Logger.Debug("boot log", "text", printable(bootLog, 300))
 		}
@@ -298,13 +379,16 @@ func (f *Flasher) connect(ctx context.Context) error {
 			}
 			if ok {
 				f.c.takeSeen()
+				if f.baud != 115200 {
+					f.notice("the chip was still at %d Bd from an earlier command (the ROM keeps a rate until it is reset); continuing at that rate", f.baud)
+				}
 				return nil
 			}
 			if err := sleep(ctx, 50*time.Millisecond); err != nil {
 				return fmt.Errorf("connect: %w", err)
 			}
 		}
-		if seen := f.c.takeSeen(); len(seen) > 0 {
+		if seen := f.c.takeSeen(); len(seen) > 0 && (rate == 115200 || len(lastLog) == 0) {
 			lastLog = seen
 		}
 	}
@@ -313,6 +397,10 @@ func (f *Flasher) connect(ctx context.Context) error {
 
 func (f *Flasher) noSyncError(log []byte, sawDownload bool) error {
 	dl, seen, desc := bootMode(log)
+	if lineKind(log) == "noise" {
+		return withHint(fmt.Errorf("%w: the line carries noise, not replies (seen: %q)", ErrNoSync, printable(log, 60)),
+			"a wrong baud rate on an adapter that does not auto-baud, a loose ground or a floating RX pin: check the cable and wiring, and that this is the board's port")
+	}
 	switch {
 	case seen && !dl:
 		return withHint(fmt.Errorf("%w (%s)", ErrWrongBootMode, desc),
@@ -323,6 +411,11 @@ func (f *Flasher) noSyncError(log []byte, sawDownload bool) error {
 	case f.noDTR:
 		return withHint(fmt.Errorf("%w: %w", ErrNoSync, ErrNoModemLines),
 			"put the board in download mode by hand: hold BOOT, tap EN/RST, release BOOT, then run the command again with --before no-reset")
+	}
+	switch lineKind(log) {
+	case "text":
+		return withHint(fmt.Errorf("%w: the board is running an app and printing; it is not in download mode (last output: %q)", ErrWrongBootMode, lastLine(log, 100)),
+			"hold BOOT, tap EN (RST), release BOOT, then run the command again; if the board has an auto-reset circuit, use --before default-reset")
 	}
 	what := "nothing"
 	if len(log) > 0 {
@@ -340,9 +433,11 @@ func (f *Flasher) sync(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	got := false
-	timeout := f.opts.SyncTimeout
+	// One deadline for the first reply; after it, a short one for the
+	// other copies. Bytes that are not replies extend neither.
+	deadline := time.Now().Add(f.opts.SyncTimeout)
 	for range 16 {
-		fr, err := f.c.readFrame(ctx, timeout)
+		fr, err := f.c.readFrameUntil(ctx, deadline)
 		if err != nil {
 			if ctx.Err() != nil {
 				return false, fmt.Errorf("sync: %w", ctx.Err())
@@ -357,8 +452,10 @@ func (f *Flasher) sync(ctx context.Context) (bool, error) {
 			continue
 		}
 		if _, err := r.status(0); err == nil {
+			if !got {
+				deadline = time.Now().Add(50 * time.Millisecond)
+			}
 			got = true
-			timeout = 50 * time.Millisecond
 		}
 	}
 	return got, nil
@@ -472,6 +569,21 @@ func (f *Flasher) baudCommandValue(ctx context.Context, baud int) int {
 	return baud
 }
 
+// leftoverRates lists the raised rates a ROM may still be at: the one
+// asked for first, then the usual ones.
+func leftoverRates(asked int) []int {
+	out := []int{}
+	if asked > 115200 {
+		out = append(out, asked)
+	}
+	for _, r := range []int{460800, 921600, 230400} {
+		if r != asked {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // stepDown lists the rates to try, from want down to 230400.
 func stepDown(want int) []int {
 	out := []int{want}
@@ -499,8 +611,15 @@ func (f *Flasher) raiseBaud(ctx context.Context, want int) error {
 			return fmt.Errorf("change baud rate: %w", ctx.Err())
 		}
 		f.notice("the link did not work at %d Bd (%v); back to 115200 and trying a lower rate", rate, err)
-		if err := f.reconnect(ctx); err != nil {
-			return err
+		if rerr := f.reconnect(ctx); rerr != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("change baud rate: %w", ctx.Err())
+			}
+			hint := fmt.Sprintf("reset the board (hold BOOT, tap EN, release BOOT) and retry with --baud 115200; this link cannot reset the chip, and the ROM keeps %d Bd until it is reset", rate)
+			if !f.noDTR && f.opts.Before != ResetNone {
+				hint = "retry with --baud 115200; if that fails too, reset the board by hand (hold BOOT, tap EN)"
+			}
+			return withHint(fmt.Errorf("%w: the chip acknowledged the switch to %d Bd, then did not answer at %d Bd nor back at 115200 (%v)", ErrBaudChange, rate, rate, Message(err)), hint)
 		}
 	}
 	f.notice("staying at 115200 Bd")
@@ -616,6 +735,7 @@ func (f *Flasher) attach(ctx context.Context) error {
 			return fmt.Errorf("set flash parameters: %w", err)
 		}
 	}
+	f.paramSize = size
 	f.attached = true
 	return nil
 }

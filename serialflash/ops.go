@@ -2,9 +2,7 @@ package serialflash
 
 import (
 	"bytes"
-	"compress/zlib"
 	"context"
-	"crypto/md5"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -59,9 +57,11 @@ func esp8266EraseSize(offset, size uint32) uint32 {
 	return (n - head) * sector
 }
 
-func (f *Flasher) canDeflate() bool { return f.regs.deflate && !f.sdm && !f.opts.NoCompress }
-func (f *Flasher) canMD5() bool     { return f.regs.md5 && !f.sdm }
-func (f *Flasher) canRead() bool    { return f.regs.readSlow && !f.sdm }
+func (f *Flasher) canDeflate() bool {
+	return f.regs.deflate && !f.sdm && !f.opts.NoCompress && f.opts.Compress != CompressNever
+}
+func (f *Flasher) canMD5() bool  { return f.regs.md5 && !f.sdm }
+func (f *Flasher) canRead() bool { return f.regs.readSlow && !f.sdm }
 
 // FlashSize returns the size used for bounds checks: the detected size, or
 // Options.FlashSize when given.
@@ -85,179 +85,6 @@ func prepare(r Region) Region {
 		data = append(data[:len(data):len(data)], bytes.Repeat([]byte{0xFF}, 4-pad)...)
 	}
 	return Region{Addr: r.Addr - over, Data: data}
-}
-
-// WriteFlash erases and writes each region, compressed where the ROM can
-// inflate, and verifies it (SPI_FLASH_MD5, else reading back, else only the
-// ROM's own per-block check, said through OnNotice). When the link fails
-// at a raised baud rate the region is retried once at a lower rate.
-func (f *Flasher) WriteFlash(ctx context.Context, regions []Region) error {
-	size := f.FlashSize()
-	for _, r := range regions {
-		if len(r.Data) == 0 {
-			return fmt.Errorf("write at 0x%X: %w: empty data", r.Addr, ErrBadArgument)
-		}
-		if size != 0 && uint64(r.Addr)+uint64(len(r.Data)) > uint64(size) {
-			return withHint(fmt.Errorf("write %d bytes at 0x%X: %w (flash is %d bytes)", len(r.Data), r.Addr, ErrTooBig, size),
-				"check the address and the file; the detected flash is smaller than the write")
-		}
-	}
-	for i, r := range regions {
-		pr := prepare(r)
-		err := f.writeRegion(ctx, pr, i+1, len(regions))
-		if err != nil && ctx.Err() == nil && f.baud > 115200 && errors.Is(err, ErrTimeout) {
-			f.notice("the link failed at %d Bd while writing 0x%X (%v); stepping down and writing the region again", f.baud, r.Addr, err)
-			lower := 115200
-			if steps := stepDown(f.baud); len(steps) > 1 {
-				lower = steps[1]
-			}
-			if rerr := f.reconnect(ctx); rerr != nil {
-				return fmt.Errorf("write at 0x%X: %w (then: %w)", r.Addr, err, rerr)
-			}
-			if lower > 115200 {
-				if berr := f.tryBaud(ctx, lower); berr != nil {
-					f.notice("no answer at %d Bd either; writing at 115200", lower)
-					if rerr := f.reconnect(ctx); rerr != nil {
-						return rerr
-					}
-				}
-			}
-			err = f.writeRegion(ctx, pr, i+1, len(regions))
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("write at 0x%X: %w", r.Addr, ctx.Err())
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-func (f *Flasher) writeRegion(ctx context.Context, r Region, idx, total int) error {
-	data := r.Data
-	n := uint32(len(data))
-	start := time.Now()
-	pr := func(stage string, done, tot int64, t0 time.Time) {
-		rate := 0.0
-		if el := time.Since(t0).Seconds(); el > 0 {
-			rate = float64(done) / el
-		}
-		f.progress(Progress{Stage: stage, Addr: r.Addr, Region: idx, Regions: total, Done: done, Total: tot, Rate: rate})
-	}
-	var payload []byte
-	compressed := false
-	if f.canDeflate() {
-		var zb bytes.Buffer
-		zw, _ := zlib.NewWriterLevel(&zb, zlib.BestCompression)
-		zw.Write(data)
-		zw.Close()
-		if zb.Len() < len(data) {
-			payload, compressed = zb.Bytes(), true
-		}
-	}
-	if !compressed {
-		payload = data
-	}
-	blocks := (uint32(len(payload)) + romBlock - 1) / romBlock
-	// Erase (the ROM erases the whole range when it gets BEGIN).
-	pr("erase", 0, int64(n), start)
-	eraseTimeout := f.perMB(f.opts.EraseTimeoutPerMB, uint64(n))
-	var err error
-	if compressed {
-		rounded := (n + romBlock - 1) / romBlock * romBlock
-		err = f.begin(ctx, OpFlashDeflBegin, rounded, blocks, romBlock, r.Addr, eraseTimeout)
-	} else {
-		eraseSize := n
-		if f.chip == firmware.ChipESP8266 {
-			eraseSize = esp8266EraseSize(r.Addr, n)
-		}
-		err = f.begin(ctx, OpFlashBegin, eraseSize, blocks, romBlock, r.Addr, eraseTimeout)
-	}
-	if err != nil {
-		return f.opError(fmt.Sprintf("erase 0x%X..0x%X", r.Addr, r.Addr+n), err)
-	}
-	pr("erase", int64(n), int64(n), start)
-	// Write.
-	wstart := time.Now()
-	op := OpFlashData
-	if compressed {
-		op = OpFlashDeflData
-	}
-	ratio := float64(len(data)) / float64(len(payload))
-	for seq := uint32(0); seq < blocks; seq++ {
-		lo := seq * romBlock
-		hi := min(lo+romBlock, uint32(len(payload)))
-		block := payload[lo:hi]
-		if !compressed && len(block) < romBlock {
-			block = append(block[:len(block):len(block)], bytes.Repeat([]byte{0xFF}, romBlock-len(block))...)
-		}
-		timeout := f.opts.CommandTimeout
-		if compressed {
-			// The ROM inflates and writes before answering: allow for
-			// the uncompressed size this piece may expand to (twice the
-			// average ratio, as data compresses unevenly).
-			timeout = f.perMB(f.opts.EraseTimeoutPerMB, uint64(float64(len(block))*ratio*2))
-		}
-		pkt := make([]byte, 16+len(block))
-		binary.LittleEndian.PutUint32(pkt, uint32(len(block)))
-		binary.LittleEndian.PutUint32(pkt[4:], seq)
-		copy(pkt[16:], block)
-		var err error
-		for try := range 3 {
-			_, _, err = f.c.command(ctx, op, pkt, checksum(block), 0, timeout)
-			var ce *CommandError
-			if err == nil || !(errors.As(err, &ce) && ce.Code == 0x07) || try == 2 {
-				break
-			}
-			f.opts.Logger.Debug("block checksum error, sending again", "seq", seq)
-		}
-		if err != nil {
-			return f.opError(fmt.Sprintf("write block %d of %d at 0x%X", seq+1, blocks, r.Addr), err)
-		}
-		done := int64(min(uint64(float64(hi)*ratio), uint64(n)))
-		if seq == blocks-1 {
-			done = int64(n)
-		}
-		pr("write", done, int64(n), wstart)
-	}
-	// Verify.
-	return f.verify(ctx, r, idx, total)
-}
-
-func (f *Flasher) verify(ctx context.Context, r Region, idx, total int) error {
-	n := uint32(len(r.Data))
-	vstart := time.Now()
-	f.progress(Progress{Stage: "verify", Addr: r.Addr, Region: idx, Regions: total, Done: 0, Total: int64(n)})
-	want := md5.Sum(r.Data)
-	var got [16]byte
-	switch {
-	case f.canMD5():
-		g, err := f.FlashMD5(ctx, r.Addr, n)
-		if err != nil {
-			return err
-		}
-		got = g
-	case f.canRead():
-		back, err := f.readFlash(ctx, r.Addr, n, "verify", idx, total)
-		if err != nil {
-			return err
-		}
-		got = md5.Sum(back)
-	default:
-		f.notice("the %v ROM cannot read flash back; 0x%X..0x%X was checked only by the ROM's per-block write check", f.chip, r.Addr, r.Addr+n)
-		return nil
-	}
-	if got != want {
-		hint := "write again at a lower --baud (e.g. 115200); check the board's power supply (a powered hub, a short cable) and the flash chip"
-		if got == md5.Sum(bytes.Repeat([]byte{0xFF}, int(n))) {
-			hint = "the written region reads back empty (all FF): the flash did not take the data — check power and the flash chip, or flash encryption/write protection"
-		}
-		return withHint(fmt.Errorf("verify 0x%X..0x%X: %w (MD5 of flash %x, of data %x)", r.Addr, r.Addr+n, ErrVerify, got, want), hint)
-	}
-	el := time.Since(vstart).Seconds()
-	f.progress(Progress{Stage: "verify", Addr: r.Addr, Region: idx, Regions: total, Done: int64(n), Total: int64(n), Rate: float64(n) / max(el, 1e-9)})
-	return nil
 }
 
 // opError adds what was being done and a hint to a transfer error.

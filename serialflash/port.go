@@ -30,20 +30,37 @@ type Port interface {
 	Close() error
 }
 
-// OpenPort opens name at 115200 Bd: a device path (/dev/ttyUSB0, COM3) or
-// socket://HOST:PORT for a raw TCP serial server or emulator. Errors wrap
+// OpenPort opens name at 115200 Bd: a device path (/dev/ttyUSB0, COM3),
+// socket://HOST:PORT for a raw TCP serial server or emulator, or
+// rfc2217://HOST:PORT for an RFC 2217 server (baud rate and DTR/RTS
+// through the protocol). Errors wrap
 // ErrPortNotFound, ErrPermission or ErrPortBusy with the next step.
 func OpenPort(ctx context.Context, name string) (Port, error) {
+	return OpenPortAs(ctx, name, "espdeck")
+}
+
+// OpenPortAs is OpenPort that claims a local port for owner (e.g. "espdeck
+// serial write") for as long as it is open; a second claim fails with
+// ErrPortBusy naming this owner and PID.
+func OpenPortAs(ctx context.Context, name, owner string) (Port, error) {
 	if rest, ok := strings.CutPrefix(name, "socket://"); ok {
 		return openSocket(ctx, rest)
+	}
+	if rest, ok := strings.CutPrefix(name, "rfc2217://"); ok {
+		return openRFC2217(ctx, rest)
+	}
+	lock, err := LockPort(name, owner)
+	if err != nil {
+		return nil, err
 	}
 	// Never set Mode.InitialStatusBits: opening fails on ports without
 	// modem lines (ptys); lines are set after opening instead.
 	p, err := serial.Open(name, &serial.Mode{BaudRate: 115200, DataBits: 8})
 	if err != nil {
+		lock.Unlock()
 		return nil, classifyOpenError(name, err)
 	}
-	sp := &serialPort{p: p}
+	sp := &serialPort{p: p, lock: lock}
 	// Bytes sent while the port was closed arrive after the next open.
 	p.ResetInputBuffer()
 	return sp, nil
@@ -81,6 +98,8 @@ type PortInfo struct {
 	VID     string // lower-case hex, e.g. "303a"
 	PID     string
 	Product string
+	// Serial is the USB serial number ("" when the device has none).
+	Serial string
 	// LikelyESP says the USB ids belong to a bridge or chip used on ESP boards.
 	LikelyESP bool
 }
@@ -101,7 +120,7 @@ func ListPorts() ([]PortInfo, error) {
 	}
 	var out []PortInfo
 	for _, p := range list {
-		pi := PortInfo{Name: p.Name, USB: p.IsUSB, VID: strings.ToLower(p.VID), PID: strings.ToLower(p.PID), Product: p.Product}
+		pi := PortInfo{Name: p.Name, USB: p.IsUSB, VID: strings.ToLower(p.VID), PID: strings.ToLower(p.PID), Product: p.Product, Serial: p.SerialNumber}
 		_, pi.LikelyESP = espUSBIDs[pi.VID+":"+pi.PID]
 		out = append(out, pi)
 	}
@@ -127,14 +146,19 @@ func usbID(name string) string {
 
 // serialPort adapts go.bug.st/serial.
 type serialPort struct {
-	p serial.Port
+	p    serial.Port
+	lock *PortLock
 }
 
 func (s *serialPort) Read(b []byte) (int, error)           { return s.p.Read(b) }
 func (s *serialPort) Write(b []byte) (int, error)          { return s.p.Write(b) }
 func (s *serialPort) SetReadTimeout(d time.Duration) error { return s.p.SetReadTimeout(d) }
 func (s *serialPort) ResetInputBuffer() error              { return s.p.ResetInputBuffer() }
-func (s *serialPort) Close() error                         { return s.p.Close() }
+func (s *serialPort) Close() error {
+	err := s.p.Close()
+	s.lock.Unlock()
+	return err
+}
 func (s *serialPort) SetBaudRate(baud int) error {
 	if err := s.p.SetMode(&serial.Mode{BaudRate: baud, DataBits: 8}); err != nil {
 		return fmt.Errorf("set %d Bd: %w", baud, err)

@@ -58,12 +58,12 @@ var errShortResponse = errors.New("short response")
 func (r response) status(respLen int) (out []byte, err error) {
 	if len(r.data) < respLen+2 {
 		if len(r.data) >= 2 && r.data[0] != 0 {
-			return nil, &CommandError{Op: r.op, Status: r.data[0], Code: r.data[1]}
+			return nil, &CommandError{Op: r.op, Status: r.data[0], ROMCode: r.data[1]}
 		}
 		return nil, fmt.Errorf("%v: %w: %d data bytes, want %d output bytes and a status", r.op, errShortResponse, len(r.data), respLen)
 	}
 	if st := r.data[respLen]; st != 0 {
-		return nil, &CommandError{Op: r.op, Status: st, Code: r.data[respLen+1]}
+		return nil, &CommandError{Op: r.op, Status: st, ROMCode: r.data[respLen+1]}
 	}
 	return r.data[:respLen], nil
 }

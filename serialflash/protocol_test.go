@@ -3,6 +3,7 @@ package serialflash
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -65,7 +66,7 @@ func TestResponseVectors(t *testing.T) {
 	_, err = r.status(0)
 	var ce *CommandError
 	require.ErrorAs(t, err, &ce)
-	require.Equal(t, byte(7), ce.Code)
+	require.Equal(t, byte(7), ce.ROMCode)
 	require.Contains(t, ce.Error(), "checksum")
 	require.NotEmpty(t, Hint(err))
 
@@ -73,7 +74,7 @@ func TestResponseVectors(t *testing.T) {
 	r, err = parseResponse(unhex(t, "01 08 04 00 07 07 12 20 01 05 00 00"))
 	require.NoError(t, err)
 	require.True(t, r.unsupportedShape())
-	require.True(t, errors.Is(&CommandError{Op: OpGetSecurityInfo, Status: 1, Code: 5}, ErrUnsupported))
+	require.True(t, errors.Is(&CommandError{Op: OpGetSecurityInfo, Status: 1, ROMCode: 5}, ErrUnsupported))
 
 	_, err = parseResponse(unhex(t, "00 08 00 00 00 00 00 00"))
 	require.Error(t, err, "direction 00 is a request")
@@ -156,4 +157,25 @@ func FuzzBootMode(f *testing.F) {
 			t.Fatal("a normal-boot banner read as download mode")
 		}
 	})
+}
+
+// Every error a user sees has a stable machine word and a next step,
+// however deeply it is wrapped.
+func TestErrorsAnswerCodeAndHint(t *testing.T) {
+	wrapped := fmt.Errorf("write at 0x10000: %w", withHint(fmt.Errorf("%w: lost", ErrTimeout), "check the cable"))
+	var coder interface {
+		Code() string
+		Hint() string
+	}
+	require.ErrorAs(t, wrapped, &coder)
+	require.Equal(t, "timeout", coder.Code())
+	require.Equal(t, "check the cable", coder.Hint())
+	require.Equal(t, "timeout", Code(wrapped))
+	ce := &CommandError{Op: OpFlashData, Status: 1, ROMCode: 0x08}
+	require.Equal(t, "device_error", ce.Code())
+	require.Contains(t, ce.Hint(), "power")
+	require.Equal(t, "device_error", Code(fmt.Errorf("x: %w", &CommandError{Op: OpGetSecurityInfo, Status: 1, ROMCode: 5})))
+	require.True(t, (&CommandError{Op: OpGetSecurityInfo, Status: 1, ROMCode: 5}).Unsupported(), "a refused command says so apart from its code")
+	require.Equal(t, "baud_change_failed", Code(fmt.Errorf("%w: %w", ErrBaudChange, ErrNoSync)))
+	require.Equal(t, "transfer_failed", Code(errors.New("other")))
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -207,7 +209,7 @@ func TestWriteVerifyReadBackCompressedAndPlain(t *testing.T) {
 			f := openPTY(t, env, opts)
 			regions := []serialflash.Region{
 				{Addr: 0x1000, Data: firmwareLike(5000, 1)},
-				{Addr: 0x10000, Data: firmwareLike(9000, 2)},
+				{Addr: 0x10000, Data: firmwareLike(40000, 2)}, // large enough to go compressed
 			}
 			require.NoError(t, f.WriteFlash(testCtx(t), regions))
 			flash := env.rom.Flash()
@@ -236,7 +238,7 @@ func TestWriteVerifyReadBackCompressedAndPlain(t *testing.T) {
 				require.Contains(t, ops, byte(0x13), "verified with SPI_FLASH_MD5")
 			}
 			if tc.chip != firmware.ChipESP8266 {
-				back, err := f.ReadFlash(testCtx(t), 0x10000, 9000)
+				back, err := f.ReadFlash(testCtx(t), 0x10000, 40000)
 				require.NoError(t, err)
 				require.Equal(t, regions[1].Data, back)
 			}
@@ -309,9 +311,16 @@ func TestBaudStepDownWhenLinkFails(t *testing.T) {
 	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32C3, Faults: romsim.Faults{MaxReliableBaud: 230400}})
 	opts := fastOpts()
 	opts.Baud = 921600
+	// The ROM keeps a rate it switched to until it is reset, so stepping
+	// down needs a port that can reset the chip.
+	opts.Before = serialflash.ResetDefault
 	var notices []string
 	opts.OnNotice = func(s string) { notices = append(notices, s) }
-	f := openPTY(t, env, opts)
+	port, err := serialflash.OpenPort(testCtx(t), env.path)
+	require.NoError(t, err)
+	f, err := serialflash.OpenWithPort(testCtx(t), &linePort{Port: port, rom: env.rom}, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
 	require.Equal(t, 230400, f.Baud(), "stepped down to the fastest working rate")
 	require.GreaterOrEqual(t, len(notices), 2, "each step down is said")
 	data := firmwareLike(3000, 5)
@@ -394,16 +403,20 @@ func TestPortErrors(t *testing.T) {
 	require.ErrorIs(t, err, serialflash.ErrPortNotFound)
 	require.NotEmpty(t, serialflash.Hint(err))
 
-	if os.Geteuid() == 0 {
-		t.Skip("root bypasses TIOCEXCL, so a second open of a pty succeeds; the busy mapping is covered by TestClassifyOpenError")
-	}
+	// One owner per port, for root too (where TIOCEXCL does not stop a
+	// second open): the second espdeck is told who holds the port.
 	env := startPTY(t, romsim.Config{})
-	p, err := serialflash.OpenPort(testCtx(t), env.path)
+	p, err := serialflash.OpenPortAs(testCtx(t), env.path, "espdeck monitor")
 	require.NoError(t, err)
-	defer p.Close()
-	_, err = serialflash.OpenPort(testCtx(t), env.path)
+	_, err = serialflash.Open(testCtx(t), env.path, fastOpts())
 	require.ErrorIs(t, err, serialflash.ErrPortBusy)
+	require.Equal(t, "port_busy", serialflash.Code(err))
+	require.Contains(t, err.Error(), fmt.Sprintf("held by espdeck monitor, PID %d", os.Getpid()))
 	require.NotEmpty(t, serialflash.Hint(err))
+	require.NoError(t, p.Close())
+	// Released on close: the next owner gets it.
+	f := openPTY(t, env, fastOpts())
+	require.NoError(t, f.Close())
 }
 
 func TestSecureDownloadModeInfo(t *testing.T) {
@@ -418,4 +431,71 @@ func TestSecureDownloadModeInfo(t *testing.T) {
 	require.Empty(t, info.MAC)
 	_, err = f.ReadFlash(testCtx(t), 0, 64)
 	require.ErrorIs(t, err, serialflash.ErrUnsupported)
+}
+
+// On a link that cannot reset the chip, a failed baud change is said as
+// that — with the rate and the way out — not as a cable problem.
+func TestFailedBaudChangeSaidAsSuch(t *testing.T) {
+	t.Parallel()
+	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32, Faults: romsim.Faults{MaxReliableBaud: 115200}})
+	opts := noSyncOpts()
+	opts.Baud = 460800
+	opts.ConnectAttempts = 1
+	_, err := serialflash.Open(testCtx(t), env.path, opts)
+	require.ErrorIs(t, err, serialflash.ErrBaudChange)
+	require.Equal(t, "baud_change_failed", serialflash.Code(err))
+	require.Contains(t, err.Error(), "460800 Bd")
+	require.Contains(t, serialflash.Hint(err), "--baud 115200")
+	require.NotContains(t, serialflash.Hint(err), "cable")
+}
+
+// A command that left the ROM at a raised rate without resetting it (a
+// port without lines, --after no-reset) does not lock the next command
+// out: it finds the ROM at that rate.
+func TestRateLeftByAnEarlierCommand(t *testing.T) {
+	t.Parallel()
+	env := startPTY(t, romsim.Config{Chip: firmware.ChipESP32})
+	opts := fastOpts()
+	opts.SyncTimeout = 300 * time.Millisecond
+	opts.Baud = 921600
+	f, err := serialflash.Open(testCtx(t), env.path, opts)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.Equal(t, 921600, env.rom.Baud())
+	opts.Baud = 460800
+	opts.ConnectAttempts = 0 // the default rounds listen at each usual rate
+	var notices []string
+	opts.OnNotice = func(s string) { notices = append(notices, s) }
+	g := openPTY(t, env, opts)
+	require.Contains(t, strings.Join(notices, "\n"), "still at 921600 Bd")
+	require.Equal(t, 460800, g.Baud())
+	_, err = g.Info(testCtx(t))
+	require.NoError(t, err)
+}
+
+// rfc2217:// as ser2net and esptool speak it: the chip starts in its app,
+// espdeck resets it into download mode with DTR/RTS sent through the
+// protocol, raises the rate through the protocol, writes and verifies.
+func TestRFC2217Port(t *testing.T) {
+	t.Parallel()
+	addr, rom, stop, err := romsim.StartRFC2217(context.Background(), romsim.Config{Chip: firmware.ChipESP32C3, StartInApp: true,
+		AppLog: []byte("I (31) app: hello\r\n")}, "")
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	opts := fastOpts()
+	opts.Before = serialflash.ResetDefault
+	opts.Baud = 460800
+	f, err := serialflash.Open(testCtx(t), "rfc2217://"+addr, opts)
+	require.NoError(t, err)
+	defer f.Close()
+	require.Equal(t, firmware.ChipESP32C3, f.Chip())
+	require.NotEmpty(t, rom.Lines(), "DTR/RTS went through the protocol")
+	require.Equal(t, 460800, f.Baud())
+	require.Equal(t, []int{460800}, rom.BaudChanges())
+	data := append(firmwareLike(40000, 41), bytes.Repeat([]byte{0xFF, 0xFF, 0x00}, 100)...) // IAC bytes in the data
+	require.NoError(t, f.WriteFlash(testCtx(t), []serialflash.Region{{Addr: 0x10000, Data: data}}))
+	require.Equal(t, data, rom.Flash()[0x10000:0x10000+len(data)])
+	back, err := f.ReadFlash(testCtx(t), 0x10000, 256)
+	require.NoError(t, err)
+	require.Equal(t, data[:256], back)
 }

@@ -28,6 +28,7 @@ var exitCodes = map[string]int{
 	ops.CodeUnreachable:     exitUnreachable,
 	ops.CodeNoSync:          exitUnreachable,
 	ops.CodeWrongBootMode:   exitUnreachable,
+	ops.CodeBaudChange:      exitUnreachable,
 	ops.CodePortNotFound:    exitUnreachable,
 	ops.CodePortBusy:        exitPermission,
 	ops.CodePermission:      exitPermission,

@@ -78,6 +78,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		// The ESP8266 core's upload pattern with espdeck as network_cmd.
 		return runOTA(c, otaArgs)
 	}
+	if isEsptoolLine(args) {
+		return runEsptoolLine(c, args)
+	}
 	if strings.HasPrefix(first, "-") {
 		// Flags before any command: the TUI (espdeck --demo, espdeck --config F).
 		return runTUI(c, args)
@@ -97,6 +100,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fmt.Fprintf(stderr, "espdeck: unknown command %q\n", first)
 	if s := suggest(first); s != "" {
 		fmt.Fprintf(stderr, "  Did you mean %q?\n", s)
+	} else if v := closestEsptoolVerb(first); v != "" {
+		fmt.Fprintf(stderr, "  Did you mean %q (esptool's spelling, which espdeck understands)?\n", v)
 	}
 	fmt.Fprintln(stderr, "  Run 'espdeck help' for the list of commands.")
 	return exitUsage

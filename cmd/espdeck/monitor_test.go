@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	fx "github.com/espdeck/espdeck/internal/fixture"
+	"github.com/espdeck/espdeck/serialflash"
 )
 
 const monitorFixtureELF = "../../../shared/fixtures/elf/esp32-app-template.elf"
@@ -269,4 +270,27 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Issue 11 point 6: a port another espdeck holds is refused by the monitor
+// with the holder's name (exit 10), even as root where TIOCEXCL does not
+// stop a second open; the holder keeps its session.
+func TestMonitorRefusesAPortAnotherEspdeckHolds(t *testing.T) {
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	lock, err := serialflash.LockPort(slave.Name(), "espdeck serial write")
+	require.NoError(t, err)
+	res := runCLI(t, nil, "monitor", "--port", slave.Name(), "--json")
+	require.Equal(t, exitPermission, res.code, res.stderr+res.stdout)
+	require.Contains(t, res.stdout+res.stderr, "espdeck serial write")
+	require.Contains(t, res.stdout, `"port_busy"`)
+	lock.Unlock()
+	// Released, the port can be claimed again.
+	again, err := serialflash.LockPort(slave.Name(), "test")
+	require.NoError(t, err)
+	again.Unlock()
 }

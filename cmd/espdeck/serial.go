@@ -18,9 +18,11 @@ const serialUsage = `Usage:
   espdeck serial write  ADDR FILE [ADDR FILE…] [--port P] write (erase, compressed transfer, MD5 verify, reset)
   espdeck serial read   ADDR SIZE -o FILE [--port P]      read flash (slow: the ROM sends 64 bytes per round trip)
   espdeck serial erase  ADDR SIZE | --all [--port P]      erase a region (multiples of 0x1000) or the whole flash
+  espdeck serial verify ADDR FILE [ADDR FILE…] [--port P] compare flash with files by MD5 (writes nothing)
   espdeck serial reset  [--port P]                        reset the board into its app
 
-esptool spellings work too: write-flash/write_flash, read-flash, erase-flash, erase-region, chip-id, flash-id.
+esptool command lines work too, options before or after the verb (see docs/serial.md):
+  espdeck --chip esp32 --port P --baud 921600 write_flash -z --flash_mode dio 0x1000 boot.bin 0x10000 app.bin
 Everything goes through the chip's ROM bootloader (no stub is uploaded).
 
 Examples:
@@ -35,6 +37,7 @@ var serialVerbs = map[string]string{
 	"write-flash": "write", "write_flash": "write", "read-flash": "read", "read_flash": "read",
 	"erase-flash": "erase-all", "erase_flash": "erase-all", "erase-region": "erase", "erase_region": "erase",
 	"chip-id": "info", "chip_id": "info", "flash-id": "info", "flash_id": "info",
+	"verify": "verify",
 }
 
 // serialFlags are the flags of every serial verb.
@@ -47,6 +50,7 @@ type serialFlags struct {
 	output    string
 	all       bool
 	noCompr   bool
+	noDiff    bool
 	flashSize string
 }
 
@@ -60,12 +64,12 @@ func runSerial(c *cli, args []string) int {
 	}
 	verb, ok := serialVerbs[args[0]]
 	if !ok {
-		fmt.Fprintf(c.stderr, "espdeck serial: unknown verb %q\n\n%s\n", args[0], serialUsage)
+		fmt.Fprintf(c.stderr, "espdeck serial: unknown verb %q%s\n  run 'espdeck serial --help' for the verbs\n", args[0], didYouMeanSerial(args[0]))
 		return exitUsage
 	}
 	fs, cm := c.newFlags("serial "+args[0], serialUsage)
 	var sf serialFlags
-	fs.StringVar(&sf.port, "port", "", "serial `PORT` or socket://HOST:PORT (default $ESPDECK_PORT, or the one ESP-looking port)")
+	fs.StringVar(&sf.port, "port", "", "serial `PORT`, socket://HOST:PORT or rfc2217://HOST:PORT (default $ESPDECK_PORT, or the one ESP-looking port)")
 	fs.StringVar(&sf.port, "p", "", "short for --port")
 	fs.IntVar(&sf.baud, "baud", 460800, "baud rate after syncing at 115200 (ESP8266 stays at 115200; $ESPDECK_BAUD)")
 	fs.IntVar(&sf.baud, "b", 460800, "short for --baud")
@@ -76,6 +80,7 @@ func runSerial(c *cli, args []string) int {
 	fs.StringVar(&sf.output, "output", "", "read: output `FILE`")
 	fs.BoolVar(&sf.all, "all", false, "erase: the whole flash")
 	fs.BoolVar(&sf.noCompr, "no-compress", false, "write: send data uncompressed")
+	fs.BoolVar(&sf.noDiff, "no-diff", false, "write: write every sector, also those the flash already holds")
 	fs.StringVar(&sf.flashSize, "flash-size", "", "flash size (e.g. 4M) when detection is impossible or wrong")
 	baudSet := false
 	pos, err := parse(fs, args[1:])
@@ -109,7 +114,7 @@ func runSerial(c *cli, args []string) int {
 	var regions []ops.Region
 	var rdAddr, rdSize uint64
 	switch verb {
-	case "write":
+	case "write", "verify":
 		if len(pos) == 0 || len(pos)%2 != 0 {
 			return usage("serial write needs ADDR FILE pairs", "e.g. espdeck serial write 0x10000 app.bin --port /dev/ttyUSB0")
 		}
@@ -193,6 +198,8 @@ func runSerial(c *cli, args []string) int {
 		}
 	case "write":
 		fail = serialWrite(c, cm, r, fl, info, regions, fields)
+	case "verify":
+		fail = serialVerify(c, r, fl, info, regions, fields)
 	case "read":
 		fail = serialRead(c, r, fl, uint32(rdAddr), uint32(rdSize), sf.output, fields)
 	case "erase":
@@ -215,7 +222,7 @@ func runSerial(c *cli, args []string) int {
 
 // serialOptions turns the flags into serialflash options wired to the reporter.
 func serialOptions(c *cli, cm *common, r *reporter, sf *serialFlags) (serialflash.Options, *failure) {
-	opts := serialflash.Options{Baud: sf.baud, NoCompress: sf.noCompr,
+	opts := serialflash.Options{Baud: sf.baud, NoCompress: sf.noCompr, NoDiff: sf.noDiff, Owner: "espdeck serial",
 		OnProgress: func(p serialflash.Progress) {
 			if p.Total <= 0 || p.Stage == "sync" {
 				return
@@ -280,8 +287,11 @@ func pickPort(c *cli, port string) (string, *failure) {
 	case err == nil && len(likely) == 1:
 		return likely[0], nil
 	case len(likely) > 1:
+		if p, ok := choosePort(c, ports); ok {
+			return p, nil
+		}
 		return "", &failure{code: exitUsage, name: "port_ambiguous", message: "several ESP-looking ports are present: " + strings.Join(likely, ", "),
-			hint: "choose one with --port"}
+			hint: "choose one with --port (on a terminal espdeck asks, and remembers the board)"}
 	case len(all) > 0:
 		return "", &failure{code: exitUnreachable, name: "port_not_found", message: "no port looks like an ESP board (present: " + strings.Join(all, ", ") + ")",
 			hint: "pass --port explicitly, or check the cable (charge-only cables carry no data)"}
@@ -365,11 +375,12 @@ func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info 
 		return failureOf(c, err, "")
 	}
 	fields["regions"] = res.Regions
+	fields["skipped_bytes"] = res.Skipped()
 	fields["baud"] = fl.Baud() // a failing link may have stepped it down
 	fields["verified"] = res.Verified
 	fields["verified_md5"] = res.Verified
 	if res.Verified {
-		r.say("wrote and verified %d region(s)", len(regions))
+		r.say("wrote and verified %d region(s)%s", len(regions), writeSummary(res))
 	} else {
 		fields["not_verified_why"] = res.NotVerifiedWhy
 		r.say("wrote %d region(s), not read back: %s", len(regions), res.NotVerifiedWhy)

@@ -13,7 +13,7 @@ import (
 )
 
 const simSerialUsage = `Usage:
-  espdeck sim serial [--chip esp32s3] [--tcp 127.0.0.1:PORT] [--demo | --flash FILE] [--pace] [--app-log FILE]
+  espdeck sim serial [--chip esp32s3] [--tcp 127.0.0.1:PORT | --rfc2217 127.0.0.1:PORT] [--demo | --flash FILE] [--pace] [--app-log FILE]
 
 Starts a simulated ROM bootloader and prints what to pass to --port: a
 pseudo-terminal path, or socket://ADDRESS with --tcp. It runs until Ctrl-C.
@@ -36,6 +36,7 @@ func runSimSerial(c *cli, args []string) int {
 	fs, cm := c.newFlags("sim serial", simSerialUsage)
 	chipName := fs.String("chip", "esp32", "chip to simulate: esp32, esp32s2, esp32s3, esp32c3, esp32c6, esp8266")
 	tcp := fs.String("tcp", "", "listen on this loopback `ADDRESS` (socket://) instead of a pty")
+	rfc := fs.String("rfc2217", "", "serve RFC 2217 on this loopback `ADDRESS` (rfc2217://: baud and DTR/RTS through the protocol)")
 	flashFile := fs.String("flash", "", "preload flash from `FILE` at address 0")
 	demoFlash := fs.Bool("demo", false, "preload a partition table, otadata and three apps (to try partitions and slot commands)")
 	appLog := fs.String("app-log", "", "text `FILE` the board prints after a normal boot")
@@ -84,11 +85,16 @@ func runSimSerial(c *cli, args []string) int {
 	var where string
 	var stop func()
 	var rom *romsim.ROM
-	if *tcp != "" {
+	switch {
+	case *rfc != "":
+		var addr string
+		addr, rom, stop, err = romsim.StartRFC2217(c.ctx, cfg, *rfc)
+		where = "rfc2217://" + addr
+	case *tcp != "":
 		var addr string
 		addr, rom, stop, err = romsim.StartTCP(c.ctx, cfg, *tcp)
 		where = "socket://" + addr
-	} else {
+	default:
 		where, rom, stop, err = romsim.StartPTY(c.ctx, cfg)
 	}
 	if err != nil {

@@ -32,6 +32,7 @@ const (
 	CodeUnreachable     = "unreachable"
 	CodeNoSync          = "no_sync"
 	CodeWrongBootMode   = "wrong_boot_mode"
+	CodeBaudChange      = "baud_change_failed"
 	CodePortNotFound    = "port_not_found"
 	CodePortBusy        = "port_busy"
 	CodePermission      = "permission_denied"
@@ -51,7 +52,7 @@ const (
 
 // Codes lists every code, for tables that must cover them all.
 func Codes() []string {
-	return []string{CodeInternal, CodeUsage, CodeBadInput, CodeRefused, CodeWrongChip, CodeTooBig, CodeNotConfirmed, CodeInvalidSlot, CodeNoFreeSlot, CodeBadTable, CodeNoTable, CodeUnknownPart, CodeNoOTAData, CodeSlotWriteRefuse, CodeUnreachable, CodeNoSync, CodeWrongBootMode, CodePortNotFound, CodePortBusy, CodePermission, CodeAuthFailed, CodeNoConnectBack, CodeListen, CodeNoAnswer, CodeNotAnApp, CodeTransfer, CodeTimeout, CodeDevice, CodeVerify, CodeNotVerified, CodeInterrupted, CodeWriteFile}
+	return []string{CodeInternal, CodeUsage, CodeBadInput, CodeRefused, CodeWrongChip, CodeTooBig, CodeNotConfirmed, CodeInvalidSlot, CodeNoFreeSlot, CodeBadTable, CodeNoTable, CodeUnknownPart, CodeNoOTAData, CodeSlotWriteRefuse, CodeUnreachable, CodeNoSync, CodeWrongBootMode, CodeBaudChange, CodePortNotFound, CodePortBusy, CodePermission, CodeAuthFailed, CodeNoConnectBack, CodeListen, CodeNoAnswer, CodeNotAnApp, CodeTransfer, CodeTimeout, CodeDevice, CodeVerify, CodeNotVerified, CodeInterrupted, CodeWriteFile}
 }
 
 // Coded is what every error shown to a person answers.
@@ -172,6 +173,10 @@ func classify(err error) (code, hint string) {
 		return CodePermission, hint
 	case errors.Is(err, serialflash.ErrPortNotFound), errors.Is(err, monitor.ErrPortNotFound):
 		return CodePortNotFound, hint
+	case errors.Is(err, serialflash.ErrBaudChange):
+		// Before no_sync: the chip answered at 115200 and stopped after
+		// the switch, so the cable and the port are not to blame.
+		return CodeBaudChange, hint
 	case errors.Is(err, serialflash.ErrNoSync), errors.Is(err, serialflash.ErrNoModemLines):
 		return CodeNoSync, hint
 	case errors.Is(err, serialflash.ErrWrongBootMode):

@@ -42,3 +42,17 @@ func TestOneCodePerFailure(t *testing.T) {
 	// Every code has an exit status in the command line's table: checked there.
 	require.Equal(t, "", CodeOf(nil))
 }
+
+// serialflash names its failures with ops's codes: one word per failure
+// whichever layer reports it.
+func TestSerialflashCodesAreOpsCodes(t *testing.T) {
+	sentinels := []error{serialflash.ErrBaudChange, serialflash.ErrWrongBootMode, serialflash.ErrNoModemLines, serialflash.ErrNoSync,
+		serialflash.ErrTimeout, serialflash.ErrVerify, serialflash.ErrPortNotFound, serialflash.ErrPermission, serialflash.ErrPortBusy,
+		serialflash.ErrUnsupported, serialflash.ErrTooBig, serialflash.ErrBadArgument, serialflash.ErrWrongChip}
+	for _, s := range sentinels {
+		err := fmt.Errorf("doing something: %w", s)
+		require.Equal(t, CodeOf(err), serialflash.Code(err), "%v", s)
+	}
+	rom := &serialflash.CommandError{}
+	require.Equal(t, CodeOf(rom), rom.Code())
+}

@@ -83,7 +83,10 @@ func PreflightESPHome(image []byte, typ esphomeota.OTAType, t Target, p Policy) 
 	case esphomeota.TypeBootloader:
 		pf := &preflight{data: image, t: t, p: p}
 		pf.v.Content = firmware.Classify(image)
-		if pf.v.Content != firmware.ContentBootloader {
+		// A bootloader without a description (ESP-IDF before v5) is a
+		// RAM-only image; sent as a bootloader it lands at the bootloader
+		// offset, which is what makes it one.
+		if pf.v.Content != firmware.ContentBootloader && pf.v.Content != firmware.ContentRAMImage {
 			pf.fail("content", &firmware.NotAnAppError{Found: pf.v.Content.String() + ", not a bootloader",
 				Hint: "give the bootloader .bin of the build (e.g. build/bootloader/bootloader.bin)"}, true)
 		} else {

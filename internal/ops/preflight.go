@@ -209,7 +209,7 @@ func Preflight(image []byte, t Target, p Policy) (Verdict, error) {
 	case RouteOTAFilesystem:
 		pf.v.Content = firmware.Classify(image)
 		switch pf.v.Content {
-		case firmware.ContentApp, firmware.ContentBootloader, firmware.ContentMerged, firmware.ContentPartitionTable:
+		case firmware.ContentApp, firmware.ContentBootloader, firmware.ContentRAMImage, firmware.ContentMerged, firmware.ContentPartitionTable:
 			// The device would write it over its filesystem partition.
 			pf.fail("content", fmt.Errorf("this is %s, not a filesystem image: --fs writes it over the device's filesystem partition", contentPhrase(pf.v.Content)), true)
 		default:
@@ -291,8 +291,11 @@ func (pf *preflight) otaApp() {
 		pf.fail("content", &firmware.NotAnAppError{Found: "a merged image that starts with " + mergedWhat(pf.data),
 			Hint: "OTA takes the app .bin alone (e.g. build/PROJECT.bin, not *.merged.bin or *.factory.bin); write merged images over serial at 0x0"}, true)
 	case firmware.ContentBootloader:
-		pf.fail("content", &firmware.NotAnAppError{Found: "an " + im.Chip.String() + " bootloader or RAM-only image (nothing in it runs from flash)",
+		pf.fail("content", &firmware.NotAnAppError{Found: "an " + im.Chip.String() + " bootloader (it carries a bootloader description)",
 			Hint: "OTA takes the app .bin; bootloaders are written over serial at the chip's bootloader offset"}, true)
+	case firmware.ContentRAMImage:
+		pf.pass("content", "RAM-only app image")
+		pf.v.Warnings = append(pf.v.Warnings, ramOnlyWarning)
 	default:
 		if err == nil {
 			err = &firmware.NotAnAppError{Found: "data that is not an ESP image"}
@@ -312,6 +315,9 @@ func (pf *preflight) otaApp() {
 	}
 	pf.signature(true)
 }
+
+// ramOnlyWarning says what a RAM-only app image means in an app slot.
+const ramOnlyWarning = "a RAM-only app image: every segment loads into RAM and nothing runs from flash; the bootloader loads it from an app slot like any app as long as its segments stay clear of the bootloader's own RAM, but such images are usually meant for esptool's load-ram"
 
 // serial decides by write address: the bootloader offset, the partition
 // table, or anything else (an app image when it starts with E9).
@@ -409,6 +415,8 @@ func contentPhrase(c firmware.Content) string {
 		return "an app image"
 	case firmware.ContentBootloader:
 		return "a bootloader image"
+	case firmware.ContentRAMImage:
+		return "a RAM-only image (a bootloader or a RAM-only app)"
 	case firmware.ContentMerged:
 		return "a merged image (bootloader, table and app)"
 	case firmware.ContentPartitionTable:
@@ -455,14 +463,22 @@ func (pf *preflight) imageAt(im *firmware.Image, role string) {
 		pf.fail("placement", &firmware.NotAnAppError{Found: fmt.Sprintf("an app image at 0x%x, the bootloader offset", addr),
 			Hint: "apps go to their partition (usually 0x10000); write the bootloader .bin here"}, true)
 	case role == "bootloader":
-		pf.pass("placement", fmt.Sprintf("%s at the bootloader offset 0x%x", im.Kind(), addr))
+		// A RAM-only image here is a bootloader: the offset is what makes one.
+		pf.pass("placement", fmt.Sprintf("bootloader at the bootloader offset 0x%x", addr))
 	case isApp && addr%0x10000 != 0 && im.Format == firmware.FormatESP32:
 		pf.fail("placement", fmt.Errorf("an app image at 0x%x, which is not 64 KiB aligned: app partitions start on 64 KiB boundaries (usually 0x10000)", addr), true)
 	case !isApp && im.Format == firmware.FormatESP32 && pf.t.Chip != firmware.ChipUnknown && im.Chip != pf.t.Chip:
 		// The chip check names the mismatch; say where this board's goes.
-		pf.fail("placement", fmt.Errorf("an %s bootloader image at 0x%x; this board is %s, whose bootloader lives at 0x%x: write the %s bootloader there", im.Chip, addr, pf.t.Chip, bootloaderOffset(pf.t.Chip), pf.t.Chip), true)
+		what := "bootloader image"
+		if im.BootloaderDesc == nil {
+			what = "RAM-only image (a bootloader or a RAM-only app)"
+		}
+		pf.fail("placement", fmt.Errorf("an %s %s at 0x%x; this board is %s, whose bootloader lives at 0x%x: write the %s bootloader there", im.Chip, what, addr, pf.t.Chip, bootloaderOffset(pf.t.Chip), pf.t.Chip), true)
+	case !isApp && im.Format == firmware.FormatESP32 && im.BootloaderDesc != nil:
+		pf.fail("placement", fmt.Errorf("a bootloader image (it carries a bootloader description) at 0x%x, but the %s bootloader lives at 0x%x: write it there", addr, im.Chip, bootloaderOffset(im.Chip)), true)
 	case !isApp && im.Format == firmware.FormatESP32:
-		pf.fail("placement", fmt.Errorf("a bootloader image at 0x%x, but the %s bootloader lives at 0x%x: write it there", addr, im.Chip, bootloaderOffset(im.Chip)), true)
+		pf.pass("placement", fmt.Sprintf("RAM-only app image at 0x%x", addr))
+		pf.v.Warnings = append(pf.v.Warnings, ramOnlyWarning+fmt.Sprintf("; if it is a bootloader, it belongs at 0x%x", bootloaderOffset(im.Chip)))
 	default:
 		pf.pass("placement", fmt.Sprintf("%s at 0x%x", im.Kind(), addr))
 	}

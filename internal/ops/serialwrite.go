@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/serialflash"
@@ -37,6 +38,18 @@ type RegionResult struct {
 	Size      int    `json:"size"`
 	MD5       string `json:"md5"`
 	Partition string `json:"partition,omitempty"`
+	// What the writer did (zero when the write did not start).
+	WrittenBytes    uint32 `json:"written_bytes"`
+	SkippedBytes    uint32 `json:"skipped_bytes"`
+	CompressedBytes uint32 `json:"compressed_bytes"`
+	Resumes         int    `json:"resumes"`
+	// Verify is how the region was checked: "md5", "read-back" or
+	// "rom-block-check"; VerifiedRange and ErasedRange bound what the
+	// check covered and what the write may have erased (nothing outside
+	// changed).
+	Verify        string `json:"verify,omitempty"`
+	VerifiedRange string `json:"verified_range,omitempty"`
+	ErasedRange   string `json:"erased_range,omitempty"`
 }
 
 // WriteResult is what WriteRegions did.
@@ -51,6 +64,24 @@ type WriteResult struct {
 	// Slot is the app partition FlashSerial chose and selected to boot
 	// ("" when the address was given or no slot was involved).
 	Slot string
+}
+
+// Skipped sums the bytes the flash already held, which were not rewritten.
+func (r WriteResult) Skipped() uint64 {
+	var n uint64
+	for _, rr := range r.Regions {
+		n += uint64(rr.SkippedBytes)
+	}
+	return n
+}
+
+// Resumes sums how often the writes continued after a failed block.
+func (r WriteResult) Resumes() int {
+	n := 0
+	for _, rr := range r.Regions {
+		n += rr.Resumes
+	}
+	return n
 }
 
 func (r *WriteResult) warn(o WriteOptions, w string) {
@@ -140,11 +171,61 @@ func WriteRegions(ctx context.Context, f *serialflash.Flasher, info serialflash.
 	for i, r := range regions {
 		sr[i] = serialflash.Region{Addr: r.Addr, Data: r.Data}
 	}
-	if err := f.WriteFlash(ctx, sr); err != nil {
+	wr, err := f.Write(ctx, sr)
+	for i, w := range wr.Regions {
+		if i >= len(res.Regions) {
+			break
+		}
+		rr := &res.Regions[i]
+		rr.WrittenBytes, rr.SkippedBytes, rr.CompressedBytes, rr.Resumes = w.Written, w.Skipped, w.Compressed, w.Resumes
+		rr.Verify = w.Verify
+		if w.VerifiedEnd > w.VerifiedStart {
+			rr.VerifiedRange = fmt.Sprintf("0x%X-0x%X", w.VerifiedStart, w.VerifiedEnd)
+		}
+		if w.EraseEnd > w.EraseStart {
+			rr.ErasedRange = fmt.Sprintf("0x%X-0x%X", w.EraseStart, w.EraseEnd)
+		}
+	}
+	if err != nil {
 		return res, err
 	}
 	res.Verified, res.NotVerifiedWhy = canReadBack(info)
 	return res, nil
+}
+
+// VerifyResult is one region compared with the flash.
+type VerifyResult struct {
+	Addr uint32 `json:"address"`
+	Name string `json:"file"`
+	Size int    `json:"size"`
+	Same bool   `json:"same"`
+}
+
+// VerifyRegions compares each region with the flash by the ROM's
+// SPI_FLASH_MD5 (esptool's verify-flash) and writes nothing. It fails
+// with CodeVerifyFailed naming the regions that differ.
+func VerifyRegions(ctx context.Context, f *serialflash.Flasher, info serialflash.ChipInfo, regions []Region) ([]VerifyResult, error) {
+	if ok, why := canReadBack(info); !ok {
+		return nil, Errorf(CodeNotVerified, "nothing to compare against on this board; write the file again to be sure", "cannot verify: %s", why)
+	}
+	var out []VerifyResult
+	var differ []string
+	for _, r := range regions {
+		got, err := f.FlashMD5(ctx, r.Addr, uint32(len(r.Data)))
+		if err != nil {
+			return out, fmt.Errorf("verifying %s: %w", r.Name, err)
+		}
+		same := got == md5.Sum(r.Data)
+		out = append(out, VerifyResult{Addr: r.Addr, Name: r.Name, Size: len(r.Data), Same: same})
+		if !same {
+			differ = append(differ, fmt.Sprintf("%s at 0x%X", r.Name, r.Addr))
+		}
+	}
+	if len(differ) > 0 {
+		return out, Errorf(CodeVerify, "write the file(s) with espdeck serial write (only the sectors that differ are written)",
+			"flash differs from %s", strings.Join(differ, ", "))
+	}
+	return out, nil
 }
 
 // FlashSerial writes one image to a serial board. With addr 0 the place
@@ -195,7 +276,9 @@ func DefaultAddress(chip firmware.Chip, data []byte) uint32 {
 		return firmware.DefaultTableOffset
 	case firmware.ContentMerged:
 		return 0
-	case firmware.ContentBootloader:
+	case firmware.ContentBootloader, firmware.ContentRAMImage:
+		// A RAM-only image is most often a bootloader; the preflight
+		// names it a RAM-only app when it is written elsewhere.
 		if ci, ok := chip.Info(); ok {
 			return ci.BootloaderOffset
 		}

@@ -24,7 +24,30 @@ type writeOp struct {
 	blocks     uint32
 	blockSize  uint32
 	seq        uint32
-	written    uint32 // uncompressed bytes written (DEFL)
+	written    uint32 // uncompressed bytes inflated so far (DEFL)
+	// fill is how many bytes of the current 32 KiB window the inflater
+	// has put into the ROM's output buffer (DEFL).
+	fill uint32
+	// flushed says the end-of-stream write of the buffer happened.
+	flushed bool
+}
+
+// inflateWindow is the ROM's inflate output buffer (§13.1): FLASH_DEFL
+// output reaches the flash only in whole windows of this size, counted
+// from the region start.
+const inflateWindow = 0x8000
+
+// staleRAM is what the ROM's inflate buffer holds before the first
+// compressed write after power-on: RAM left-overs, never FF, so that a
+// test sees every byte the window writes beyond the data.
+func staleRAM() []byte {
+	b := make([]byte, inflateWindow)
+	x := uint32(0x3FFE0000)
+	for i := range b {
+		x = x*1664525 + 1013904223
+		b[i] = byte(x>>24) &^ 0x01 // never FF: an FF would hide damage
+	}
+	return b
 }
 
 // esp8266Erased models the ESP8266 ROM's erase-size bug (§3.3.5): asked to
@@ -126,12 +149,16 @@ func (s *session) data(op byte, chk uint32, data []byte) {
 		s.reply(op, 0, nil, errChecksum)
 		return
 	}
+	if f.ErrorDataNth == n && f.ErrorCode != 0 {
+		s.reply(op, 0, nil, f.ErrorCode)
+		return
+	}
 	if seq != wr.seq || seq >= wr.blocks {
 		s.reply(op, 0, nil, errInvalidFormat)
 		return
 	}
 	wr.seq++
-	if f.FailFlashDataNth == n {
+	if f.FailFlashDataNth == n || (f.FailFlashDataFromNth > 0 && n >= f.FailFlashDataFromNth) {
 		s.reply(op, 0, nil, errFlashWrite)
 		return
 	}
@@ -148,16 +175,9 @@ func (s *session) data(op byte, chk uint32, data []byte) {
 		s.inf = newInflater()
 	}
 	produced, done, err := s.inf.feed(block, wr.seq == wr.blocks)
-	if len(produced) > 0 {
-		if uint64(wr.written)+uint64(len(produced)) > uint64(wr.size) {
-			s.reply(op, 0, nil, errDeflate)
-			return
-		}
-		if code := s.program(wr.offset+wr.written, produced); code != 0 {
-			s.reply(op, 0, nil, code)
-			return
-		}
-		wr.written += uint32(len(produced))
+	if code := s.window(wr, produced, done && err == nil); code != 0 {
+		s.reply(op, 0, nil, code)
+		return
 	}
 	switch {
 	case errors.Is(err, zlib.ErrChecksum):
@@ -168,6 +188,53 @@ func (s *session) data(op byte, chk uint32, data []byte) {
 		_ = done
 		s.reply(op, 0, nil, 0)
 	}
+}
+
+// window moves inflated bytes into the ROM's 32 KiB output buffer and
+// writes the buffer to flash the way the ESP32 ROM was observed to do it
+// (§13.1): each window whole when it fills, at region start + k·32 KiB,
+// and at the end of the stream the buffer once more, whole, at the next
+// window position — stale bytes included, even when the data ended on a
+// window boundary. The ROM does not check the inflated size against the
+// size FLASH_DEFL_BEGIN declared, nor read window writes back.
+func (s *session) window(wr *writeOp, produced []byte, ended bool) byte {
+	r := s.r
+	for len(produced) > 0 {
+		n := copy(r.inflateBuf[wr.fill:], produced)
+		produced = produced[n:]
+		wr.fill += uint32(n)
+		wr.written += uint32(n)
+		if wr.fill == inflateWindow {
+			if code := s.programWindow(wr.offset + wr.written - inflateWindow); code != 0 {
+				return code
+			}
+			wr.fill = 0
+		}
+	}
+	if ended && !wr.flushed {
+		wr.flushed = true
+		return s.programWindow(wr.offset + wr.written - wr.fill)
+	}
+	return 0
+}
+
+// programWindow writes the whole output buffer at addr with NOR semantics
+// and no read-back check; bytes past the end of the flash are dropped.
+func (s *session) programWindow(addr uint32) byte {
+	r := s.r
+	r.mu.Lock()
+	limit := uint64(min(r.chipSize, uint32(len(r.flash))))
+	if uint64(addr) >= limit {
+		r.mu.Unlock()
+		return 0
+	}
+	n := min(uint64(inflateWindow), limit-uint64(addr))
+	for i := range n {
+		r.flash[uint64(addr)+i] &= r.inflateBuf[i]
+	}
+	r.mu.Unlock()
+	s.busy(time.Duration(n) * r.cfg.ProgramByteTime)
+	return 0
 }
 
 // program writes p at addr with NOR semantics (bits only go from 1 to 0)

@@ -77,8 +77,15 @@ type Faults struct {
 	// this error byte.
 	ErrorOp   byte
 	ErrorCode byte
+	// ErrorDataNth answers the Nth data block (after its checksum passed)
+	// with status 01 and ErrorCode, as the ESP32 ROM answered a block the
+	// emulated UART had dropped bytes of (01 05).
+	ErrorDataNth int
 	// FailFlashDataNth answers the Nth data block with 01 08 (flash write error).
 	FailFlashDataNth int
+	// FailFlashDataFromNth answers the Nth data block and every later one
+	// with 01 08 (a flash chip that has given up).
+	FailFlashDataFromNth int
 	// GarbageBetweenFrames emits boot-log-like text before every reply.
 	GarbageBetweenFrames bool
 	// StallOp makes the ROM go silent forever on the StallNth request with
@@ -95,6 +102,13 @@ type Faults struct {
 	// SecureDownloadMode rejects READ_REG, WRITE_REG, MEM_*, MD5, reads and
 	// compressed writes as unsupported, as a chip in Secure Download Mode does.
 	SecureDownloadMode bool
+	// LineNoise puts random bytes on the line every few milliseconds, in
+	// every state (a floating RX pin, a bad ground).
+	LineNoise bool
+	// UnterminatedFrame makes the ROM answer the first SYNC with the start
+	// of a frame that never ends: a C0 followed by an endless stream of
+	// bytes without another C0.
+	UnterminatedFrame bool
 	// MaxReliableBaud drops every reply while the ROM's UART runs above
 	// this rate, as cheap USB-UART bridges do above 230400 Bd.
 	MaxReliableBaud int
@@ -119,6 +133,9 @@ type Config struct {
 	// AppLog is printed after the boot banner when the chip boots normally
 	// (reset without download strapping), as a running app would print it.
 	AppLog []byte
+	// ChattyApp makes the running app print a log line every 2–150 ms
+	// for as long as it runs (the app of a board left in normal boot).
+	ChattyApp bool
 	// StartInApp makes the chip start as if powered on without download
 	// strapping: it prints BannerNormal and AppLog and ignores SLIP until a
 	// reset into download mode.
@@ -185,28 +202,36 @@ type ROM struct {
 	cfg Config
 	log *slog.Logger
 
-	mu        sync.Mutex
-	faults    Faults
-	flash     []byte
-	regs      map[uint32]uint32
-	st        state
-	attached  bool
-	chipSize  uint32
-	romBaud   int
-	dtr, rts  bool
-	bootAt    time.Time // EN rose: boot when the strap delay has passed
-	lines     []LineEvent
-	cmdLog    []LogEntry
-	lastOp    byte
-	lastValue uint32
-	counts    map[byte]int
-	syncs     int
-	dataN     int
-	baudLog   []int
-	poke      chan struct{}
+	mu       sync.Mutex
+	faults   Faults
+	flash    []byte
+	regs     map[uint32]uint32
+	st       state
+	attached bool
+	chipSize uint32
+	romBaud  int
+	// baudLocked says CHANGE_BAUDRATE set the rate; SYNC no longer
+	// auto-bauds until the next reset.
+	baudLocked bool
+	dtr, rts   bool
+	bootAt     time.Time // EN rose: boot when the strap delay has passed
+	lines      []LineEvent
+	cmdLog     []LogEntry
+	lastOp     byte
+	lastValue  uint32
+	counts     map[byte]int
+	syncs      int
+	dataN      int
+	baudLog    []int
+	poke       chan struct{}
 
 	// current write operation (FLASH_BEGIN / FLASH_DEFL_BEGIN)
 	wr *writeOp
+	// endless says an unterminated frame is being sent (UnterminatedFrame).
+	endless bool
+	// inflateBuf is the ROM's inflate output window; it keeps its bytes
+	// from one compressed write to the next, as RAM does.
+	inflateBuf []byte
 }
 
 // New returns a simulated ROM for profile p.
@@ -220,7 +245,8 @@ func New(p Profile, cfg Config) *ROM {
 	}
 	r := &ROM{p: p, cfg: cfg, log: log, faults: cfg.Faults,
 		flash: bytes.Repeat([]byte{0xFF}, int(p.FlashSize)), regs: map[uint32]uint32{},
-		chipSize: 2 << 20, romBaud: 115200, counts: map[byte]int{}, poke: make(chan struct{}, 1)}
+		chipSize: 2 << 20, romBaud: 115200, counts: map[byte]int{}, poke: make(chan struct{}, 1),
+		inflateBuf: staleRAM()}
 	if p.Chip == firmware.ChipESP8266 {
 		r.chipSize = p.FlashSize
 	}
@@ -419,6 +445,8 @@ func (r *ROM) Serve(ctx context.Context, rw io.ReadWriter) error {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	emit := time.NewTimer(time.Millisecond)
+	defer emit.Stop()
 	for {
 		r.mu.Lock()
 		bootAt := r.bootAt
@@ -443,6 +471,8 @@ func (r *ROM) Serve(ctx context.Context, rw io.ReadWriter) error {
 			return err
 		case <-r.poke:
 		case <-timer.C:
+		case <-emit.C:
+			emit.Reset(s.emit())
 		case c := <-chunks:
 			if err := s.receive(c); err != nil {
 				return err
@@ -477,6 +507,10 @@ type session struct {
 	// sleep overshoot does not add up over a transfer.
 	vt  time.Time
 	inf *inflater
+	// rnd drives the unasked-for output (log line spacing, noise bytes).
+	rnd uint32
+	// lines counts the chatty app's log lines.
+	lines uint32
 }
 
 func (s *session) rate() int {
@@ -564,6 +598,7 @@ func (s *session) boot() {
 	r.bootAt = time.Time{}
 	r.attached = false
 	r.romBaud = 115200
+	r.baudLocked = false
 	r.wr = nil
 	if r.p.Chip != firmware.ChipESP8266 {
 		r.chipSize = 2 << 20
@@ -616,6 +651,41 @@ func (s *session) receive(c chunk) error {
 		}
 	}
 	return nil
+}
+
+// emit sends what the line carries without being asked — app log lines,
+// noise, the rest of an endless frame — and returns when to come back.
+func (s *session) emit() time.Duration {
+	r := s.r
+	r.mu.Lock()
+	st, f := r.st, r.faults
+	endless := r.endless
+	r.mu.Unlock()
+	s.rnd = s.rnd*1664525 + 1013904223
+	x := s.rnd >> 8
+	next := 20 * time.Millisecond // idle: look again for a knob or state change
+	if f.LineNoise {
+		noise := make([]byte, 1+x%7)
+		for i := range noise {
+			s.rnd = s.rnd*1664525 + 1013904223
+			noise[i] = byte(s.rnd >> 24)
+		}
+		s.send(noise)
+		next = time.Duration(1+x%5) * time.Millisecond
+	}
+	if endless {
+		s.send(bytes.Repeat([]byte{0x55, 0xDB, 0xDC, 0x01}, 16))
+		next = 2 * time.Millisecond
+	}
+	if r.cfg.ChattyApp && st == stateApp {
+		s.lines++
+		s.send(fmt.Appendf(nil, "I (%d) app_main: sensor reading %d, heap %d\r\n", s.lines*37, x%1000, 180000+x%5000))
+		next = min(next, time.Duration(2+x%149)*time.Millisecond)
+		if !f.LineNoise && !endless {
+			next = time.Duration(2+x%149) * time.Millisecond
+		}
+	}
+	return next
 }
 
 func isSync(f []byte) bool {
@@ -779,6 +849,7 @@ func (s *session) handle(f []byte) {
 		s.reply(op, 0, nil, 0) // at the old rate
 		r.mu.Lock()
 		r.romBaud = nb
+		r.baudLocked = true
 		r.baudLog = append(r.baudLog, nb)
 		r.mu.Unlock()
 	case opGetSecurity:
@@ -832,12 +903,22 @@ func (s *session) sync(data []byte) {
 	// The ROM's auto-baud locks onto the 0x55 pattern at whatever rate the
 	// host uses. Over TCP there is no host rate: the rate CHANGE_BAUDRATE
 	// set holds until the next reset.
-	if r.cfg.HostBaud != nil {
+	// After CHANGE_BAUDRATE the UART keeps the set rate until the next
+	// reset: a host that goes back to 115200 without resetting the chip
+	// is not heard (as seen on the ESP32 ROM, issue #11 point 3).
+	if r.cfg.HostBaud != nil && !r.baudLocked {
 		if h := r.cfg.HostBaud(); h > 0 {
 			r.romBaud = h
 		}
 	}
 	r.mu.Unlock()
+	if f.UnterminatedFrame {
+		r.mu.Lock()
+		r.endless = true
+		r.mu.Unlock()
+		s.send([]byte{0xC0, 0x01, 0x08, 0x04, 0x00})
+		return
+	}
 	if f.NeverSync || n <= f.RefuseSyncUntil {
 		return
 	}

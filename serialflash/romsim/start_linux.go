@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
@@ -42,6 +43,7 @@ func StartPTY(ctx context.Context, cfg Config) (path string, rom *ROM, stop func
 	rom = New(p, cfg)
 	ctx, cancel := context.WithCancel(ctx)
 	name := slave.Name()
+	closeOpens := func() {}
 	var rw io.ReadWriter = master
 	if cfg.ResetOnOpen {
 		// Without our own slave descriptor the master reads EIO while no
@@ -49,9 +51,20 @@ func StartPTY(ctx context.Context, cfg Config) (path string, rom *ROM, stop func
 		// session.
 		slave.Close()
 		slave = nil
+		// Each open of the slave is a new session, even when the host
+		// reopens before the master has read the EIO of the close (which
+		// the reopen clears): inotify reports every open.
+		opens, err := watchOpens(name)
+		if err != nil {
+			master.Close()
+			cancel()
+			return "", nil, nil, err
+		}
 		// closed: no host has the port open yet, so the first one to open
 		// it starts a session too.
-		rw = &sessionMaster{f: master, ctx: ctx, onOpen: func() { rom.Reset(true) }, onHangUp: cfg.onHangUp, closed: true}
+		sm := &sessionMaster{f: master, ctx: ctx, opens: opens, onOpen: func() { rom.Reset(true) }, onHangUp: cfg.onHangUp, closed: true}
+		rw = sm
+		closeOpens = func() { unix.Close(opens) }
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -65,6 +78,7 @@ func StartPTY(ctx context.Context, cfg Config) (path string, rom *ROM, stop func
 			cancel()
 			master.Close()
 			wg.Wait()
+			closeOpens()
 			if slave != nil {
 				slave.Close()
 			}
@@ -80,6 +94,7 @@ func StartPTY(ctx context.Context, cfg Config) (path string, rom *ROM, stop func
 // EIO stays in the same session (the slave's reopen clears the hang-up).
 type sessionMaster struct {
 	f        *os.File
+	opens    int // non-blocking inotify descriptor watching the slave for opens
 	ctx      context.Context
 	onOpen   func()
 	onHangUp func() // may be nil
@@ -101,7 +116,7 @@ func (m *sessionMaster) Read(p []byte) (int, error) {
 			}
 			continue
 		}
-		if n > 0 && m.closed {
+		if n > 0 && (m.opened() || m.closed) {
 			m.closed = false
 			m.onOpen()
 			// The chip is resetting: what the host sent meanwhile is lost,
@@ -113,6 +128,41 @@ func (m *sessionMaster) Read(p []byte) (int, error) {
 }
 
 func (m *sessionMaster) Write(p []byte) (int, error) { return m.f.Write(p) }
+
+// opened reports whether the slave was opened since the last call. The
+// host's open completes before its first write, so the event is queued
+// before the bytes it sends reach the master.
+func (m *sessionMaster) opened() bool {
+	buf := make([]byte, 4096)
+	seen := false
+	for {
+		n, err := unix.Read(m.opens, buf)
+		if n <= 0 || err != nil {
+			return seen
+		}
+		for i := 0; i+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[i]))
+			if ev.Mask&unix.IN_OPEN != 0 {
+				seen = true
+			}
+			i += unix.SizeofInotifyEvent + int(ev.Len)
+		}
+	}
+}
+
+// watchOpens returns a non-blocking inotify descriptor that reports
+// every open of path.
+func watchOpens(path string) (int, error) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return -1, fmt.Errorf("romsim: inotify: %w", err)
+	}
+	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_OPEN); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("romsim: watch %s for opens: %w", path, err)
+	}
+	return fd, nil
+}
 
 func rawMode(f *os.File) error {
 	rc, err := f.SyscallConn()

@@ -66,3 +66,19 @@ func TestStartTCPRefusesNonLoopback(t *testing.T) {
 	_, _, _, err := StartTCP(context.Background(), Config{}, "0.0.0.0:0")
 	require.Error(t, err)
 }
+
+// Back-to-back sessions: a host that reopens the port at once (before the
+// simulator could read the close) still gets a chip reset into download
+// mode. This is what made about 3 in 30 back-to-back commands fail with
+// "no sync" against the simulated board: the app of the previous session
+// kept running.
+func TestImmediateReopenIsANewSession(t *testing.T) {
+	path, rom, stop, err := StartPTY(context.Background(), Config{Chip: firmware.ChipESP32C3, ResetOnOpen: true})
+	require.NoError(t, err)
+	defer stop()
+	for i := range 10 {
+		require.True(t, syncOnce(t, path), "session %d", i)
+		rom.Reset(false) // the previous command ended by running the app
+		require.Eventually(t, func() bool { return !rom.InDownloadMode() }, 5*time.Second, time.Millisecond)
+	}
+}
