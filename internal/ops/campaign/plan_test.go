@@ -146,7 +146,9 @@ func TestAnnouncedVersionAndChip(t *testing.T) {
 	require.Equal(t, "1.4.2", AnnouncedVersion(esphome))
 	delete(esphome.TXT, "project_version")
 	require.Equal(t, "2025.10.0", AnnouncedVersion(esphome))
-	require.Equal(t, "esp32", AnnouncedChip(esphome))
+	require.Equal(t, "", AnnouncedChip(esphome), "ESPHome's platform ESP32 is every ESP32 variant: the chip stays unknown")
+	esphome.TXT["variant"] = "ESP32-S3"
+	require.Equal(t, "esp32s3", AnnouncedChip(esphome))
 
 	ard := discovery.Device{Protocol: discovery.ProtocolArduinoOTA, Board: "d1_mini", TXT: map[string]string{"version": "7"}}
 	require.Equal(t, "7", AnnouncedVersion(ard))
