@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/espdeck/espdeck/discovery"
+	"github.com/espdeck/espdeck/esphomeota"
 	"github.com/espdeck/espdeck/espota"
 	"github.com/espdeck/espdeck/internal/audit"
 	"github.com/espdeck/espdeck/internal/ops"
@@ -46,13 +47,19 @@ Targets (at least one):
   --all              every discovered board
   --host HOST[:PORT] a board by address (repeatable; --chip names its chip)
   --hosts-file FILE  one HOST[:PORT] [CHIP] per line
+  --protocol esphome the --host and --hosts-file boards run ESPHome (default:
+                     ArduinoOTA); discovered boards bring their own protocol
 
 Versions: the image's app description against what the board announces
 (ArduinoOTA: the TXT key "version"; ESPHome: project_version, else version).
 One image per chip family; a board never gets another chip's image.
 
 The password comes from --password-env VAR, --password-file FILE or
-ESPDECK_PASSWORD; on a terminal espdeck asks once when a board wants one.
+ESPDECK_PASSWORD; on a terminal espdeck asks once when an ArduinoOTA board
+wants one. ESPHome boards get the same password and, with --api-key-env VAR
+or --api-key-file FILE (or ESPDECK_API_KEY), an encrypted session: with a
+key, an ESPHome board that does not offer encryption gets nothing, so put
+boards with different keys in different campaigns.
 
 Examples:
   espdeck campaign run --image build/app.bin --select 'greenhouse-*' --outdated
@@ -129,12 +136,14 @@ type campaignFlags struct {
 	hosts                     multiFlag
 	selectExpr, hostsFile     string
 	chip, state, auditPath    string
+	protocol                  string // of the --host and --hosts-file boards
 	all, outdated, skipUnk    bool
 	demo                      bool
 	canary, parallel          int
 	threshold                 campaign.Threshold
 	confirm, discover         time.Duration
 	passwordEnv, passwordFile string
+	apiKeyEnv, apiKeyFile     string
 	hostIP                    string
 	hostPort                  int
 	timeout                   time.Duration
@@ -154,6 +163,17 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 	fs.BoolVar(&f.all, "all", false, "every discovered board")
 	fs.Var(&f.hosts, "host", "a board at `HOST[:PORT]` (repeatable)")
 	fs.StringVar(&f.hostsFile, "hosts-file", "", "boards from `FILE`: HOST[:PORT] [CHIP] per line")
+	fs.Func("protocol", "`PROTOCOL` of the --host and --hosts-file boards: arduino (ArduinoOTA, the default) or esphome", func(v string) error {
+		switch strings.ToLower(v) {
+		case "arduino", "arduino-ota", "arduinoota", "espota":
+			f.protocol = string(discovery.ProtocolArduinoOTA)
+		case "esphome":
+			f.protocol = string(discovery.ProtocolESPHome)
+		default:
+			return errors.New("want arduino or esphome")
+		}
+		return nil
+	})
 	fs.StringVar(&f.chip, "chip", "", "the `CHIP` of the --host boards (esp32, esp32s3, esp8266 …)")
 	fs.BoolVar(&f.outdated, "outdated", false, "only boards not already announcing the image's version")
 	fs.BoolVar(&f.skipUnk, "skip-unknown", false, "with --outdated: also skip boards whose version is unknown")
@@ -166,6 +186,8 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 	fs.StringVar(&f.auditPath, "audit", "", "audit log `FILE` (default $XDG_STATE_HOME/espdeck/audit.jsonl)")
 	fs.StringVar(&f.passwordEnv, "password-env", "", "read the OTA password from environment variable `VAR`")
 	fs.StringVar(&f.passwordFile, "password-file", "", "read the OTA password from `FILE` (first line)")
+	fs.StringVar(&f.apiKeyEnv, "api-key-env", "", "ESPHome: read the API encryption key from environment variable `VAR` (every ESPHome board must then encrypt)")
+	fs.StringVar(&f.apiKeyFile, "api-key-file", "", "ESPHome: read the API encryption key from `FILE` (first line)")
 	fs.StringVar(&f.hostIP, "host-ip", "", "local `IP` boards connect back to")
 	fs.IntVar(&f.hostPort, "host-port", 0, "local TCP `PORT` for the connections back (default: any free one)")
 	fs.DurationVar(&f.timeout, "timeout", 0, "how long to wait for each board to answer and connect back (`D`, default 10s)")
@@ -366,6 +388,13 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 			password = espota.Secret(s)
 		}
 	}
+	apiKey, warnings, err := ops.ResolveAPIKey(ops.APIKeySources{File: f.apiKeyFile, Env: f.apiKeyEnv, Getenv: c.getenv})
+	if err != nil {
+		return usage(err.Error(), ops.HintOf(err))
+	}
+	for _, w := range warnings {
+		r.warn(w)
+	}
 	otaOpts := espota.Options{HostIP: f.hostIP, HostPort: f.hostPort, InviteTimeout: f.timeout, ConnectTimeout: f.timeout}
 	if password == "" && isTerminal(c.stdin) {
 		otaOpts.AskPassword = askOnce(c, r)
@@ -408,8 +437,9 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 		},
 		OnEvent: campaignPrinter(r),
 	}
-	if fl := campaign.ESPHomeFlasher(); fl != nil {
-		runner.Flashers[string(discovery.ProtocolESPHome)] = fl
+	runner.Flashers[string(discovery.ProtocolESPHome)] = campaign.ESPHome{
+		Password: esphomeota.Secret(password), APIKey: apiKey, Policy: policy, Logger: log,
+		Options: esphomeota.Options{ConnectTimeout: f.timeout},
 	}
 	r.say("Campaign %s: %d board(s), canary %d, %d at a time, stop when %s; file %s",
 		file.ID, len(file.Rows), file.Settings.Canary, file.Settings.Parallel, file.Settings.Threshold, f.state)
@@ -603,6 +633,11 @@ func hostBoards(f campaignFlags) ([]campaign.Board, error) {
 			return nil, err
 		}
 		out = append(out, bs...)
+	}
+	if f.protocol != "" {
+		for i := range out {
+			out[i].Protocol = f.protocol
+		}
 	}
 	return out, nil
 }
