@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,7 +10,10 @@ import (
 
 	"github.com/espdeck/espdeck/esphomeota/esphomesim"
 	"github.com/espdeck/espdeck/espota/otasim"
+	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/audit"
+	"github.com/espdeck/espdeck/internal/ops"
+	"github.com/espdeck/espdeck/serialflash/romsim"
 )
 
 // auditRecords reads the audit log at p whole.
@@ -76,4 +80,31 @@ func TestOTAUploadWithoutAnAuditLogStillUploadsAndSaysSo(t *testing.T) {
 	// A directory is no log: the upload stands, the warning says what is missing.
 	require.Equal(t, exitOK, r.code, r.stderr)
 	require.Contains(t, r.stderr, "no audit record of this update")
+}
+
+func TestSerialWriteOfAnAppWritesAnAuditRecord(t *testing.T) {
+	flash, err := ops.DemoFlash(firmware.ChipESP32)
+	require.NoError(t, err)
+	path, rom := startSerialSim(t, romsim.Config{Chip: firmware.ChipESP32, FlashImage: flash})
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "audit.jsonl")
+	app := ops.DemoAppImage(firmware.ChipESP32, "serial-app", "4.5.6", 30_000)
+	data := writeTemp(t, "app.bin", app)
+	notApp := writeTemp(t, "data.bin", bytes.Repeat([]byte{0x5A}, 0x1000))
+
+	r := runCLI(t, nil, "serial", "write", "0x210000", data, "0x9000", notApp, "--port", path, "--audit", logPath,
+		"--before", "no-reset", "--after", "no-reset", "--json")
+	require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
+	require.Equal(t, app, rom.Flash()[0x210000:0x210000+len(app)])
+
+	recs := auditRecords(t, logPath)
+	require.Len(t, recs, 1, "the app is an update; the data region is not")
+	rec := recs[0]
+	require.Equal(t, "serial", rec.Protocol)
+	require.Equal(t, path, rec.Address)
+	require.Equal(t, "esp32", rec.Chip)
+	require.Equal(t, "4.5.6", rec.ToVersion)
+	require.Equal(t, "ok", rec.Result)
+	require.EqualValues(t, len(app), rec.Bytes)
+	require.NotEmpty(t, rec.MAC)
 }
