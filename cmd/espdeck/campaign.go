@@ -21,6 +21,7 @@ import (
 	"github.com/espdeck/espdeck/internal/audit"
 	"github.com/espdeck/espdeck/internal/ops"
 	"github.com/espdeck/espdeck/internal/ops/campaign"
+	"github.com/espdeck/espdeck/serialflash"
 )
 
 // Exit codes of campaigns (in addition to the table in cli.go).
@@ -49,9 +50,16 @@ Targets (at least one):
   --hosts-file FILE  one HOST[:PORT] [CHIP] per line
   --protocol esphome the --host and --hosts-file boards run ESPHome (default:
                      ArduinoOTA); discovered boards bring their own protocol
+  --port PORT        a board on a serial port (repeatable), written through its
+                     ROM loader into the OTA slot that neither runs nor boots
+                     next, then selected; USB boards found by discovery join
+                     with --select protocol=serial,...
 
 Versions: the image's app description against what the board announces
 (ArduinoOTA: the TXT key "version"; ESPHome: project_version, else version).
+A serial board announces nothing: after the write espdeck reads back the
+slot that boots next and its version, and the board ends 'uploaded'
+(confirmation boot-slot) before it is reset into the new app.
 One image per chip family; a board never gets another chip's image.
 
 The password comes from --password-env VAR, --password-file FILE or
@@ -134,6 +142,8 @@ func (f thresholdFlag) Set(s string) error {
 type campaignFlags struct {
 	images                    multiFlag
 	hosts                     multiFlag
+	ports                     multiFlag // serial boards
+	baud                      int
 	selectExpr, hostsFile     string
 	chip, state, auditPath    string
 	protocol                  string // of the --host and --hosts-file boards
@@ -162,6 +172,8 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 	fs.StringVar(&f.selectExpr, "select", "", "discovered boards matching `EXPR`")
 	fs.BoolVar(&f.all, "all", false, "every discovered board")
 	fs.Var(&f.hosts, "host", "a board at `HOST[:PORT]` (repeatable)")
+	fs.Var(&f.ports, "port", "a board on serial `PORT`, updated through its ROM loader (repeatable; --chip names its chip)")
+	fs.IntVar(&f.baud, "baud", 460800, "serial boards: baud rate after syncing at 115200")
 	fs.StringVar(&f.hostsFile, "hosts-file", "", "boards from `FILE`: HOST[:PORT] [CHIP] per line")
 	fs.Func("protocol", "`PROTOCOL` of the --host and --hosts-file boards: arduino (ArduinoOTA, the default) or esphome", func(v string) error {
 		switch strings.ToLower(v) {
@@ -300,9 +312,19 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 		if err != nil {
 			return usage("--select: "+err.Error(), "example: --select 'name=greenhouse-*,txt.room=attic'")
 		}
+		for _, p := range f.ports {
+			b, err := campaign.SerialBoard(p, f.chip)
+			if err != nil {
+				return usage(fmt.Sprintf("--port %s: %v", p, err), "give a serial port (/dev/ttyUSB0, COM3) and --chip esp32, esp32s3 … where it helps")
+			}
+			static = append(static, b)
+		}
 		wantDiscovered := f.all || f.selectExpr != ""
+		// USB boards join only when the selector names them: --all means
+		// the boards on the network.
+		wantUSB := sel.Names(discovery.ProtocolSerial)
 		if mode != "resume" && !wantDiscovered && len(static) == 0 {
-			return usage("campaign run needs targets", "add --select EXPR, --all, --host HOST or --hosts-file FILE")
+			return usage("campaign run needs targets", "add --select EXPR, --all, --host HOST, --hosts-file FILE or --port PORT")
 		}
 		if c.mdnsOff() {
 			presence = nil
@@ -310,7 +332,7 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 				return usage("--select and --all need network discovery, which ESPDECK_MDNS turns off", "name the boards with --host or --hosts-file")
 			}
 		} else {
-			w := discovery.New(discovery.Options{DisableSerial: true, Logger: log})
+			w := discovery.New(discovery.Options{DisableSerial: !wantUSB, Logger: log})
 			go campaign.FollowEvents(ctx, roster, w.Watch(ctx))
 			if wantDiscovered || (mode != "resume" && f.outdated) {
 				r.say("Looking for boards on the network for %s…", f.discover)
@@ -322,7 +344,8 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 			}
 			if wantDiscovered {
 				for _, d := range w.Snapshot() {
-					if (d.Protocol == discovery.ProtocolArduinoOTA || d.Protocol == discovery.ProtocolESPHome) && sel.Match(d) {
+					network := d.Protocol == discovery.ProtocolArduinoOTA || d.Protocol == discovery.ProtocolESPHome
+					if (network || (wantUSB && d.Protocol == discovery.ProtocolSerial)) && sel.Match(d) {
 						boards = append(boards, campaign.BoardFromDevice(d))
 					}
 				}
@@ -437,6 +460,7 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 		},
 		OnEvent: campaignPrinter(r),
 	}
+	runner.Flashers[string(discovery.ProtocolSerial)] = campaign.Serial{Options: serialflash.Options{Baud: f.baud}, Policy: policy, Logger: log}
 	runner.Flashers[string(discovery.ProtocolESPHome)] = campaign.ESPHome{
 		Password: esphomeota.Secret(password), APIKey: apiKey, Policy: policy, Logger: log,
 		Options: esphomeota.Options{ConnectTimeout: f.timeout},
