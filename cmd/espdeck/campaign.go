@@ -461,10 +461,18 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 		OnEvent: campaignPrinter(r),
 	}
 	runner.Flashers[string(discovery.ProtocolSerial)] = campaign.Serial{Options: serialflash.Options{Baud: f.baud}, Policy: policy, Logger: log}
-	runner.Flashers[string(discovery.ProtocolESPHome)] = campaign.ESPHome{
+	esphome := campaign.ESPHome{
 		Password: esphomeota.Secret(password), APIKey: apiKey, Policy: policy, Logger: log,
 		Options: esphomeota.Options{ConnectTimeout: f.timeout},
 	}
+	if ask := otaOpts.AskPassword; ask != nil {
+		// The same single prompt as the ArduinoOTA boards'.
+		esphome.AskPassword = func(ctx context.Context) (esphomeota.Secret, error) {
+			pw, err := ask(ctx)
+			return esphomeota.Secret(pw), err
+		}
+	}
+	runner.Flashers[string(discovery.ProtocolESPHome)] = esphome
 	r.say("Campaign %s: %d board(s), canary %d, %d at a time, stop when %s; file %s",
 		file.ID, len(file.Rows), file.Settings.Canary, file.Settings.Parallel, file.Settings.Threshold, f.state)
 	r.event("campaign", map[string]any{"id": file.ID, "state_file": f.state, "boards": len(file.Rows), "message": "started"})

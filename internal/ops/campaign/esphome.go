@@ -28,8 +28,13 @@ type ESPHome struct {
 	// (timeouts, retries, NoCompression); secrets, type and progress are
 	// set per upload.
 	Options esphomeota.Options
-	Policy  ops.Policy
-	Logger  *slog.Logger
+	// AskPassword, when set and Password is empty, is asked for the
+	// password once a board says it wants one; the upload is then tried
+	// again. The CLI asks once on a terminal and gives every later board
+	// the same answer.
+	AskPassword func(context.Context) (esphomeota.Secret, error)
+	Policy      ops.Policy
+	Logger      *slog.Logger
 }
 
 // Flash implements Flasher. FlashResult.Auth is the scheme the board
@@ -58,6 +63,16 @@ func (e ESPHome) Flash(ctx context.Context, b Board, img Image, data []byte, pro
 		},
 	}
 	r, err := ops.UploadESPHome(ctx, up)
+	var ce *esphomeota.Error
+	if err != nil && up.Password == "" && e.AskPassword != nil && errors.As(err, &ce) && ce.Code() == "password_required" {
+		pw, aerr := e.AskPassword(ctx)
+		if aerr != nil {
+			return res, &FlashError{code: "password_required", msg: "the board wants a password and none was given: " + aerr.Error(),
+				hint: ce.Hint(), err: err}
+		}
+		up.Password = pw
+		r, err = ops.UploadESPHome(ctx, up)
+	}
 	if err != nil {
 		if errors.Is(err, ops.ErrRefused) {
 			return res, &FlashError{code: "refused", msg: "nothing was sent: " + err.Error(), hint: hintOf(err), err: err}

@@ -212,6 +212,30 @@ func TestESPHomeWrongPasswordFailsWithItsCode(t *testing.T) {
 	require.Equal(t, OutcomeStopped, got.Outcome(), "the canary failed")
 }
 
+func TestESPHomeAsksForThePasswordWhenABoardWantsOne(t *testing.T) {
+	fl := &fleet{roster: NewRoster()}
+	sims := fl.addESPHome(t, esphomeBoard{name: "locked", version: "1.0.0", next: "2.0.0", password: true})
+	_, data := image(t, firmware.ChipESP32, "2.0.0")
+	asked := 0
+	e := ESPHome{Options: esphomeota.Options{ConnectTimeout: 5 * time.Second},
+		AskPassword: func(context.Context) (esphomeota.Secret, error) { asked++; return testPassword, nil }}
+	res, err := e.Flash(t.Context(), fl.boards[0], Image{}, data, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, asked)
+	require.Equal(t, "sha256", res.Auth)
+	recs, err := sims["locked"].WaitRecords(t.Context(), 2) // refused without a password, then the upload
+	require.NoError(t, err)
+	require.Equal(t, "sha256", recs[1].Auth)
+	require.Equal(t, data, recs[1].Image)
+
+	// A board without a password is never asked about one.
+	open := &fleet{roster: NewRoster()}
+	open.addESPHome(t, esphomeBoard{name: "open", version: "1.0.0", next: "2.0.0"})
+	_, err = e.Flash(t.Context(), open.boards[0], Image{}, data, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, asked)
+}
+
 func TestESPHomeFlasherRefusesAnotherChipsImage(t *testing.T) {
 	fl := &fleet{roster: NewRoster()}
 	sims := fl.addESPHome(t, esphomeBoard{name: "s3", version: "1.0.0", next: "2.0.0"})
