@@ -293,7 +293,14 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 		if mode == "resume" {
 			return usage("--demo boards exist only while 'campaign run --demo' runs", "start a new demo campaign")
 		}
-		fleet, err := startCampaignDemo(ctx, roster, log)
+		// The ESPHome demo boards come back on the image's version.
+		version := ""
+		for _, p := range f.images {
+			if im, _, err := campaign.LoadImage(p); err == nil && im.Chip == "esp32" {
+				version = im.Version
+			}
+		}
+		fleet, err := startCampaignDemo(ctx, roster, version, log)
 		if err != nil {
 			return fail(err)
 		}
