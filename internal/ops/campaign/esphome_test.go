@@ -25,6 +25,8 @@ type esphomeBoard struct {
 	password      bool
 	encrypt       bool
 	board         string // ESPHome board id (esp32dev, esp32-s3-devkitc-1)
+	// fault, when set, changes the simulator's configuration (faults).
+	fault func(*esphomesim.Config)
 }
 
 // addESPHome starts ESPHome boards on loopback; each reboot is announced
@@ -50,6 +52,9 @@ func (f *fleet) addESPHome(t *testing.T, specs ...esphomeBoard) map[string]*esph
 		}
 		if s.encrypt {
 			cfg.APIKey, cfg.RequireEncryption = testAPIKey, true
+		}
+		if s.fault != nil {
+			s.fault(&cfg)
 		}
 		d, err := esphomesim.New(cfg)
 		require.NoError(t, err)
@@ -272,4 +277,96 @@ func TestESPHomeChipNeverFromThePlatformAlone(t *testing.T) {
 	require.Equal(t, "esp8266", AnnouncedChip(dev("ESP8266", "d1_mini", nil)))
 	require.Equal(t, "", AnnouncedChip(dev("ESP32", "my-custom-board", nil)), "ESP32 is every variant: unknown")
 	require.Equal(t, "esp32c3", AnnouncedChip(dev("ESP32", "my-custom-board", map[string]string{"variant": "ESP32C3"})))
+}
+
+func TestESPHomeDroppedUploadFailsAndResumeFinishesIt(t *testing.T) {
+	// The connection drops mid-image on the first session only: the board
+	// keeps its firmware (nothing committed), the row fails with the
+	// transfer's word, and resume sends it again.
+	fl := &fleet{roster: NewRoster()}
+	sims := fl.addESPHome(t, esphomeBoard{name: "flaky", version: "1.0.0", next: "2.0.0",
+		fault: func(c *esphomesim.Config) { c.DropAfter, c.FaultSessions = 8192, 1 }})
+	img, data := image(t, firmware.ChipESP32, "2.0.0")
+	h := newHarness(t, fl, map[string][]byte{img.SHA256: data})
+	h.runner.Flashers["esphome"] = ESPHome{Password: testPassword, Options: esphomeota.Options{ConnectTimeout: 5 * time.Second, Retries: -1}}
+	plan, err := Plan(fl.boards, []Image{img}, settings(30*time.Second), time.Now())
+	require.NoError(t, err)
+	got := run(t, h, plan)
+
+	row := rowOf(t, got, "flaky")
+	require.Equal(t, Failed, row.State)
+	require.Equal(t, "1.0.0", sims["flaky"].FirmwareVersion(), "a dropped upload changes nothing on the board")
+	require.NotEmpty(t, row.Code)
+	require.NotEmpty(t, row.Hint)
+
+	require.Equal(t, 1, Resume(got))
+	done := run(t, h, got)
+	require.Equal(t, Confirmed, rowOf(t, done, "flaky").State)
+	var results []string
+	for _, r := range h.records(t) {
+		results = append(results, r.Result)
+	}
+	require.Len(t, results, 2)
+	require.Equal(t, row.Code, results[0])
+	require.Equal(t, "ok", results[1])
+}
+
+func TestESPHomeCtrlCMidUploadLeavesTheBoardAndAResumableFile(t *testing.T) {
+	fl := &fleet{roster: NewRoster()}
+	sims := fl.addESPHome(t, esphomeBoard{name: "slow", version: "1.0.0", next: "2.0.0",
+		// A board that writes flash slowly (about 2.5 s for the image), so
+		// the Ctrl-C lands while it is still working on the image.
+		fault: func(c *esphomesim.Config) { c.ByteDelay = 100 * time.Microsecond }})
+	img, data := image(t, firmware.ChipESP32, "2.0.0")
+	h := newHarness(t, fl, map[string][]byte{img.SHA256: data})
+	withESPHome(h, false)
+	s := settings(30 * time.Second)
+	s.Outdated = true
+	plan, err := Plan(fl.boards, []Image{img}, s, time.Now())
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h.runner.OnEvent = func(ev Event) {
+		if ev.Progress && ev.Row.Board.Name == "slow" {
+			cancel() // Ctrl-C once the image is on its way
+		}
+	}
+	require.NoError(t, h.runner.Run(ctx, plan))
+	saved, err := Load(h.path)
+	require.NoError(t, err)
+	require.Equal(t, OutcomeInterrupted, saved.Outcome())
+	row := rowOf(t, saved, "slow")
+	require.Equal(t, Queued, row.State, "an interrupted upload is not a failure of the board")
+	require.Equal(t, "interrupted", row.Code)
+
+	// ESPHome's device finishes on its own once it holds every byte: a
+	// client that stops after sending the last one cannot take the
+	// update back. Either way the board is never left half-written, and
+	// resume ends with it on the image's version: sent again (harmless
+	// when the device had committed it already), or skipped because it
+	// already announces it.
+	recs, err := sims["slow"].WaitRecords(ctx2(t), 1)
+	require.NoError(t, err)
+	committed := recs[0].Outcome == 0x45
+	if !committed {
+		require.Equal(t, "1.0.0", sims["slow"].FirmwareVersion(), "the board keeps its firmware")
+	}
+	require.Equal(t, 1, Resume(saved))
+	h.runner.OnEvent = nil
+	done := run(t, h, saved)
+	final := rowOf(t, done, "slow")
+	require.Contains(t, []State{Confirmed, Skipped}, final.State, final.Message)
+	require.Equal(t, "2.0.0", sims["slow"].FirmwareVersion())
+	for _, rec := range sims["slow"].Records() {
+		if rec.Outcome == 0x45 {
+			require.Equal(t, data, rec.Image, "every commit was of the whole image")
+		}
+	}
+}
+
+func ctx2(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }
