@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"github.com/espdeck/espdeck/discovery"
+	"github.com/espdeck/espdeck/esphomeota"
 	"github.com/espdeck/espdeck/espota"
 	"github.com/espdeck/espdeck/internal/audit"
 	"github.com/espdeck/espdeck/internal/ops"
 	"github.com/espdeck/espdeck/internal/ops/campaign"
+	"github.com/espdeck/espdeck/serialflash"
 )
 
 // Exit codes of campaigns (in addition to the table in cli.go).
@@ -46,13 +48,26 @@ Targets (at least one):
   --all              every discovered board
   --host HOST[:PORT] a board by address (repeatable; --chip names its chip)
   --hosts-file FILE  one HOST[:PORT] [CHIP] per line
+  --protocol esphome the --host and --hosts-file boards run ESPHome (default:
+                     ArduinoOTA); discovered boards bring their own protocol
+  --port PORT        a board on a serial port (repeatable), written through its
+                     ROM loader into the OTA slot that neither runs nor boots
+                     next, then selected; USB boards found by discovery join
+                     with --select protocol=serial,...
 
 Versions: the image's app description against what the board announces
 (ArduinoOTA: the TXT key "version"; ESPHome: project_version, else version).
+A serial board announces nothing: after the write espdeck reads back the
+slot that boots next and its version, and the board ends 'uploaded'
+(confirmation boot-slot) before it is reset into the new app.
 One image per chip family; a board never gets another chip's image.
 
 The password comes from --password-env VAR, --password-file FILE or
-ESPDECK_PASSWORD; on a terminal espdeck asks once when a board wants one.
+ESPDECK_PASSWORD; on a terminal espdeck asks once when an ArduinoOTA board
+wants one. ESPHome boards get the same password and, with --api-key-env VAR
+or --api-key-file FILE (or ESPDECK_API_KEY), an encrypted session: with a
+key, an ESPHome board that does not offer encryption gets nothing, so put
+boards with different keys in different campaigns.
 
 Examples:
   espdeck campaign run --image build/app.bin --select 'greenhouse-*' --outdated
@@ -127,14 +142,18 @@ func (f thresholdFlag) Set(s string) error {
 type campaignFlags struct {
 	images                    multiFlag
 	hosts                     multiFlag
+	ports                     multiFlag // serial boards
+	baud                      int
 	selectExpr, hostsFile     string
 	chip, state, auditPath    string
+	protocol                  string // of the --host and --hosts-file boards
 	all, outdated, skipUnk    bool
 	demo                      bool
 	canary, parallel          int
 	threshold                 campaign.Threshold
 	confirm, discover         time.Duration
 	passwordEnv, passwordFile string
+	apiKeyEnv, apiKeyFile     string
 	hostIP                    string
 	hostPort                  int
 	timeout                   time.Duration
@@ -153,7 +172,20 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 	fs.StringVar(&f.selectExpr, "select", "", "discovered boards matching `EXPR`")
 	fs.BoolVar(&f.all, "all", false, "every discovered board")
 	fs.Var(&f.hosts, "host", "a board at `HOST[:PORT]` (repeatable)")
+	fs.Var(&f.ports, "port", "a board on serial `PORT`, updated through its ROM loader (repeatable; --chip names its chip)")
+	fs.IntVar(&f.baud, "baud", 460800, "serial boards: baud rate after syncing at 115200")
 	fs.StringVar(&f.hostsFile, "hosts-file", "", "boards from `FILE`: HOST[:PORT] [CHIP] per line")
+	fs.Func("protocol", "`PROTOCOL` of the --host and --hosts-file boards: arduino (ArduinoOTA, the default) or esphome", func(v string) error {
+		switch strings.ToLower(v) {
+		case "arduino", "arduino-ota", "arduinoota", "espota":
+			f.protocol = string(discovery.ProtocolArduinoOTA)
+		case "esphome":
+			f.protocol = string(discovery.ProtocolESPHome)
+		default:
+			return errors.New("want arduino or esphome")
+		}
+		return nil
+	})
 	fs.StringVar(&f.chip, "chip", "", "the `CHIP` of the --host boards (esp32, esp32s3, esp8266 …)")
 	fs.BoolVar(&f.outdated, "outdated", false, "only boards not already announcing the image's version")
 	fs.BoolVar(&f.skipUnk, "skip-unknown", false, "with --outdated: also skip boards whose version is unknown")
@@ -166,6 +198,8 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 	fs.StringVar(&f.auditPath, "audit", "", "audit log `FILE` (default $XDG_STATE_HOME/espdeck/audit.jsonl)")
 	fs.StringVar(&f.passwordEnv, "password-env", "", "read the OTA password from environment variable `VAR`")
 	fs.StringVar(&f.passwordFile, "password-file", "", "read the OTA password from `FILE` (first line)")
+	fs.StringVar(&f.apiKeyEnv, "api-key-env", "", "ESPHome: read the API encryption key from environment variable `VAR` (every ESPHome board must then encrypt)")
+	fs.StringVar(&f.apiKeyFile, "api-key-file", "", "ESPHome: read the API encryption key from `FILE` (first line)")
 	fs.StringVar(&f.hostIP, "host-ip", "", "local `IP` boards connect back to")
 	fs.IntVar(&f.hostPort, "host-port", 0, "local TCP `PORT` for the connections back (default: any free one)")
 	fs.DurationVar(&f.timeout, "timeout", 0, "how long to wait for each board to answer and connect back (`D`, default 10s)")
@@ -259,7 +293,14 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 		if mode == "resume" {
 			return usage("--demo boards exist only while 'campaign run --demo' runs", "start a new demo campaign")
 		}
-		fleet, err := startCampaignDemo(ctx, roster, log)
+		// The ESPHome demo boards come back on the image's version.
+		version := ""
+		for _, p := range f.images {
+			if im, _, err := campaign.LoadImage(p); err == nil && im.Chip == "esp32" {
+				version = im.Version
+			}
+		}
+		fleet, err := startCampaignDemo(ctx, roster, version, log)
 		if err != nil {
 			return fail(err)
 		}
@@ -278,9 +319,19 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 		if err != nil {
 			return usage("--select: "+err.Error(), "example: --select 'name=greenhouse-*,txt.room=attic'")
 		}
+		for _, p := range f.ports {
+			b, err := campaign.SerialBoard(p, f.chip)
+			if err != nil {
+				return usage(fmt.Sprintf("--port %s: %v", p, err), "give a serial port (/dev/ttyUSB0, COM3) and --chip esp32, esp32s3 … where it helps")
+			}
+			static = append(static, b)
+		}
 		wantDiscovered := f.all || f.selectExpr != ""
+		// USB boards join only when the selector names them: --all means
+		// the boards on the network.
+		wantUSB := sel.Names(discovery.ProtocolSerial)
 		if mode != "resume" && !wantDiscovered && len(static) == 0 {
-			return usage("campaign run needs targets", "add --select EXPR, --all, --host HOST or --hosts-file FILE")
+			return usage("campaign run needs targets", "add --select EXPR, --all, --host HOST, --hosts-file FILE or --port PORT")
 		}
 		if c.mdnsOff() {
 			presence = nil
@@ -288,7 +339,7 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 				return usage("--select and --all need network discovery, which ESPDECK_MDNS turns off", "name the boards with --host or --hosts-file")
 			}
 		} else {
-			w := discovery.New(discovery.Options{DisableSerial: true, Logger: log})
+			w := discovery.New(discovery.Options{DisableSerial: !wantUSB, Logger: log})
 			go campaign.FollowEvents(ctx, roster, w.Watch(ctx))
 			if wantDiscovered || (mode != "resume" && f.outdated) {
 				r.say("Looking for boards on the network for %s…", f.discover)
@@ -300,7 +351,8 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 			}
 			if wantDiscovered {
 				for _, d := range w.Snapshot() {
-					if (d.Protocol == discovery.ProtocolArduinoOTA || d.Protocol == discovery.ProtocolESPHome) && sel.Match(d) {
+					network := d.Protocol == discovery.ProtocolArduinoOTA || d.Protocol == discovery.ProtocolESPHome
+					if (network || (wantUSB && d.Protocol == discovery.ProtocolSerial)) && sel.Match(d) {
 						boards = append(boards, campaign.BoardFromDevice(d))
 					}
 				}
@@ -366,6 +418,13 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 			password = espota.Secret(s)
 		}
 	}
+	apiKey, warnings, err := ops.ResolveAPIKey(ops.APIKeySources{File: f.apiKeyFile, Env: f.apiKeyEnv, Getenv: c.getenv})
+	if err != nil {
+		return usage(err.Error(), ops.HintOf(err))
+	}
+	for _, w := range warnings {
+		r.warn(w)
+	}
 	otaOpts := espota.Options{HostIP: f.hostIP, HostPort: f.hostPort, InviteTimeout: f.timeout, ConnectTimeout: f.timeout}
 	if password == "" && isTerminal(c.stdin) {
 		otaOpts.AskPassword = askOnce(c, r)
@@ -408,9 +467,19 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 		},
 		OnEvent: campaignPrinter(r),
 	}
-	if fl := campaign.ESPHomeFlasher(); fl != nil {
-		runner.Flashers[string(discovery.ProtocolESPHome)] = fl
+	runner.Flashers[string(discovery.ProtocolSerial)] = campaign.Serial{Options: serialflash.Options{Baud: f.baud}, Policy: policy, Logger: log}
+	esphome := campaign.ESPHome{
+		Password: esphomeota.Secret(password), APIKey: apiKey, Policy: policy, Logger: log,
+		Options: esphomeota.Options{ConnectTimeout: f.timeout},
 	}
+	if ask := otaOpts.AskPassword; ask != nil {
+		// The same single prompt as the ArduinoOTA boards'.
+		esphome.AskPassword = func(ctx context.Context) (esphomeota.Secret, error) {
+			pw, err := ask(ctx)
+			return esphomeota.Secret(pw), err
+		}
+	}
+	runner.Flashers[string(discovery.ProtocolESPHome)] = esphome
 	r.say("Campaign %s: %d board(s), canary %d, %d at a time, stop when %s; file %s",
 		file.ID, len(file.Rows), file.Settings.Canary, file.Settings.Parallel, file.Settings.Threshold, f.state)
 	r.event("campaign", map[string]any{"id": file.ID, "state_file": f.state, "boards": len(file.Rows), "message": "started"})
@@ -603,6 +672,11 @@ func hostBoards(f campaignFlags) ([]campaign.Board, error) {
 			return nil, err
 		}
 		out = append(out, bs...)
+	}
+	if f.protocol != "" {
+		for i := range out {
+			out[i].Protocol = f.protocol
+		}
 	}
 	return out, nil
 }

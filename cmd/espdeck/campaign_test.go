@@ -143,9 +143,9 @@ func TestCampaignDemoOutdatedWithRollbackAndAudit(t *testing.T) {
 	require.Equal(t, exitSomeFailed, r.code, r.stdout+r.stderr)
 	res := lastResult(t, r.stdout)
 	sum := res["summary"].(map[string]any)
-	require.EqualValues(t, 3, sum["confirmed"], "kitchen-1, hallway, office")
+	require.EqualValues(t, 4, sum["confirmed"], "kitchen-1, hallway, office, esphome-porch")
 	require.EqualValues(t, 2, sum["skipped"], "kitchen-2 is up to date; lab-s3 has no image")
-	require.EqualValues(t, 1, sum["rolled_back"])
+	require.EqualValues(t, 2, sum["rolled_back"], "porch, esphome-cellar")
 	require.EqualValues(t, 1, sum["timed_out"])
 	require.EqualValues(t, 1, sum["uploaded"], "attic announces no version")
 	state := res["state_file"].(string)
@@ -163,7 +163,20 @@ func TestCampaignDemoOutdatedWithRollbackAndAudit(t *testing.T) {
 			failed[rec["board"].(string)] = rec["confirmation"].(string)
 		}
 	}
-	require.Equal(t, map[string]string{"porch": "rolled-back", "garage": "timed-out"}, failed)
+	require.Equal(t, map[string]string{"porch": "rolled-back", "garage": "timed-out", "esphome-cellar": "rolled-back"}, failed)
+
+	e := runCLI(t, env, "audit", "--board", "esphome-porch", "--json")
+	require.Equal(t, exitOK, e.code, e.stderr)
+	var porch map[string]any
+	for _, ev := range jsonLines(t, e.stdout) {
+		if ev["event"] == "record" {
+			porch = ev["record"].(map[string]any)
+		}
+	}
+	require.NotNil(t, porch)
+	require.Equal(t, "esphome", porch["protocol"])
+	require.Equal(t, "sha256", porch["auth"])
+	require.Equal(t, "confirmed", porch["confirmation"])
 
 	human := runCLI(t, env, "audit", "--board", "porch")
 	require.Equal(t, exitOK, human.code)

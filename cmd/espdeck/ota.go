@@ -92,7 +92,7 @@ func (f timeoutFlag) Set(s string) error {
 
 type otaFlags struct {
 	host, file, passwordEnv, passwordFile, hostIP, authArg string
-	chip                                                   string
+	chip, auditPath                                        string
 	port, hostPort                                         int
 	fs, md5Target, espotaProgress, debug                   bool
 	timeout                                                time.Duration
@@ -120,6 +120,7 @@ func runOTAUpload(c *cli, args []string) int {
 	str(&f.host, "device IP (espota.py)", "i", "ip")
 	num(&f.port, "device UDP `PORT` (default 3232; ESP8266: 8266)", "p", "port")
 	str(&f.file, "image `FILE` to upload", "file", "f")
+	str(&f.auditPath, "audit log `FILE` that gets one record of this upload (default $XDG_STATE_HOME/espdeck/audit.jsonl)", "audit")
 	str(&f.chip, "the board's `CHIP` (esp32, esp32s3, esp8266, …): refuse an image built for another one (OTA cannot ask the board)", "chip")
 	boolean(&f.fs, "the image is a filesystem (SPIFFS/LittleFS) image", "fs", "s", "spiffs")
 	str(&f.passwordEnv, "read the password from environment variable `VAR`", "password-env")
@@ -235,6 +236,8 @@ func runOTAUpload(c *cli, args []string) int {
 	for _, w := range res.Verdict.Warnings {
 		r.warn(w)
 	}
+	c.recordAttempt(r, f.auditPath, ops.Attempt{Board: f.host, Address: res.Device, Chip: chipLabel(oo.Chip),
+		Protocol: "arduino-ota", Auth: res.AuthScheme, Image: f.file, Data: image, Bytes: res.Bytes, Duration: res.Duration, Err: err})
 	if err != nil {
 		return r.finish(otaFailure(c.ctx, err), nil)
 	}

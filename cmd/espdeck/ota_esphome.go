@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -156,15 +157,10 @@ func runOTAUploadESPHome(c *cli, cm *common, f otaFlags, ef *esphomeFlags, pos [
 	}
 	password, apiKey, warning, err := esphomeSecrets(c, f, ef, yml)
 	if err != nil {
-		return usage(err.Error(), "export that variable, or fix the file path (the flags take a name or a path, never the secret itself)")
+		return usage(err.Error(), cmpOr(ops.HintOf(err), "export that variable, or fix the file path (the flags take a name or a path, never the secret itself)"))
 	}
 	if warning != "" {
 		r.warn(warning)
-	}
-	if apiKey != "" {
-		if _, err := esphomeota.ParseAPIKey(apiKey); err != nil {
-			return usage(err.Error(), "copy the key from the device's api: encryption: key: setting")
-		}
 	}
 	allowRisky := false
 	if typ != esphomeota.TypeApp {
@@ -198,6 +194,13 @@ func runOTAUploadESPHome(c *cli, cm *common, f otaFlags, ef *esphomeFlags, pos [
 		}
 		up.Password = esphomeota.Secret(pw)
 		res, err = ops.UploadESPHome(c.ctx, up)
+	}
+	if typ == esphomeota.TypeApp {
+		// Only app updates are updates of the board's firmware; a
+		// bootloader or table write is not an image the board runs.
+		c.recordAttempt(r, f.auditPath, ops.Attempt{Board: f.host, Address: cmpOr(res.Upload.Device, target.Host+":"+strconv.Itoa(target.Port)),
+			Chip: chipLabel(chip), Protocol: "esphome", Auth: authLabel(res.Upload), Image: f.file, Data: image,
+			Bytes: res.Upload.Bytes, Duration: res.Upload.Duration, Err: err})
 	}
 	if err != nil {
 		if errors.Is(err, ops.ErrRefused) {
@@ -254,8 +257,8 @@ func parseOTAType(s string) (esphomeota.OTAType, error) {
 }
 
 // esphomeSecrets picks the password (flags, then the YAML, then
-// ESPDECK_PASSWORD) and the API key (flags, then the YAML, then
-// ESPDECK_API_KEY).
+// ESPDECK_PASSWORD) and the API key (ops.ResolveAPIKey: flags, then the
+// YAML, then ESPDECK_API_KEY; checked to be a key).
 func esphomeSecrets(c *cli, f otaFlags, ef *esphomeFlags, yml esphomeyaml.Device) (pw, key esphomeota.Secret, warning string, err error) {
 	if f.passwordFile != "" || f.passwordEnv != "" || f.authArg != "" || yml.Password == "" {
 		p, _, ws, err := ops.ResolvePassword(ops.PasswordSources{File: f.passwordFile, Env: f.passwordEnv, Arg: f.authArg, Getenv: c.getenv})
@@ -266,31 +269,15 @@ func esphomeSecrets(c *cli, f otaFlags, ef *esphomeFlags, yml esphomeyaml.Device
 	} else {
 		pw = esphomeota.Secret(yml.Password)
 	}
-	switch {
-	case ef.apiKeyFile != "":
-		raw, w, err := ops.ReadSecretFile(ef.apiKeyFile)
-		line := strings.TrimSpace(raw)
-		if err != nil {
-			return "", "", "", fmt.Errorf("cannot read --api-key-file: %w", err)
-		}
-		if w != "" {
-			warning = strings.TrimPrefix(warning+"; "+w, "; ")
-		}
-		if line == "" {
-			return "", "", "", fmt.Errorf("--api-key-file %s is empty", ef.apiKeyFile)
-		}
-		key = esphomeota.Secret(line)
-	case ef.apiKeyEnv != "":
-		v := c.getenv(ef.apiKeyEnv)
-		if v == "" {
-			return "", "", "", fmt.Errorf("--api-key-env %s: that environment variable is empty or not set", ef.apiKeyEnv)
-		}
-		key = esphomeota.Secret(v)
-	case yml.APIKey != "":
-		key = esphomeota.Secret(yml.APIKey)
-	default:
-		key = esphomeota.Secret(c.getenv("ESPDECK_API_KEY"))
+	k, ws, err := ops.ResolveAPIKey(ops.APIKeySources{File: ef.apiKeyFile, Env: ef.apiKeyEnv,
+		Config: esphomeota.Secret(yml.APIKey), Getenv: c.getenv})
+	if err != nil {
+		return "", "", "", err
 	}
+	if len(ws) > 0 {
+		warning = strings.TrimPrefix(warning+"; "+strings.Join(ws, "; "), "; ")
+	}
+	key = k
 	return pw, key, warning, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/config"
@@ -51,6 +52,7 @@ type serialFlags struct {
 	all       bool
 	noCompr   bool
 	noDiff    bool
+	auditPath string
 	flashSize string
 }
 
@@ -81,6 +83,7 @@ func runSerial(c *cli, args []string) int {
 	fs.BoolVar(&sf.all, "all", false, "erase: the whole flash")
 	fs.BoolVar(&sf.noCompr, "no-compress", false, "write: send data uncompressed")
 	fs.BoolVar(&sf.noDiff, "no-diff", false, "write: write every sector, also those the flash already holds")
+	fs.StringVar(&sf.auditPath, "audit", "", "write: audit log `FILE` that gets a record when an app image is written (default $XDG_STATE_HOME/espdeck/audit.jsonl)")
 	fs.StringVar(&sf.flashSize, "flash-size", "", "flash size (e.g. 4M) when detection is impossible or wrong")
 	baudSet := false
 	pos, err := parse(fs, args[1:])
@@ -197,7 +200,7 @@ func runSerial(c *cli, args []string) int {
 			printInfo(c, info, fl)
 		}
 	case "write":
-		fail = serialWrite(c, cm, r, fl, info, regions, fields)
+		fail = serialWrite(c, cm, r, fl, info, regions, fields, sf.auditPath, port)
 	case "verify":
 		fail = serialVerify(c, r, fl, info, regions, fields)
 	case "read":
@@ -360,7 +363,7 @@ func printInfo(c *cli, info serialflash.ChipInfo, fl *serialflash.Flasher) {
 
 // serialWrite renders ops.WriteRegions: every decision (chip, revision,
 // flash size, the partition each region lands in, signatures) is made there.
-func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info serialflash.ChipInfo, regions []ops.Region, fields map[string]any) *failure {
+func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info serialflash.ChipInfo, regions []ops.Region, fields map[string]any, auditPath, port string) *failure {
 	policy, err := c.preflightPolicy(cm)
 	if err != nil {
 		return &failure{code: exitUsage, name: "bad_config", message: err.Error(), hint: "fix the config file or the key file its signing_key names, or point --config at another one"}
@@ -370,7 +373,16 @@ func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info 
 		total += len(reg.Data)
 	}
 	r.stage("write", fmt.Sprintf("checking and writing %d region(s), %s…", len(regions), humanize.Bytes(int64(total))))
+	start := time.Now()
 	res, err := ops.WriteRegions(c.ctx, fl, info, regions, ops.WriteOptions{Policy: policy, OnWarning: r.warn})
+	for _, reg := range regions {
+		// An app written is an update of the board; a bootloader, table
+		// or data region is not an image the board runs.
+		if firmware.Classify(reg.Data) == firmware.ContentApp {
+			c.recordAttempt(r, auditPath, ops.Attempt{Board: port, Address: port, MAC: info.MAC, Chip: chipLabel(info.Chip),
+				Protocol: "serial", Image: reg.Name, Data: reg.Data, Bytes: int64(len(reg.Data)), Duration: time.Since(start), Err: err})
+		}
+	}
 	if err != nil {
 		return failureOf(c, err, "")
 	}

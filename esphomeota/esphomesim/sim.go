@@ -146,6 +146,10 @@ type Config struct {
 	// update: its port is closed for this long, then it listens again on
 	// the same address with the new version.
 	RebootDelay time.Duration
+	// OnAnnounce, when set, is told what mDNS would say around a reboot:
+	// up false when the port closes, up true with the running version when
+	// it listens again. Tests feed a discovery roster from it.
+	OnAnnounce func(up bool, version string)
 	// HandshakeTimeout and DataTimeout are the device's watchdogs.
 	HandshakeTimeout time.Duration
 	DataTimeout      time.Duration
@@ -204,6 +208,9 @@ func (d *Device) Reboots() int {
 // address. It returns the new listener, or nil when the device closed.
 func (d *Device) reboot(ln net.Listener) net.Listener {
 	ln.Close()
+	if d.cfg.OnAnnounce != nil {
+		d.cfg.OnAnnounce(false, "")
+	}
 	t := time.NewTimer(d.cfg.RebootDelay)
 	defer t.Stop()
 	select {
@@ -215,15 +222,20 @@ func (d *Device) reboot(ln net.Listener) net.Listener {
 		nl, err := d.lc.Listen(context.Background(), "tcp4", d.addr.String())
 		if err == nil {
 			d.mu.Lock()
-			defer d.mu.Unlock()
 			select {
 			case <-d.closed:
+				d.mu.Unlock()
 				nl.Close()
 				return nil
 			default:
 			}
 			d.ln = nl
 			d.reboots++
+			version := d.version
+			d.mu.Unlock()
+			if d.cfg.OnAnnounce != nil {
+				d.cfg.OnAnnounce(true, version)
+			}
 			return nl
 		}
 		select {

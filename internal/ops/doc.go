@@ -18,6 +18,12 @@
 //     carry out exactly the plan. No slot write leaves otadata's real extent
 //     or touches an app partition, whatever the table says and whatever
 //     --force; a table that fails validation refuses them.
+//   - UploadESPHome: the same pre-flight for ESPHome's native OTA, then
+//     the upload; ResolveAPIKey applies the one API-key order
+//     (APIKeySources documents it) for 'ota upload' and campaigns alike.
+//   - Attempt and RecordAttempt: the audit record of one update outside
+//     a campaign ('ota upload', 'serial write' of an app), the same shape
+//     campaigns write, never holding a secret.
 //   - BackupPartition; ReadInputFile and ReadSecretFile, which check a file
 //     (regular, bounded size) before reading it whole.
 //

@@ -140,3 +140,61 @@ func ESPHomePort(platform string) int {
 	}
 	return esphomeota.DefaultPortESP32
 }
+
+// APIKeySources are the places an ESPHome API encryption key can come
+// from, tried in this order, the first that is set wins:
+//
+//  1. File: --api-key-file FILE (first line; warned about when others can read it)
+//  2. Env: --api-key-env VAR
+//  3. Config: the device YAML's api: encryption: key:
+//  4. ESPDECK_API_KEY in the environment
+//
+// A source that is named but empty or unreadable is an error, not a
+// silent fall-through; a key that is not base64 of 32 bytes is an error.
+type APIKeySources struct {
+	File, Env string
+	Config    esphomeota.Secret
+	Getenv    func(string) string
+}
+
+// ResolveAPIKey applies the order documented on APIKeySources. The key is
+// "" when no source has one (the session is then not encrypted). Errors
+// never contain the key.
+func ResolveAPIKey(s APIKeySources) (key esphomeota.Secret, warnings []string, err error) {
+	getenv := s.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	const hint = "copy the key from the device's api: encryption: key: setting (the flags take a file or a variable name, never the key itself)"
+	switch {
+	case s.File != "":
+		raw, w, err := ReadSecretFile(s.File)
+		if err != nil {
+			return "", nil, Errorf(CodeUsage, "check the --api-key-file path; the file's first line is the key", "--api-key-file: %w", err)
+		}
+		if w != "" {
+			warnings = append(warnings, w)
+		}
+		if strings.TrimSpace(raw) == "" {
+			return "", warnings, Errorf(CodeUsage, "put the key on the file's first line", "--api-key-file %s is empty", s.File)
+		}
+		key = esphomeota.Secret(strings.TrimSpace(raw))
+	case s.Env != "":
+		v := getenv(s.Env)
+		if v == "" {
+			return "", nil, Errorf(CodeUsage, "export that variable before running espdeck (--api-key-env takes the variable's name, not the key)",
+				"--api-key-env %s: that environment variable is empty or not set", s.Env)
+		}
+		key = esphomeota.Secret(v)
+	case s.Config != "":
+		key = s.Config
+	default:
+		key = esphomeota.Secret(getenv("ESPDECK_API_KEY"))
+	}
+	if key != "" {
+		if _, err := esphomeota.ParseAPIKey(key); err != nil {
+			return "", warnings, Errorf(CodeUsage, hint, "%w", err)
+		}
+	}
+	return key, warnings, nil
+}

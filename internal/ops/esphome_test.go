@@ -2,6 +2,8 @@ package ops
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -84,4 +86,43 @@ func TestChipFromESPHome(t *testing.T) {
 	require.Equal(t, 8266, ESPHomePort("esp8266"))
 	require.Equal(t, 8892, ESPHomePort("BK7231N"))
 	require.Equal(t, 3232, ESPHomePort(""))
+}
+
+func TestResolveAPIKeyOrderAndErrors(t *testing.T) {
+	const key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	const other = "HxwdHhsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA="
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	require.NoError(t, os.WriteFile(keyFile, []byte(key+"\n"), 0o600))
+	env := map[string]string{"K": other, "ESPDECK_API_KEY": other, "BAD": "not-base64-at-all"}
+	getenv := func(k string) string { return env[k] }
+
+	got, ws, err := ResolveAPIKey(APIKeySources{File: keyFile, Env: "K", Config: other, Getenv: getenv})
+	require.NoError(t, err)
+	require.Equal(t, key, string(got), "the file wins")
+	require.Empty(t, ws)
+	got, _, _ = ResolveAPIKey(APIKeySources{Env: "K", Config: key, Getenv: getenv})
+	require.Equal(t, other, string(got), "then the variable")
+	got, _, _ = ResolveAPIKey(APIKeySources{Config: key, Getenv: getenv})
+	require.Equal(t, key, string(got), "then the YAML")
+	got, _, _ = ResolveAPIKey(APIKeySources{Getenv: getenv})
+	require.Equal(t, other, string(got), "then ESPDECK_API_KEY")
+	got, _, err = ResolveAPIKey(APIKeySources{})
+	require.NoError(t, err)
+	require.Empty(t, got, "no key: no encryption")
+
+	_, _, err = ResolveAPIKey(APIKeySources{Env: "BAD", Getenv: getenv})
+	require.Error(t, err)
+	require.Equal(t, CodeUsage, CodeOf(err))
+	require.NotContains(t, err.Error(), "not-base64-at-all", "an error never holds the key")
+	_, _, err = ResolveAPIKey(APIKeySources{Env: "UNSET", Getenv: getenv})
+	require.ErrorContains(t, err, "UNSET")
+	require.NotEmpty(t, HintOf(err))
+	_, _, err = ResolveAPIKey(APIKeySources{File: filepath.Join(dir, "missing")})
+	require.Error(t, err)
+
+	require.NoError(t, os.Chmod(keyFile, 0o644))
+	_, ws, err = ResolveAPIKey(APIKeySources{File: keyFile})
+	require.NoError(t, err)
+	require.Len(t, ws, 1, "a key file others can read is warned about")
 }

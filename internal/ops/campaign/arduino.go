@@ -128,19 +128,3 @@ func classifyESPOTA(err error) error {
 	}
 	return f
 }
-
-// ESPHomeFlasher is where the ESPHome native OTA client plugs in once it is
-// merged (package esphomeota): a Flasher for boards with protocol
-// "esphome". Until then ESPHome boards in a campaign are skipped with
-// "unsupported_protocol" and the campaign goes on with the others.
-//
-// TODO(esphome): return a Flasher that runs the esphomeota upload with the
-// campaign's password/key and reports Auth as its scheme ("sha256", "md5",
-// "noise").
-func ESPHomeFlasher() Flasher { return nil }
-
-// Serial boards join campaigns through a Flasher too. TODO(serial): once
-// the serial app update (write the OTA slot that does not boot next, then
-// select it; today in tuibackend.flashSerial) is an ops use case, wrap it
-// as a Flasher for protocol "serial", and read the running slot's app
-// description as the board's version.

@@ -64,6 +64,10 @@ const (
 	ConfirmTimedOut   = "timed-out"
 	ConfirmNoVersion  = "no-version" // back, but it announces no version to compare
 	ConfirmNotChecked = "not-checked"
+	// ConfirmBootSlot: a serial board read back after the write; the slot
+	// that boots next holds the image's version. Not a sighting of the
+	// running app: the board ends Uploaded.
+	ConfirmBootSlot = "boot-slot"
 )
 
 // Board is one target as the campaign knows it.

@@ -26,6 +26,13 @@ type FlashResult struct {
 	Auth     string // auth scheme used: none, md5, pbkdf2-sha256, …
 	Bytes    int64
 	Duration time.Duration
+	// Confirmation, when set, is what the flasher itself learned about
+	// what the board will run (a serial board read back: ConfirmBootSlot),
+	// and Running the version found; the engine then does not wait for
+	// discovery, which cannot see such a board. Note says it in a sentence.
+	Confirmation string
+	Running      string
+	Note         string
 }
 
 // FlasherFunc adapts a function to Flasher.
@@ -384,6 +391,10 @@ func (r *Runner) board(ctx context.Context, i int) State {
 	}
 	row.Done = res.Bytes
 	uploaded := r.Now()
+	if res.Confirmation != "" {
+		row.State, row.Confirmation, row.Running, row.Message = Uploaded, res.Confirmation, res.Running, res.Note
+		return r.finish(i, row, img)
+	}
 	if fol == nil {
 		row.State, row.Confirmation = Uploaded, ConfirmNotChecked
 		if set.Confirm > 0 {

@@ -93,6 +93,22 @@ func HostBoard(hostport, chip string) (Board, error) {
 	return Board{ID: "manual/" + addr, Name: hostport, Protocol: string(discovery.ProtocolArduinoOTA), Address: addr, Chip: chip}, nil
 }
 
+// SerialBoard is a board on a serial port (/dev/ttyUSB0, COM3, or
+// socket://HOST:PORT), updated through its ROM loader; chip may be "".
+func SerialBoard(port, chip string) (Board, error) {
+	if strings.TrimSpace(port) == "" {
+		return Board{}, fmt.Errorf("empty port name")
+	}
+	if chip != "" {
+		c, err := firmware.ParseChip(chip)
+		if err != nil {
+			return Board{}, err
+		}
+		chip = chipName(c)
+	}
+	return Board{ID: "serial/" + port, Name: port, Protocol: string(discovery.ProtocolSerial), Address: port, Chip: chip}, nil
+}
+
 // Selector picks discovered devices. Terms are separated by commas and all
 // must match: "name=GLOB" (a bare GLOB means a name), "board=X",
 // "platform=X", "protocol=X", "chip=X", "txt.KEY=VALUE". Globs use path.Match
@@ -126,6 +142,20 @@ func ParseSelector(expr string) (Selector, error) {
 		s = append(s, selTerm{key, value})
 	}
 	return s, nil
+}
+
+// Names reports whether s has a protocol term that matches p, so that
+// boards of a protocol a campaign does not take by default (USB serial
+// ports) join only when asked for by name.
+func (s Selector) Names(p discovery.Protocol) bool {
+	for _, t := range s {
+		if t.key == "protocol" {
+			if ok, _ := path.Match(strings.ToLower(t.value), string(p)); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Match reports whether d passes every term.

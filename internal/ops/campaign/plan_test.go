@@ -146,11 +146,34 @@ func TestAnnouncedVersionAndChip(t *testing.T) {
 	require.Equal(t, "1.4.2", AnnouncedVersion(esphome))
 	delete(esphome.TXT, "project_version")
 	require.Equal(t, "2025.10.0", AnnouncedVersion(esphome))
-	require.Equal(t, "esp32", AnnouncedChip(esphome))
+	require.Equal(t, "", AnnouncedChip(esphome), "ESPHome's platform ESP32 is every ESP32 variant: the chip stays unknown")
+	esphome.TXT["variant"] = "ESP32-S3"
+	require.Equal(t, "esp32s3", AnnouncedChip(esphome))
 
 	ard := discovery.Device{Protocol: discovery.ProtocolArduinoOTA, Board: "d1_mini", TXT: map[string]string{"version": "7"}}
 	require.Equal(t, "7", AnnouncedVersion(ard))
 	require.Equal(t, "", AnnouncedChip(ard), "a board name that is not a chip leaves the chip unknown")
 	ard.TXT["chip"] = "esp8266"
 	require.Equal(t, "esp8266", AnnouncedChip(ard))
+}
+
+func TestUSBBoardsJoinOnlyWhenNamed(t *testing.T) {
+	for expr, want := range map[string]bool{"": false, "kitchen-*": false, "protocol=esphome": false,
+		"protocol=serial": true, "protocol=ser*,name=lab": true, "protocol=*": true} {
+		sel, err := ParseSelector(expr)
+		require.NoError(t, err)
+		require.Equal(t, want, sel.Names(discovery.ProtocolSerial), expr)
+	}
+	usb := discovery.Device{ID: "serial/ttyUSB0", Name: "ttyUSB0", Protocol: discovery.ProtocolSerial, Path: "/dev/ttyUSB0"}
+	b := BoardFromDevice(usb)
+	require.Equal(t, "serial", b.Protocol)
+	require.Equal(t, "/dev/ttyUSB0", b.Address, "a USB board is reached at its port")
+
+	sb, err := SerialBoard("/dev/ttyACM1", "ESP32-S3")
+	require.NoError(t, err)
+	require.Equal(t, Board{ID: "serial//dev/ttyACM1", Name: "/dev/ttyACM1", Protocol: "serial", Address: "/dev/ttyACM1", Chip: "esp32s3"}, sb)
+	_, err = SerialBoard(" ", "")
+	require.Error(t, err)
+	_, err = SerialBoard("/dev/ttyUSB0", "esp99")
+	require.Error(t, err)
 }

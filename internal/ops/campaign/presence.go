@@ -8,6 +8,7 @@ import (
 
 	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/ops"
 )
 
 // Sighting is one thing discovery learned about a board: it went away, or
@@ -209,7 +210,23 @@ func AnnouncedVersion(d discovery.Device) string {
 
 // AnnouncedChip is the chip family d says or hints it has, "" when unknown:
 // the TXT key ChipTXT, else a board or platform that names a chip.
+//
+// ESPHome says platform "ESP32" for every ESP32 variant, so for ESPHome
+// boards the platform alone names no chip: the TXT chip or variant, else
+// ops.ChipFromESPHome (a board id that names the variant, or a well-known
+// plain board). A wrong guess would send an S3 the ESP32 image.
 func AnnouncedChip(d discovery.Device) string {
+	if d.Protocol == discovery.ProtocolESPHome {
+		for _, s := range []string{d.TXT[ChipTXT], d.TXT["variant"]} {
+			if c, err := firmware.ParseChip(strings.ToLower(s)); s != "" && err == nil {
+				return chipName(c)
+			}
+		}
+		if c, ok := ops.ChipFromESPHome(d.Platform, d.Board); ok {
+			return chipName(c)
+		}
+		return ""
+	}
 	for _, s := range []string{d.TXT[ChipTXT], d.Board, d.Platform, d.TXT["variant"]} {
 		if s == "" {
 			continue
@@ -231,6 +248,10 @@ func DeviceAddress(d discovery.Device) string {
 		return ""
 	}
 	port := d.OTAPort()
+	if port == 0 && d.Protocol == discovery.ProtocolESPHome {
+		// The announced port is the API's (6053), never the OTA's.
+		port = ops.ESPHomePort(d.Platform)
+	}
 	if port == 0 {
 		port = d.Port
 	}
