@@ -130,6 +130,15 @@ func runTUI(c *cli, args []string) int {
 		wopts = discovery.Options{Static: append(fleet.Devices, static...), DisableMDNS: true, DisableSerial: true, Logger: log}
 		bcfg.OpenSerialPort = fleet.OpenSerialPort
 		bcfg.OpenMonitorPort = fleet.OpenMonitorPort
+		// The demo's encrypting ESPHome board takes the demo key; the
+		// other boards take ESPDECK_API_KEY as outside the demo.
+		envKey := bcfg.APIKey
+		bcfg.APIKey = func(d tui.Device) (string, bool) {
+			if k, ok := fleet.APIKeyFor(d.ID); ok {
+				return k, true
+			}
+			return envKey(d)
+		}
 		tcfg.Demo, tcfg.DemoPassword, tcfg.RecentFiles = true, demo.Password, fleet.Files
 	}
 	bcfg.Watcher = discovery.New(wopts)

@@ -71,11 +71,14 @@ type Backend struct {
 
 type learnedFacts struct {
 	authScheme string
-	chip       string
-	mac        string
-	flashSize  uint32              // serial boards: detected flash size
-	parts      *ops.PartitionState // serial boards: the last partition state read
-	answered   time.Time           // when the device last answered an upload's invitation
+	// authRequired: an upload found that the device asks for a password
+	// (ESPHome does not advertise it).
+	authRequired bool
+	chip         string
+	mac          string
+	flashSize    uint32              // serial boards: detected flash size
+	parts        *ops.PartitionState // serial boards: the last partition state read
+	answered     time.Time           // when the device last answered an upload's invitation
 }
 
 // New returns a Backend for cfg.
@@ -158,6 +161,9 @@ func (b *Backend) decorate(d tui.Device) tui.Device {
 	}
 	if f.authScheme != "" {
 		d.AuthScheme = f.authScheme
+	}
+	if f.authRequired {
+		d.AuthRequired = true
 	}
 	if f.chip != "" {
 		d.Chip = f.chip
