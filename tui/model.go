@@ -59,6 +59,7 @@ const (
 	screenJobs
 	screenJobDetail
 	screenLog // the whole log, wrapped: every explanation in full
+	screenCampaign
 )
 
 // logEntry is one line of the log pane.
@@ -83,6 +84,10 @@ type Model struct {
 	cancel context.CancelFunc
 	devCh  <-chan DeviceEvent
 	progCh chan progressUpdate
+	// camp is this run's campaign (nil before one starts); campCh carries
+	// its views from the backend, the latest winning.
+	camp   *campaignState
+	campCh chan CampaignView
 
 	sightings  map[string]Device
 	rows       []*row // all rows, sorted
@@ -192,6 +197,7 @@ func New(cfg Config, backend Backend) Model {
 		ctx:       ctx,
 		cancel:    cancel,
 		progCh:    make(chan progressUpdate, 256),
+		campCh:    make(chan CampaignView, 1),
 		sightings: map[string]Device{},
 		marked:    map[string]bool{},
 		filter:    f,
@@ -247,6 +253,8 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return waitProgress(m.ctx, m.progCh)
 	case jobFinishedMsg:
 		return m.finishJob(msg)
+	case campaignViewMsg, campaignStartedMsg:
+		return m.applyCampaign(msg)
 	case inspectedMsg:
 		m.applyInspected(msg)
 		return nil
@@ -349,6 +357,9 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	case key.Matches(msg, k.Jobs) && m.screen != screenJobs:
 		m.openJobs()
+		return nil
+	case key.Matches(msg, k.Campaign) && m.camp != nil && m.screen != screenCampaign:
+		m.screen = screenCampaign
 		return nil
 	case key.Matches(msg, k.Why) && m.screen != screenLog:
 		m.logBack, m.logScroll = m.screen, 0

@@ -55,6 +55,8 @@ func (s screen) ui() screenUI {
 		return jobDetailScreen{}
 	case screenLog:
 		return logScreen{}
+	case screenCampaign:
+		return campaignScreen{}
 	}
 	return listScreen{}
 }

@@ -130,6 +130,9 @@ func runTUI(c *cli, args []string) int {
 		wopts = discovery.Options{Static: append(fleet.Devices, static...), DisableMDNS: true, DisableSerial: true, Logger: log}
 		bcfg.OpenSerialPort = fleet.OpenSerialPort
 		bcfg.OpenMonitorPort = fleet.OpenMonitorPort
+		// The demo's boards are static: nothing re-announces them after a
+		// reboot, so a campaign does not wait for a confirmation.
+		bcfg.CampaignConfirm = -1
 		// The demo's encrypting ESPHome board takes the demo key; the
 		// other boards take ESPDECK_API_KEY as outside the demo.
 		envKey := bcfg.APIKey
