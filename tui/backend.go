@@ -25,6 +25,7 @@ type Backend struct {
 	Serial     SerialInfo       // serial boards only; nil: detail shows discovery facts only
 	Monitor    MonitorSource    // nil: no monitor screen
 	Campaigns  CampaignRunner   // nil: a group flash runs as plain jobs only
+	Server     ServerSource     // nil: no server pane (no pull server runs)
 }
 
 // Secret is a password held in memory. String and LogValue redact it so it
@@ -466,4 +467,47 @@ type CampaignRunner interface {
 	// ResumeCampaign sends again to the boards of campaign id that failed,
 	// were not confirmed, were interrupted or never started.
 	ResumeCampaign(ctx context.Context, id string, update func(CampaignView)) error
+}
+
+// ---------------------------------------------------------------- pull server
+
+// ServedImage is one file the pull server publishes.
+type ServedImage struct {
+	Name    string
+	Version string
+	Size    int64
+	Refused string // why the signing policy refuses to serve it; "" when served
+}
+
+// Download is one client's download from the pull server.
+type Download struct {
+	Client   string // address of its first request
+	MAC      string // the board's MAC header, when it sent one (its own word)
+	Image    string
+	Size     int64   // bytes in the image
+	Bytes    int64   // body bytes sent, counting repeats
+	Covered  int64   // distinct bytes of the image sent
+	Ranges   int     // Range requests seen
+	Rate     float64 // bytes per second since its first request
+	Done     bool    // the session ended
+	Complete bool    // the client got every byte
+}
+
+// ServerState is a running pull server as the server pane shows it.
+type ServerState struct {
+	Dir  string
+	URLs []string // base URLs boards fetch from, LAN addresses first
+	// CAFingerprint is the SHA-256 of the bench CA boards must trust; ""
+	// for plain HTTP.
+	CAFingerprint string
+	Images        []ServedImage
+	Problems      map[string]string // file name -> why it is not published
+	Downloads     []Download        // finished ones first, then those in progress
+}
+
+// ServerSource is a running pull server (espdeck serve in the TUI).
+type ServerSource interface {
+	// ServerState is the server as it is now; it is cheap and safe to call
+	// from any goroutine.
+	ServerState() ServerState
 }

@@ -738,6 +738,9 @@ func (listScreen) keys(m Model) screenKeys {
 	if m.be.Campaigns != nil {
 		extraAct = append(extraAct, enabledIf(k.Campaign, m.camp != nil))
 	}
+	if m.be.Server != nil {
+		extraAct = append(extraAct, k.Server)
+	}
 	if m.be.Partitions != nil {
 		extraAct = append(extraAct, enabledIf(describedAs(k.Partitions, "partitions (serial)"), ser))
 	}

@@ -44,6 +44,7 @@ type FakeBackend struct {
 	// campaigns and resumed are the campaigns started and resumed.
 	campaigns []CampaignRequest
 	resumed   []string
+	server    ServerState
 }
 
 // Fake device IDs of the default fleet, for tests.
@@ -104,7 +105,21 @@ func NewFakeBackend(opts FakeOptions) *FakeBackend {
 
 // Backend returns the fake as the TUI's backend bundle.
 func (f *FakeBackend) Backend() Backend {
-	return Backend{Devices: f, Flasher: f, Images: f, Partitions: f, Serial: f, Monitor: f, Campaigns: f}
+	return Backend{Devices: f, Flasher: f, Images: f, Partitions: f, Serial: f, Monitor: f, Campaigns: f, Server: f}
+}
+
+// SetServer sets what the fake pull server reports.
+func (f *FakeBackend) SetServer(st ServerState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.server = st
+}
+
+// ServerState implements ServerSource.
+func (f *FakeBackend) ServerState() ServerState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.server
 }
 
 // StartCampaign implements CampaignRunner by recording the request; tests

@@ -68,6 +68,12 @@ func goldenStates() map[string]func(t *testing.T, w, h int) Model {
 			m = send(t, m, jobProgressMsg{updates: []progressUpdate{{job: id, p: Progress{Stage: "auth", Note: "ESPHome v2 · MD5 · encrypted"}, at: testNow}}})
 			return progressTo(t, m, id, "transfer", 401408, 1003520)
 		},
+		"server": func(t *testing.T, w, h int) Model {
+			m, fake := newTestModel(t, w, h, Config{})
+			fake.SetServer(sampleServer())
+			m, cmd := sendCmd(t, m, keyMsg("S"))
+			return send(t, m, runMsg(t, cmd))
+		},
 		"password": func(t *testing.T, w, h int) Model {
 			m, _ := newTestModel(t, w, h, Config{Demo: true})
 			m = cursorTo(t, m, "greenhouse-ctl")

@@ -17,6 +17,8 @@ type KeyMap struct {
 	// AsCampaign runs a reviewed group flash as a campaign; Campaign opens
 	// the campaign screen; Resume sends again to its failed boards.
 	AsCampaign, Campaign, Resume key.Binding
+	// Server opens the pull server pane.
+	Server key.Binding
 }
 
 // DefaultKeyMap is the key map espdeck ships with.
@@ -68,6 +70,7 @@ func DefaultKeyMap() KeyMap {
 		AsCampaign:  b("C", "as a campaign (canary first)", "C"),
 		Campaign:    b("C", "campaign", "C"),
 		Resume:      b("R", "resume failed", "R"),
+		Server:      b("S", "server", "S"),
 	}
 }
 

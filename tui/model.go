@@ -60,6 +60,7 @@ const (
 	screenJobDetail
 	screenLog // the whole log, wrapped: every explanation in full
 	screenCampaign
+	screenServer
 )
 
 // logEntry is one line of the log pane.
@@ -88,6 +89,11 @@ type Model struct {
 	// its views from the backend, the latest winning.
 	camp   *campaignState
 	campCh chan CampaignView
+	// srv is the pull server's state as last read (server pane);
+	// srvBack is the screen S came from.
+	srv       *ServerState
+	srvBack   screen
+	srvScroll int
 
 	sightings  map[string]Device
 	rows       []*row // all rows, sorted
@@ -289,7 +295,14 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		return nil
 	case tickMsg:
+		if m.screen == screenServer && m.be.Server != nil {
+			return tea.Batch(tick(), readServer(m.be.Server))
+		}
 		return tick()
+	case serverMsg:
+		st := msg.st
+		m.srv = &st
+		return nil
 	case spinner.TickMsg:
 		if m.activeJobs() == 0 {
 			m.spinning = false
@@ -361,6 +374,8 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Campaign) && m.camp != nil && m.screen != screenCampaign:
 		m.screen = screenCampaign
 		return nil
+	case key.Matches(msg, k.Server) && m.be.Server != nil && m.screen != screenServer:
+		return m.openServer()
 	case key.Matches(msg, k.Why) && m.screen != screenLog:
 		m.logBack, m.logScroll = m.screen, 0
 		m.screen = screenLog

@@ -57,6 +57,8 @@ func (s screen) ui() screenUI {
 		return logScreen{}
 	case screenCampaign:
 		return campaignScreen{}
+	case screenServer:
+		return serverScreen{}
 	}
 	return listScreen{}
 }
