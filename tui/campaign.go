@@ -77,11 +77,24 @@ func (m *Model) startCampaign(targets []string, reqs map[string]FlashRequest) te
 	}
 	m.camp = &campaignState{}
 	m.screen = screenCampaign
-	m.logf(slog.LevelInfo, "campaign of %d board%s: canary first, then %s", len(req.Boards), plural(len(req.Boards)), "a few at a time")
+	m.logf(slog.LevelInfo, "campaign of %d board%s: canary first, then a few at a time", len(req.Boards), plural(len(req.Boards)))
 	ctx, be, ch := m.ctx, m.be.Campaigns, m.campCh
-	return tea.Batch(func() tea.Msg {
+	start := func() tea.Msg {
 		return campaignStartedMsg{err: be.StartCampaign(ctx, req, campaignSink(ch))}
-	}, waitCampaign(m.ctx, m.campCh))
+	}
+	if m.campWaiting {
+		return start
+	}
+	// One reader of the views for the whole run: two would hand them to
+	// the model in either order.
+	m.campWaiting = true
+	return tea.Batch(start, waitCampaign(m.ctx, m.campCh))
+}
+
+// campaignAllowed says whether C may start a campaign now: one runs at a
+// time, so that its views are not mistaken for another's.
+func (m Model) campaignAllowed() bool {
+	return m.be.Campaigns != nil && (m.camp == nil || (!m.camp.view.Running && !m.camp.resuming && (m.camp.started || m.camp.err != "")))
 }
 
 func (m *Model) applyCampaign(msg tea.Msg) tea.Cmd {

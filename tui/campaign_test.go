@@ -124,3 +124,33 @@ func TestCampaignScreenReopens(t *testing.T) {
 	m = press(t, m, "C")
 	require.Equal(t, screenCampaign, m.screen)
 }
+
+// Quitting while a campaign runs asks first: its uploads are not jobs,
+// and quitting interrupts them.
+func TestQuitAsksWhileACampaignRuns(t *testing.T) {
+	m, _ := startedCampaign(t, 120, 40, sampleCampaign(true))
+	m = press(t, m, "esc", "q")
+	require.NotNil(t, m.prompt, "asks before interrupting the campaign")
+	requireScreenContains(t, m, "A campaign is running")
+	m = press(t, m, "n")
+	require.False(t, m.quitting)
+
+	m = send(t, m, campaignViewMsg{view: sampleCampaign(false)})
+	m, cmd := sendCmd(t, m, keyMsg("q"))
+	require.Nil(t, m.prompt, "an ended campaign does not hold quitting up")
+	require.NotNil(t, cmd)
+}
+
+// One campaign at a time: while one runs, the review offers none.
+func TestNoSecondCampaignWhileOneRuns(t *testing.T) {
+	m, fake := startedCampaign(t, 120, 40, sampleCampaign(true))
+	m = press(t, m, "esc", "esc")
+	m = reviewGroup(t, m, "blink-esp32.bin", "garage-door", "bench-3")
+	require.NotContains(t, screenText(m), "as a campaign")
+	m = press(t, m, "C")
+	require.Len(t, fake.campaigns, 0, "the first campaign's command was not run in this test; no second one started")
+	require.NotNil(t, m.flow)
+
+	m = send(t, m, campaignViewMsg{view: sampleCampaign(false)})
+	requireScreenContains(t, m, "as a campaign")
+}

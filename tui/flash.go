@@ -219,7 +219,7 @@ func (m *Model) flowKey(msg tea.KeyPressMsg) tea.Cmd {
 				return m.proceedFlow()
 			}
 		case key.Matches(msg, k.AsCampaign):
-			if t := f.campaignTargets(); t != nil && m.be.Campaigns != nil {
+			if t := f.campaignTargets(); t != nil && m.campaignAllowed() {
 				for _, rk := range f.targets {
 					if v := f.verdicts[rk]; v.Kind != VerdictOK && !f.forced {
 						m.logf(slog.LevelWarn, "not in the campaign %s: %s", m.rowName(rk), v.Reason)
@@ -471,7 +471,7 @@ func (m Model) flowBox(maxH int) []string {
 		if n := len(f.passed()); n > 0 && !f.allOK() && !f.forced {
 			next = append(next, fmt.Sprintf("p flashes only the %d that passed", n))
 		}
-		if t := f.campaignTargets(); t != nil && m.be.Campaigns != nil {
+		if t := f.campaignTargets(); t != nil && m.campaignAllowed() {
 			next = append(next, fmt.Sprintf("C runs the %d as a campaign (canary first)", len(t)))
 		}
 		next = append(next, "esc: other file")

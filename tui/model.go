@@ -87,8 +87,9 @@ type Model struct {
 	progCh chan progressUpdate
 	// camp is this run's campaign (nil before one starts); campCh carries
 	// its views from the backend, the latest winning.
-	camp   *campaignState
-	campCh chan CampaignView
+	camp        *campaignState
+	campCh      chan CampaignView
+	campWaiting bool // a command reads campCh
 	// srv is the pull server's state as last read (server pane);
 	// srvBack is the screen S came from.
 	srv       *ServerState
@@ -388,6 +389,17 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 // every job through the root context and waits for them to end.
 func (m *Model) requestQuit() tea.Cmd {
 	n := m.activeJobs()
+	if n == 0 && m.camp != nil && m.camp.view.Running && !m.quitting {
+		// A campaign's uploads are not jobs; quitting interrupts them.
+		m.prompt = newConfirm("Quit espdeck?",
+			[]string{"A campaign is running. Quitting interrupts it: uploads in flight are cancelled (a board keeps its running firmware) and the boards not done are left untouched."},
+			func(m *Model) tea.Cmd {
+				m.quitting = true
+				m.logf(slog.LevelWarn, "quit: interrupting the campaign")
+				return m.quitNow()
+			})
+		return nil
+	}
 	if n == 0 {
 		return m.quitNow()
 	}
