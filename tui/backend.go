@@ -414,7 +414,11 @@ type CampaignRow struct {
 	// timed-out, no-version, not-checked; "" before.
 	Confirmation string
 	Attempts     int
-	Code         string // machine word of the failure or skip reason
+	// NeedsPassword: the last attempt failed for a wrong or missing
+	// password (an ESPHome board does not say beforehand that it wants
+	// one); a resume asks for it first.
+	NeedsPassword bool
+	Code          string // machine word of the failure or skip reason
 	Message      string // what happened, in a sentence
 	Hint         string // what to do next
 }
@@ -465,8 +469,9 @@ type CampaignRunner interface {
 	// runs (the error says why it could not be planned).
 	StartCampaign(ctx context.Context, req CampaignRequest, update func(CampaignView)) error
 	// ResumeCampaign sends again to the boards of campaign id that failed,
-	// were not confirmed, were interrupted or never started.
-	ResumeCampaign(ctx context.Context, id string, update func(CampaignView)) error
+	// were not confirmed, were interrupted or never started. passwords
+	// (by device ID) replace the ones the campaign was started with.
+	ResumeCampaign(ctx context.Context, id string, passwords map[string]Secret, update func(CampaignView)) error
 }
 
 // ---------------------------------------------------------------- pull server

@@ -27,6 +27,9 @@ type campaignState struct {
 	err      string
 	cursor   int
 	resuming bool
+	// rowOf maps a board's device ID to its row in the list, for the
+	// password prompt of a resume.
+	rowOf map[string]string
 }
 
 // campaignViewMsg is the campaign as it is now.
@@ -75,7 +78,10 @@ func (m *Model) startCampaign(targets []string, reqs map[string]FlashRequest) te
 			req.Boards = append(req.Boards, r)
 		}
 	}
-	m.camp = &campaignState{}
+	m.camp = &campaignState{rowOf: map[string]string{}}
+	for rk, r := range reqs {
+		m.camp.rowOf[r.Device.ID] = rk
+	}
 	m.screen = screenCampaign
 	m.logf(slog.LevelInfo, "campaign of %d board%s: canary first, then a few at a time", len(req.Boards), plural(len(req.Boards)))
 	ctx, be, ch := m.ctx, m.be.Campaigns, m.campCh
@@ -129,6 +135,8 @@ func (m *Model) campaignKey(msg tea.KeyPressMsg) tea.Cmd {
 	switch {
 	case key.Matches(msg, k.Back):
 		m.screen = screenList
+	case key.Matches(msg, k.Quit):
+		return m.requestQuit()
 	case key.Matches(msg, k.Up):
 		c.cursor = max(c.cursor-1, 0)
 	case key.Matches(msg, k.Down):
@@ -137,14 +145,40 @@ func (m *Model) campaignKey(msg tea.KeyPressMsg) tea.Cmd {
 		if !m.canResume() {
 			return nil
 		}
-		c.resuming, c.err = true, ""
-		m.logf(slog.LevelInfo, "campaign %s: resuming %d board%s", c.view.ID, c.view.Retryable(), plural(c.view.Retryable()))
-		ctx, be, ch, id := m.ctx, m.be.Campaigns, m.campCh, c.view.ID
-		return func() tea.Msg {
-			return campaignStartedMsg{err: be.ResumeCampaign(ctx, id, campaignSink(ch)), resume: true}
+		var ask []string
+		for _, r := range c.view.Rows {
+			if r.NeedsPassword {
+				ask = append(ask, r.DeviceID)
+			}
 		}
+		return m.resumeCampaign(ask, map[string]Secret{})
 	}
 	return nil
+}
+
+// resumeCampaign asks for the passwords of the boards in ask, one after
+// the other (a refused password is not sent again), then resumes.
+func (m *Model) resumeCampaign(ask []string, passwords map[string]Secret) tea.Cmd {
+	c := m.camp
+	for len(ask) > 0 {
+		id := ask[0]
+		rk, ok := c.rowOf[id]
+		if !ok || m.rowByKey(m.resolveKey(rk)) == nil {
+			ask = ask[1:]
+			continue
+		}
+		why := "The password was refused or missing in the campaign; the resume sends it."
+		return m.askPassword(rk, why, func(m *Model, s Secret) tea.Cmd {
+			passwords[id] = s
+			return m.resumeCampaign(ask[1:], passwords)
+		})
+	}
+	c.resuming, c.err = true, ""
+	m.logf(slog.LevelInfo, "campaign %s: resuming %d board%s", c.view.ID, c.view.Retryable(), plural(c.view.Retryable()))
+	ctx, be, ch, id := m.ctx, m.be.Campaigns, m.campCh, c.view.ID
+	return func() tea.Msg {
+		return campaignStartedMsg{err: be.ResumeCampaign(ctx, id, passwords, campaignSink(ch)), resume: true}
+	}
 }
 
 func (m Model) canResume() bool {
@@ -321,6 +355,8 @@ func campaignConfirmation(r CampaignRow) string {
 		return strings.ReplaceAll(r.Confirmation, "-", " ")
 	case r.State == "rebooting":
 		return "waiting"
+	case r.NeedsPassword:
+		return "password: R asks"
 	case r.Code != "":
 		return r.Code
 	}

@@ -68,7 +68,7 @@ func sampleCampaign(running bool) CampaignView {
 	v.Summary = CampaignSummary{Total: 4, Confirmed: 1, Skipped: 1, InFlight: 2}
 	if !running {
 		v.Rows[1] = CampaignRow{DeviceID: FakePorch, Name: "porch-light", State: "failed", From: "2026.11.0", To: "2026.11.1", Attempts: 1, Done: 40, Total: 100,
-			Code: "auth_failed", Message: "the device refused the password", Hint: "check the OTA password"}
+			Code: "auth_failed", Message: "the device refused the password", Hint: "check the OTA password", NeedsPassword: true}
 		v.Rows[2] = CampaignRow{DeviceID: FakeBench, Name: "bench-3", State: "rolled-back", From: "v2.6.3", To: "2026.11.1", Running: "v2.6.3", Confirmation: "rolled-back", Attempts: 1, Code: "rolled_back"}
 		v.Summary = CampaignSummary{Total: 4, Confirmed: 1, Skipped: 1, Failed: 1, RolledBack: 1}
 		v.StopReason = "stopped: 2 of 2 finished boards failed (threshold: more than 0 failed)"
@@ -79,8 +79,13 @@ func sampleCampaign(running bool) CampaignView {
 // startedCampaign is the model after C, with the backend's view v.
 func startedCampaign(t *testing.T, w, h int, v CampaignView) (Model, *FakeBackend) {
 	m, fake := newTestModel(t, w, h, Config{})
-	m = reviewGroup(t, m, "blink-esp32.bin", "garage-door", "bench-3")
+	m = reviewGroup(t, m, "blink-esp32.bin", "garage-door", "porch-light", "bench-3")
 	m = press(t, m, "C")
+	if m.prompt != nil { // porch-light's password
+		m = typeText(t, m, "demo")
+		m = press(t, m, "enter")
+	}
+	require.Equal(t, screenCampaign, m.screen)
 	m = send(t, m, campaignStartedMsg{})
 	return send(t, m, campaignViewMsg{view: v}), fake
 }
@@ -108,10 +113,16 @@ func TestCampaignResumeFailedBoardsWithOneKey(t *testing.T) {
 	m, fake := startedCampaign(t, 120, 40, sampleCampaign(true))
 	m = send(t, m, campaignViewMsg{view: sampleCampaign(false)})
 	requireScreenContains(t, m, "stopped: 2 of 2 finished boards failed", "R resume the 2 failed or untouched", "1 failed", "1 rolled back")
-	m, cmd := sendCmd(t, m, keyMsg("R"))
+	// porch-light's password was refused: R asks for it first.
+	m = press(t, m, "R")
+	require.NotNil(t, m.prompt)
+	requireScreenContains(t, m, "Password for porch-light")
+	m = typeText(t, m, "better")
+	m, cmd := sendCmd(t, m, keyMsg("enter"))
 	require.True(t, m.camp.resuming)
 	msg := runMsg(t, cmd)
 	require.Equal(t, []string{"c-20261203-1"}, fake.resumed)
+	require.Equal(t, map[string]Secret{FakePorch: "better"}, fake.resumePasswords)
 	m = send(t, m, msg)
 	require.False(t, m.camp.resuming)
 }
@@ -129,8 +140,8 @@ func TestCampaignScreenReopens(t *testing.T) {
 // and quitting interrupts them.
 func TestQuitAsksWhileACampaignRuns(t *testing.T) {
 	m, _ := startedCampaign(t, 120, 40, sampleCampaign(true))
-	m = press(t, m, "esc", "q")
-	require.NotNil(t, m.prompt, "asks before interrupting the campaign")
+	m = press(t, m, "q")
+	require.NotNil(t, m.prompt, "asks before interrupting the campaign (q works on the campaign screen)")
 	requireScreenContains(t, m, "A campaign is running")
 	m = press(t, m, "n")
 	require.False(t, m.quitting)

@@ -44,7 +44,9 @@ type FakeBackend struct {
 	// campaigns and resumed are the campaigns started and resumed.
 	campaigns []CampaignRequest
 	resumed   []string
-	server    ServerState
+	// resumePasswords are the passwords the last resume was given.
+	resumePasswords map[string]Secret
+	server          ServerState
 }
 
 // Fake device IDs of the default fleet, for tests.
@@ -132,10 +134,11 @@ func (f *FakeBackend) StartCampaign(ctx context.Context, req CampaignRequest, up
 }
 
 // ResumeCampaign implements CampaignRunner by recording the id.
-func (f *FakeBackend) ResumeCampaign(ctx context.Context, id string, update func(CampaignView)) error {
+func (f *FakeBackend) ResumeCampaign(ctx context.Context, id string, passwords map[string]Secret, update func(CampaignView)) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.resumed = append(f.resumed, id)
+	f.resumePasswords = passwords
 	return nil
 }
 

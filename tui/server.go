@@ -39,6 +39,8 @@ func (m *Model) serverKey(msg tea.KeyPressMsg) tea.Cmd {
 		if m.screen == screenServer {
 			m.screen = screenList
 		}
+	case key.Matches(msg, k.Quit):
+		return m.requestQuit()
 	case key.Matches(msg, k.Up):
 		m.srvScroll = max(m.srvScroll-1, 0)
 	case key.Matches(msg, k.Down):

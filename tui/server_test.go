@@ -3,6 +3,7 @@ package tui
 import (
 	"testing"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/stretchr/testify/require"
 )
 
@@ -51,6 +52,12 @@ func TestServerPaneShowsURLsFingerprintAndDownloads(t *testing.T) {
 
 	m = press(t, m, "esc")
 	require.Equal(t, screenList, m.screen)
+
+	// q quits from the pane too.
+	m = press(t, m, "S")
+	_, cmd = sendCmd(t, m, keyMsg("q"))
+	require.NotNil(t, cmd)
+	require.IsType(t, tea.QuitMsg{}, findMsg[tea.QuitMsg](t, cmd))
 }
 
 // Without a running server there is no S key and no pane.

@@ -27,6 +27,11 @@ type runningCampaign struct {
 	reqs  map[string]tui.FlashRequest // by board ID: device, route, password
 	label string
 	mu    sync.Mutex // one Run at a time
+
+	authMu sync.Mutex
+	// needsPassword holds the boards whose last attempt failed for the
+	// password, by board ID.
+	needsPassword map[string]bool
 }
 
 // errCampaignRunning is returned for a resume while the campaign runs.
@@ -41,7 +46,7 @@ func (s campaigns) StartCampaign(ctx context.Context, req tui.CampaignRequest, u
 	if err != nil {
 		return err
 	}
-	rc := &runningCampaign{image: map[string][]byte{img.SHA256: data}, reqs: map[string]tui.FlashRequest{}}
+	rc := &runningCampaign{image: map[string][]byte{img.SHA256: data}, reqs: map[string]tui.FlashRequest{}, needsPassword: map[string]bool{}}
 	rc.label = filepath.Base(path)
 	if img.Version != "" {
 		rc.label += " · " + img.Version
@@ -61,6 +66,7 @@ func (s campaigns) StartCampaign(ctx context.Context, req tui.CampaignRequest, u
 		return err
 	}
 	rc.file = f
+	rc.mu.Lock()
 	s.b.mu.Lock()
 	s.b.campaigns[f.ID] = rc
 	s.b.mu.Unlock()
@@ -68,7 +74,7 @@ func (s campaigns) StartCampaign(ctx context.Context, req tui.CampaignRequest, u
 	return nil
 }
 
-func (s campaigns) ResumeCampaign(ctx context.Context, id string, update func(tui.CampaignView)) error {
+func (s campaigns) ResumeCampaign(ctx context.Context, id string, passwords map[string]tui.Secret, update func(tui.CampaignView)) error {
 	s.b.mu.Lock()
 	rc := s.b.campaigns[id]
 	s.b.mu.Unlock()
@@ -78,15 +84,22 @@ func (s campaigns) ResumeCampaign(ctx context.Context, id string, update func(tu
 	if !rc.mu.TryLock() {
 		return errCampaignRunning
 	}
-	rc.mu.Unlock()
+	for id, pw := range passwords {
+		if r, ok := rc.reqs[id]; ok {
+			r.Password = pw
+			rc.reqs[id] = r
+		}
+	}
 	if campaign.Resume(rc.file) == 0 {
+		rc.mu.Unlock()
 		return errors.New("every board of the campaign is confirmed, uploaded or skipped; nothing to resume")
 	}
 	s.run(ctx, rc, update)
 	return nil
 }
 
-// run starts the engine on rc and reports its view after every event.
+// run starts the engine on rc and reports its view after every event. The
+// caller holds rc.mu; it is released when the run ends.
 func (s campaigns) run(ctx context.Context, rc *runningCampaign, update func(tui.CampaignView)) {
 	runner := &campaign.Runner{
 		Flashers: map[string]campaign.Flasher{},
@@ -97,31 +110,48 @@ func (s campaigns) run(ctx context.Context, rc *runningCampaign, update func(tui
 		runner.Presence = s.b.roster
 	}
 	fl := campaign.FlasherFunc(func(ctx context.Context, bd campaign.Board, _ campaign.Image, _ []byte, progress func(done, total int64)) (campaign.FlashResult, error) {
-		return s.flash(ctx, rc.reqs[bd.ID], progress)
+		res, needPW, err := s.flash(ctx, rc.reqs[bd.ID], progress)
+		rc.authMu.Lock()
+		rc.needsPassword[bd.ID] = needPW
+		rc.authMu.Unlock()
+		return res, err
 	})
 	for _, p := range []discovery.Protocol{discovery.ProtocolArduinoOTA, discovery.ProtocolESPHome, discovery.ProtocolSerial} {
 		runner.Flashers[string(p)] = fl
 	}
-	runner.OnEvent = func(campaign.Event) { update(viewOf(runner.Snapshot(), rc.label)) }
-	rc.mu.Lock()
+	runner.OnEvent = func(campaign.Event) { update(rc.view(runner.Snapshot())) }
 	go func() {
-		defer rc.mu.Unlock()
 		if err := runner.Run(ctx, rc.file); err != nil {
 			s.b.log.Warn("campaign", "id", rc.file.ID, "err", err)
 		}
-		v := viewOf(runner.Snapshot(), rc.label)
+		v := rc.view(runner.Snapshot())
 		v.Running = false
+		// Unlocked before the last view goes out: whoever sees it ended
+		// may resume it at once.
+		rc.mu.Unlock()
 		update(v)
 	}()
 }
 
-// flash sends one board its image as a flash job does and converts the
-// outcome to the engine's terms.
-func (s campaigns) flash(ctx context.Context, req tui.FlashRequest, progress func(done, total int64)) (campaign.FlashResult, error) {
-	if req.Device.ID == "" {
-		return campaign.FlashResult{}, &campaignError{code: "usage", msg: "the board of this row is not known to this run", hint: "start a new campaign"}
+// view is the engine's snapshot in the TUI's words, with the boards that
+// need a password marked.
+func (rc *runningCampaign) view(v campaign.View) tui.CampaignView {
+	out := viewOf(v, rc.label)
+	rc.authMu.Lock()
+	defer rc.authMu.Unlock()
+	for i := range out.Rows {
+		out.Rows[i].NeedsPassword = out.Rows[i].Failed() && rc.needsPassword[out.Rows[i].DeviceID]
 	}
-	res := flasher{s.b}.Flash(ctx, req, func(p tui.Progress) {
+	return out
+}
+
+// flash sends one board its image as a flash job does and converts the
+// outcome to the engine's terms; needPW says the password was refused.
+func (s campaigns) flash(ctx context.Context, req tui.FlashRequest, progress func(done, total int64)) (_ campaign.FlashResult, needPW bool, _ error) {
+	if req.Device.ID == "" {
+		return campaign.FlashResult{}, false, &campaignError{code: "usage", msg: "the board of this row is not known to this run", hint: "start a new campaign"}
+	}
+	res := flasher(s).Flash(ctx, req, func(p tui.Progress) {
 		if p.Stage == "transfer" || p.Stage == "write" {
 			progress(p.Done, p.Total)
 		}
@@ -132,11 +162,11 @@ func (s campaigns) flash(ctx context.Context, req tui.FlashRequest, progress fun
 	s.b.mu.Unlock()
 	switch {
 	case res.Canceled:
-		return out, context.Canceled
+		return out, false, context.Canceled
 	case !res.OK():
-		return out, &campaignError{code: res.Code, msg: res.Error, hint: res.Hint}
+		return out, res.AuthFailed, &campaignError{code: res.Code, msg: res.Error, hint: res.Hint}
 	}
-	return out, nil
+	return out, false, nil
 }
 
 // boardOf is the campaign's view of a device: discovery's sighting when

@@ -99,13 +99,16 @@ func TestDemoCampaign(t *testing.T) {
 	require.Equal(t, "more than 0 failed", cv.Threshold)
 	require.NotEmpty(t, cv.StopReason, "the failure stopped the campaign")
 	require.Equal(t, 1, cv.Summary.Failed)
-	require.Len(t, fleet.ESPHome("kitchen-plug").Records(), 1)
+	// The simulator records a session just after its final OK: wait for it.
+	recs, err := fleet.ESPHome("kitchen-plug").WaitRecords(ctx, 1)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
 
 	before := len(fleet.Sessions("porch-light"))
 	retry := cv.Retryable()
 	require.GreaterOrEqual(t, retry, 1)
 	v2 := newViews()
-	require.NoError(t, be.Campaigns.ResumeCampaign(ctx, cv.ID, v2.update))
+	require.NoError(t, be.Campaigns.ResumeCampaign(ctx, cv.ID, nil, v2.update))
 	cv2 := v2.wait(t, ctx)
 	for _, r := range cv2.Rows {
 		if r.Name == "garage-door" {
@@ -119,5 +122,5 @@ func TestDemoCampaign(t *testing.T) {
 	require.GreaterOrEqual(t, len(fleet.Sessions("porch-light")), before)
 
 	// Resuming a campaign that is not of this run is refused with a reason.
-	require.Error(t, be.Campaigns.ResumeCampaign(ctx, "nope", v2.update))
+	require.Error(t, be.Campaigns.ResumeCampaign(ctx, "nope", nil, v2.update))
 }

@@ -84,8 +84,10 @@ func TestDemoESPHomeBoards(t *testing.T) {
 	require.True(t, res.OK(), res.Error)
 	require.Contains(t, notes, "ESPHome v2 · no password · encrypted")
 
-	for _, n := range []string{"kitchen-plug", "hall-sensor", "front-door-lock"} {
-		recs, err := fleet.ESPHome(n).WaitRecords(ctx, 1)
+	// Sessions are recorded just after the final OK: wait for each board's
+	// (hall-sensor: the refusal, then the image).
+	for n, sessions := range map[string]int{"kitchen-plug": 1, "hall-sensor": 2, "front-door-lock": 1} {
+		recs, err := fleet.ESPHome(n).WaitRecords(ctx, sessions)
 		require.NoError(t, err, n)
 		var ok int
 		for _, r := range recs {
