@@ -176,6 +176,10 @@ func runTUI(c *cli, args []string) int {
 		ps, err := tuibackend.StartServer(c.ctx, scfg)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "espdeck: --serve: %v\n", err)
+			var h interface{ Hint() string }
+			if errors.As(err, &h) && h.Hint() != "" {
+				fmt.Fprintf(c.stderr, "  %s\n", h.Hint())
+			}
 			return exitUsage
 		}
 		defer ps.Close()

@@ -41,6 +41,11 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*PullServer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// The folder first: a wrong path is refused before a CA is created.
+	srv, err := serve.New(ctx, serve.Options{Dir: cfg.Dir, Logger: log})
+	if err != nil {
+		return nil, err
+	}
 	ep, err := serve.ResolveListen(cfg.Listen, nil)
 	if err != nil {
 		return nil, err
@@ -50,10 +55,6 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*PullServer, error) {
 		return nil, err
 	}
 	cert, _, err := ca.ServerCertificate(ep.Names)
-	if err != nil {
-		return nil, err
-	}
-	srv, err := serve.New(ctx, serve.Options{Dir: cfg.Dir, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -78,3 +78,14 @@ func TestPullServerStateFollowsDownloads(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// A folder that does not exist is refused with the reason, before any CA
+// is created in the PKI folder.
+func TestPullServerRefusesAMissingFolder(t *testing.T) {
+	pdir := filepath.Join(t.TempDir(), "pki")
+	_, err := tuibackend.StartServer(context.Background(), tuibackend.ServerConfig{Dir: filepath.Join(t.TempDir(), "nope"), Listen: "127.0.0.1:0", PKIDir: pdir})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "nope")
+	_, statErr := os.Stat(pdir)
+	require.True(t, os.IsNotExist(statErr), "no CA made for a server that cannot start")
+}
