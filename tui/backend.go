@@ -419,8 +419,8 @@ type CampaignRow struct {
 	// one); a resume asks for it first.
 	NeedsPassword bool
 	Code          string // machine word of the failure or skip reason
-	Message      string // what happened, in a sentence
-	Hint         string // what to do next
+	Message       string // what happened, in a sentence
+	Hint          string // what to do next
 }
 
 // Failed reports whether the row counts against the abort threshold (and
