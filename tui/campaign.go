@@ -18,7 +18,7 @@ import (
 
 // campaignDefaults are the choices the TUI starts a campaign with: the
 // command line's defaults (one canary, stop at the first failure after it).
-var campaignDefaults = CampaignRequest{Canary: 1, Parallel: 0, MaxFailures: 0}
+var campaignDefaults = CampaignRequest{Canary: 1, MaxFailures: 0}
 
 // campaignState is the campaign of this run and the screen's position in it.
 type campaignState struct {
@@ -73,6 +73,8 @@ func waitCampaign(ctx context.Context, ch <-chan CampaignView) tea.Cmd {
 // startCampaign runs reqs (in the order of targets) as a campaign.
 func (m *Model) startCampaign(targets []string, reqs map[string]FlashRequest) tea.Cmd {
 	req := campaignDefaults
+	// After the canary, as many boards at once as a group flash runs.
+	req.Parallel = m.cfg.Concurrency
 	for _, rk := range targets {
 		if r, ok := reqs[rk]; ok {
 			req.Boards = append(req.Boards, r)
@@ -378,6 +380,10 @@ func (campaignScreen) keys(m Model) screenKeys {
 	if m.camp != nil {
 		n = m.camp.view.Retryable()
 	}
-	act := []key.Binding{enabledIf(describedAs(k.Resume, fmt.Sprintf("resume the %d failed or untouched", n)), m.canResume())}
-	return screenKeys{nav: nav, act: act, view: []key.Binding{k.Jobs, k.Log, k.Help}}
+	desc := "resume the failed or untouched"
+	if n > 0 {
+		desc = fmt.Sprintf("resume the %d failed or untouched", n)
+	}
+	act := []key.Binding{enabledIf(describedAs(k.Resume, desc), m.canResume())}
+	return screenKeys{nav: nav, act: act, view: []key.Binding{k.Log, k.Help}}
 }

@@ -43,6 +43,8 @@ func TestGroupFlashRunsAsACampaign(t *testing.T) {
 	require.Equal(t, []string{"bench-3", "garage-door", "porch-light"}, names, "pump-house (ESP32-C3) failed its pre-flight and is left out")
 	require.Equal(t, Secret("demo"), req.Boards[2].Password)
 	require.Equal(t, 1, req.Canary)
+	require.Equal(t, m.cfg.Concurrency, req.Parallel, "after the canary, as many at once as a group flash")
+	require.Positive(t, req.Parallel)
 }
 
 // A single board's flash offers no campaign.
@@ -101,6 +103,11 @@ func TestCampaignScreenShowsRowsCanaryAndThreshold(t *testing.T) {
 	require.NotContains(t, screenText(m), "R resume", "no resume while it runs")
 	m = press(t, m, "R")
 	require.False(t, m.camp.resuming)
+
+	// ? lists the screen's keys, resume among them.
+	m = press(t, m, "?")
+	requireScreenContains(t, m, "resume")
+	m = press(t, m, "?")
 
 	// The row under the cursor says what happened and what to do.
 	m = press(t, m, "down", "down", "down")

@@ -172,5 +172,5 @@ func (serverScreen) layout() screenLayout                         { return scree
 
 func (serverScreen) keys(m Model) screenKeys {
 	k := m.keys
-	return screenKeys{nav: []key.Binding{k.Up, k.Down, k.Back}, view: []key.Binding{k.Jobs, k.Log, k.Help}}
+	return screenKeys{nav: []key.Binding{k.Up, k.Down, k.Back}, view: []key.Binding{k.Log, k.Help}}
 }
