@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -171,4 +172,28 @@ func TestNoSecondCampaignWhileOneRuns(t *testing.T) {
 
 	m = send(t, m, campaignViewMsg{view: sampleCampaign(false)})
 	requireScreenContains(t, m, "as a campaign")
+}
+
+// The campaign and server screens fit any terminal: exactly its height,
+// no line wider than it.
+func TestCampaignAndServerScreensFitSmallTerminals(t *testing.T) {
+	for _, size := range [][2]int{{20, 8}, {40, 10}, {60, 16}, {80, 24}, {200, 60}} {
+		w, h := size[0], size[1]
+		for _, running := range []bool{true, false} {
+			m, fake := startedCampaign(t, 120, 40, sampleCampaign(running))
+			fake.SetServer(sampleServer())
+			m = sizeTo(t, m, w, h)
+			check := func(what string) {
+				lines := strings.Split(screenText(m), "\n")
+				require.Len(t, lines, h, "%s at %dx%d", what, w, h)
+				for _, l := range lines {
+					require.LessOrEqual(t, lipglossWidth(l), w, "%s at %dx%d: %q", what, w, h, l)
+				}
+			}
+			check("campaign")
+			m = send(t, m, serverMsg{st: sampleServer()})
+			m = press(t, m, "S")
+			check("server")
+		}
+	}
 }
