@@ -24,6 +24,8 @@ type Backend struct {
 	Partitions PartitionControl // serial boards only; nil: no partitions screen
 	Serial     SerialInfo       // serial boards only; nil: detail shows discovery facts only
 	Monitor    MonitorSource    // nil: no monitor screen
+	Campaigns  CampaignRunner   // nil: a group flash runs as plain jobs only
+	Server     ServerSource     // nil: no server pane (no pull server runs)
 }
 
 // Secret is a password held in memory. String and LogValue redact it so it
@@ -376,4 +378,141 @@ type MonitorSource interface {
 	Monitor(ctx context.Context, dev Device) (<-chan LogLine, error)
 	// ResetIntoApp resets the board into its application.
 	ResetIntoApp(ctx context.Context, dev Device) error
+}
+
+// ---------------------------------------------------------------- campaigns
+
+// CampaignRequest runs a group flash as a campaign: a canary first, alone,
+// then the rest a few at a time, stopping when more than MaxFailures
+// boards failed, and a board counts as updated only when it comes back on
+// the new version.
+type CampaignRequest struct {
+	// Boards are the jobs of the group flash, one per board, with the
+	// passwords already asked for; the campaign's image is their File.
+	Boards []FlashRequest
+	// Canary is how many boards go first, alone (0: the campaign's default).
+	Canary int
+	// Parallel is how many boards are in flight at once after the canary
+	// (0: the campaign's default).
+	Parallel int
+	// MaxFailures stops the campaign when more than this many boards failed.
+	MaxFailures int
+}
+
+// CampaignRow is one board's line in a campaign.
+type CampaignRow struct {
+	DeviceID string
+	Name     string
+	Canary   bool
+	// State is the campaign's word: queued, preflight, uploading,
+	// rebooting, confirmed, uploaded, failed, timed-out, rolled-back, skipped.
+	State       string
+	Done, Total int64  // bytes, while uploading
+	From, To    string // versions: announced before, the image's
+	Running     string // what the board announced after its reboot
+	// Confirmation is how the reboot was checked: confirmed, rolled-back,
+	// timed-out, no-version, not-checked; "" before.
+	Confirmation string
+	Attempts     int
+	// NeedsPassword: the last attempt failed for a wrong or missing
+	// password (an ESPHome board does not say beforehand that it wants
+	// one); a resume asks for it first.
+	NeedsPassword bool
+	Code          string // machine word of the failure or skip reason
+	Message       string // what happened, in a sentence
+	Hint          string // what to do next
+}
+
+// Failed reports whether the row counts against the abort threshold (and
+// is sent again by a resume).
+func (r CampaignRow) Failed() bool {
+	return r.State == "failed" || r.State == "timed-out" || r.State == "rolled-back"
+}
+
+// CampaignSummary counts a campaign's rows by outcome.
+type CampaignSummary struct {
+	Total, Confirmed, Uploaded, Skipped, Failed, TimedOut, RolledBack, Untouched, InFlight int
+}
+
+// CampaignView is a campaign as the campaign screen shows it.
+type CampaignView struct {
+	ID        string
+	Image     string // the image's file name and version
+	Threshold string // "more than 0 failed"
+	Canary    int
+	Parallel  int
+	Confirm   time.Duration // how long a board may take to come back (0: not checked)
+	Rows      []CampaignRow
+	Summary   CampaignSummary
+	Running   bool
+	// StopReason says why the threshold or the canary stopped it ("" when not).
+	StopReason  string
+	Interrupted bool
+}
+
+// Retryable is how many boards a resume would send to again.
+func (v CampaignView) Retryable() int {
+	n := 0
+	for _, r := range v.Rows {
+		if r.Failed() || (!v.Running && (r.State == "queued" || r.State == "preflight" || r.State == "uploading" || r.State == "rebooting")) {
+			n++
+		}
+	}
+	return n
+}
+
+// CampaignRunner runs campaigns. update is called from the campaign's
+// goroutines, one call at a time, with the whole view after every change;
+// the last call has Running false. It must not block.
+type CampaignRunner interface {
+	// StartCampaign plans the campaign and starts it; it returns once it
+	// runs (the error says why it could not be planned).
+	StartCampaign(ctx context.Context, req CampaignRequest, update func(CampaignView)) error
+	// ResumeCampaign sends again to the boards of campaign id that failed,
+	// were not confirmed, were interrupted or never started. passwords
+	// (by device ID) replace the ones the campaign was started with.
+	ResumeCampaign(ctx context.Context, id string, passwords map[string]Secret, update func(CampaignView)) error
+}
+
+// ---------------------------------------------------------------- pull server
+
+// ServedImage is one file the pull server publishes.
+type ServedImage struct {
+	Name    string
+	Version string
+	Size    int64
+	Refused string // why the signing policy refuses to serve it; "" when served
+}
+
+// Download is one client's download from the pull server.
+type Download struct {
+	Client   string // address of its first request
+	MAC      string // the board's MAC header, when it sent one (its own word)
+	Image    string
+	Size     int64   // bytes in the image
+	Bytes    int64   // body bytes sent, counting repeats
+	Covered  int64   // distinct bytes of the image sent
+	Ranges   int     // Range requests seen
+	Rate     float64 // bytes per second since its first request
+	Done     bool    // the session ended
+	Complete bool    // the client got every byte
+}
+
+// ServerState is a running pull server as the server pane shows it.
+type ServerState struct {
+	Dir  string
+	URLs []string // base URLs boards fetch from, LAN addresses first
+	// CAFingerprint is the SHA-256 of the bench CA boards must trust; ""
+	// for plain HTTP.
+	CAFingerprint string
+	Images        []ServedImage
+	Problems      map[string]string // file name -> why it is not published
+	Downloads     []Download        // finished ones first, then those in progress
+}
+
+// ServerSource is a running pull server (espdeck serve in the TUI).
+type ServerSource interface {
+	// ServerState is the server as it is now; it is cheap and safe to call
+	// from any goroutine.
+	ServerState() ServerState
 }

@@ -74,8 +74,20 @@ func (m Model) detailLines(h int) []string {
 	lines := []string{title}
 	field := func(name, value string) string { return " " + st.Faint.Render(pad(name, 11)) + value }
 	if d := r.net; d != nil {
-		pw := "no"
-		if d.AuthRequired {
+		pw, pwLabel := "no", "password"
+		switch {
+		case d.Kind == KindESPHome:
+			// ESPHome does not advertise whether it asks for a password
+			// or encrypts; the first upload learns both.
+			pwLabel = "auth"
+			pw = "not advertised (learned on first upload)"
+			if d.AuthScheme != "" {
+				pw = d.AuthScheme
+			}
+			if _, ok := m.passwords[r.key]; ok {
+				pw += " · remembered for this run"
+			}
+		case d.AuthRequired:
 			pw = "yes"
 			if d.AuthScheme != "" {
 				pw += " (" + d.AuthScheme + ")"
@@ -86,7 +98,7 @@ func (m Model) detailLines(h int) []string {
 				pw += " · remembered for this run"
 			}
 		}
-		lines = append(lines, field("board", orUnknown(d.Board)+"   password "+pw))
+		lines = append(lines, field("board", orUnknown(d.Board)+"   "+pwLabel+" "+pw))
 		seen := "seen"
 		if d.Interface != "" {
 			seen += " on " + d.Interface

@@ -735,6 +735,12 @@ func (listScreen) keys(m Model) screenKeys {
 		enabledIf(k.Retry, j != nil && j.state == jobFailed), enabledIf(k.Cancel, j != nil && j.running()), enabledIf(k.Dismiss, m.errMsg != "")}
 	extraNav = []key.Binding{k.PageUp, k.PageDown, k.Top, describedAs(k.Bottom, "bottom")}
 	extraAct = []key.Binding{k.MarkAll, k.Refresh, k.DismissJob, k.DismissAll}
+	if m.be.Campaigns != nil {
+		extraAct = append(extraAct, enabledIf(k.Campaign, m.camp != nil))
+	}
+	if m.be.Server != nil {
+		extraAct = append(extraAct, k.Server)
+	}
 	if m.be.Partitions != nil {
 		extraAct = append(extraAct, enabledIf(describedAs(k.Partitions, "partitions (serial)"), ser))
 	}

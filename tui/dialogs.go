@@ -88,7 +88,7 @@ func (flowDialog) keys(m Model) []key.Binding {
 	send := f.facts != nil && (f.allOK() || f.forced)
 	passed := describedAs(k.PassedOnly, fmt.Sprintf("flash the %d that passed", len(f.passed())))
 	return []key.Binding{enabledIf(describedAs(k.Enter, "send"), send), enabledIf(passed, f.facts != nil && len(f.passed()) > 0 && !f.allOK() && !f.forced),
-		enabledIf(k.Force, f.forceable()), describedAs(k.Back, "other file")}
+		enabledIf(k.Force, f.forceable()), enabledIf(k.AsCampaign, f.campaignTargets() != nil && m.campaignAllowed()), describedAs(k.Back, "other file")}
 }
 func (flowDialog) update(m *Model, msg tea.KeyPressMsg) tea.Cmd { return m.flowKey(msg) }
 func (flowDialog) view(m Model, maxH int) []string              { return m.flowBox(maxH) }

@@ -41,6 +41,12 @@ type FakeBackend struct {
 	subs    []chan DeviceEvent
 	board   fakeBoard
 	flashes []FlashRequest
+	// campaigns and resumed are the campaigns started and resumed.
+	campaigns []CampaignRequest
+	resumed   []string
+	// resumePasswords are the passwords the last resume was given.
+	resumePasswords map[string]Secret
+	server          ServerState
 }
 
 // Fake device IDs of the default fleet, for tests.
@@ -101,7 +107,39 @@ func NewFakeBackend(opts FakeOptions) *FakeBackend {
 
 // Backend returns the fake as the TUI's backend bundle.
 func (f *FakeBackend) Backend() Backend {
-	return Backend{Devices: f, Flasher: f, Images: f, Partitions: f, Serial: f, Monitor: f}
+	return Backend{Devices: f, Flasher: f, Images: f, Partitions: f, Serial: f, Monitor: f, Campaigns: f, Server: f}
+}
+
+// SetServer sets what the fake pull server reports.
+func (f *FakeBackend) SetServer(st ServerState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.server = st
+}
+
+// ServerState implements ServerSource.
+func (f *FakeBackend) ServerState() ServerState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.server
+}
+
+// StartCampaign implements CampaignRunner by recording the request; tests
+// send the views a campaign would produce themselves.
+func (f *FakeBackend) StartCampaign(ctx context.Context, req CampaignRequest, update func(CampaignView)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.campaigns = append(f.campaigns, req)
+	return nil
+}
+
+// ResumeCampaign implements CampaignRunner by recording the id.
+func (f *FakeBackend) ResumeCampaign(ctx context.Context, id string, passwords map[string]Secret, update func(CampaignView)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.resumed = append(f.resumed, id)
+	f.resumePasswords = passwords
+	return nil
 }
 
 // Flashes returns the requests flashed so far (passwords included), for tests.

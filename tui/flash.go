@@ -34,6 +34,25 @@ type flashFlow struct {
 	err         string
 	forced      bool
 	viaSerial   bool // serial recovery: use the board's serial port even if the network answers
+	// asCampaign: the reviewed boards go to the campaign engine (canary
+	// first, threshold, confirmation) instead of becoming plain jobs.
+	asCampaign bool
+}
+
+// campaignTargets are the boards a campaign of this review would update:
+// all of them when they all passed (or were forced), else the ones that
+// passed, as p would flash; nil when a campaign does not apply.
+func (f *flashFlow) campaignTargets() []string {
+	if f.facts == nil || len(f.targets) < 2 {
+		return nil
+	}
+	if f.allOK() || f.forced {
+		return f.targets
+	}
+	if ok := f.passed(); len(ok) >= 2 {
+		return ok
+	}
+	return nil
 }
 
 func (f *flashFlow) allOK() bool {
@@ -199,6 +218,16 @@ func (m *Model) flowKey(msg tea.KeyPressMsg) tea.Cmd {
 				f.targets = ok
 				return m.proceedFlow()
 			}
+		case key.Matches(msg, k.AsCampaign):
+			if t := f.campaignTargets(); t != nil && m.campaignAllowed() {
+				for _, rk := range f.targets {
+					if v := f.verdicts[rk]; v.Kind != VerdictOK && !f.forced {
+						m.logf(slog.LevelWarn, "not in the campaign %s: %s", m.rowName(rk), v.Reason)
+					}
+				}
+				f.targets, f.asCampaign = t, true
+				return m.proceedFlow()
+			}
 		case key.Matches(msg, k.Force):
 			if f.forceable() {
 				reason := ""
@@ -360,6 +389,9 @@ func (m *Model) proceedFlow() tea.Cmd {
 	m.flow = nil
 	m.errMsg = ""
 	m.notice = ""
+	if f.asCampaign {
+		return m.startCampaign(f.targets, reqs)
+	}
 	return m.enqueue(f.path, reqs)
 }
 
@@ -438,6 +470,9 @@ func (m Model) flowBox(maxH int) []string {
 		}
 		if n := len(f.passed()); n > 0 && !f.allOK() && !f.forced {
 			next = append(next, fmt.Sprintf("p flashes only the %d that passed", n))
+		}
+		if t := f.campaignTargets(); t != nil && m.campaignAllowed() {
+			next = append(next, fmt.Sprintf("C runs the %d as a campaign (canary first)", len(t)))
 		}
 		next = append(next, "esc: other file")
 		for _, l := range wrap(strings.Join(next, " · "), m.width-4) {

@@ -8,7 +8,7 @@ import (
 // fuzzKeys is the alphabet FuzzUpdateKeys types from (no q: quitting ends the run).
 func fuzzKeys() []string {
 	return []string{"up", "down", "enter", "esc", "space", "tab", "f", "F", "a", "r", "c", "p", "m", "s", "e", "i",
-		"y", "n", "/", "l", "?", "x", "g", "G", "k", "j", "b", "1", ".", "J", "w", "X"}
+		"y", "n", "/", "l", "?", "x", "g", "G", "k", "j", "b", "1", ".", "J", "w", "X", "C", "R", "S"}
 }
 
 // FuzzUpdateKeys drives the model with arbitrary key sequences and sizes
@@ -25,6 +25,9 @@ func FuzzUpdateKeys(f *testing.F) {
 		// Sizes up to 200×80 cover every layout; larger only slows each run.
 		width, height := 20+int(w)%181, 8+int(h)%73
 		m, _ := newTestModel(t, width, height, Config{Demo: true})
+		// The server pane's state as a read would bring it (commands are
+		// not run here).
+		m = send(t, m, serverMsg{st: sampleServer()})
 		alphabet := fuzzKeys()
 		for _, b := range seq {
 			m = send(t, m, keyMsg(alphabet[int(b)%len(alphabet)]))

@@ -45,6 +45,35 @@ func goldenStates() map[string]func(t *testing.T, w, h int) Model {
 			m = cursorTo(t, m, "greenhouse-ctl")
 			return chooseFile(t, m, "porch-light-esp32c3.bin")
 		},
+		"campaign-running": func(t *testing.T, w, h int) Model {
+			m, _ := startedCampaign(t, w, h, sampleCampaign(true))
+			return m
+		},
+		"campaign-stopped": func(t *testing.T, w, h int) Model {
+			m, _ := startedCampaign(t, w, h, sampleCampaign(false))
+			return press(t, m, "down")
+		},
+		"campaign-offer": func(t *testing.T, w, h int) Model {
+			m, _ := newTestModel(t, w, h, Config{})
+			return reviewGroup(t, m, "porch-light.bin", "garage-door", "pump-house", "bench-3")
+		},
+		"esphome-job": func(t *testing.T, w, h int) Model {
+			m, _ := newTestModel(t, w, h, Config{})
+			m = cursorTo(t, m, "porch-light")
+			m = chooseFile(t, m, "porch-light.bin")
+			m = press(t, m, "enter")
+			m = typeText(t, m, "demo")
+			m = press(t, m, "enter")
+			id := m.jobs[0].id
+			m = send(t, m, jobProgressMsg{updates: []progressUpdate{{job: id, p: Progress{Stage: "auth", Note: "ESPHome v2 · MD5 · encrypted"}, at: testNow}}})
+			return progressTo(t, m, id, "transfer", 401408, 1003520)
+		},
+		"server": func(t *testing.T, w, h int) Model {
+			m, fake := newTestModel(t, w, h, Config{})
+			fake.SetServer(sampleServer())
+			m, cmd := sendCmd(t, m, keyMsg("S"))
+			return send(t, m, runMsg(t, cmd))
+		},
 		"password": func(t *testing.T, w, h int) Model {
 			m, _ := newTestModel(t, w, h, Config{Demo: true})
 			m = cursorTo(t, m, "greenhouse-ctl")

@@ -35,6 +35,11 @@ type job struct {
 	cancel context.CancelFunc
 
 	stage, note string
+	// session is what an ESPHome upload said of its session once known
+	// ("ESPHome v2 · SHA-256 · encrypted"): the protocol, the auth
+	// scheme and whether it is encrypted stay in the row after the note
+	// gives way to the progress bar.
+	session     string
 	stages      []string // stages seen, in order
 	done, total int64
 	rate        float64 // bytes/s, smoothed
@@ -186,7 +191,7 @@ func (m *Model) startJob(j *job) tea.Cmd {
 	j.cancel = cancel
 	j.state = jobRunning
 	j.started = m.cfg.Now()
-	j.stage, j.note, j.stages = "", "", nil
+	j.stage, j.note, j.session, j.stages = "", "", "", nil
 	j.done, j.total, j.rate, j.overall = 0, 0, 0, 0
 	j.result = FlashResult{}
 	j.ended = time.Time{}
@@ -219,6 +224,9 @@ func (m *Model) applyProgress(us []progressUpdate) {
 			j.lastAt, j.lastDone, j.rate = u.at, 0, 0
 		}
 		j.note = p.Note
+		if j.req.Device.Kind == KindESPHome && strings.HasPrefix(p.Note, "ESPHome v") {
+			j.session = p.Note
+		}
 		switch {
 		case p.Rate > 0:
 			j.rate = p.Rate
@@ -407,7 +415,11 @@ func (m Model) finishedLine(j *job, nameW, w int) string {
 	}
 	switch j.state {
 	case jobDone:
-		return m.st.Success.Render(g.ok) + " " + name + "  " + m.st.Success.Render("done") + "  " + doneSummary(j.result)
+		line := m.st.Success.Render(g.ok) + " " + name + "  " + m.st.Success.Render("done") + "  " + doneSummary(j.result)
+		if j.session != "" && lipgloss.Width(line)+2+lipgloss.Width(j.session) <= w {
+			line += "  " + m.st.Faint.Render(j.session)
+		}
+		return line
 	case jobCanceled:
 		return m.st.Warning.Render("-") + " " + name + "  " + m.st.Warning.Render("cancelled") + took
 	}
@@ -491,6 +503,9 @@ func (m Model) progressLine(j *job, w int) string {
 			eta := time.Duration(float64(j.total-j.done) / j.rate * float64(time.Second))
 			tail += "  eta " + age(eta.Round(time.Second))
 		}
+	}
+	if j.session != "" && w-9-1-lipgloss.Width(tail)-2-lipgloss.Width(j.session) >= 10 {
+		tail += "  " + m.st.Faint.Render(j.session)
 	}
 	barW := w - 9 - 1 - lipgloss.Width(tail)
 	barW = max(min(barW, 40), 10)

@@ -157,6 +157,9 @@ func (m Model) jobDetailLines(h int) []string {
 		}
 		lines = append(lines, field("time", when))
 	}
+	if j.session != "" {
+		lines = append(lines, field("session", j.session))
+	}
 	if j.req.Force {
 		lines = append(lines, field("forced", st.Warning.Render("sent past a failed pre-flight check")))
 	}

@@ -14,6 +14,11 @@ type KeyMap struct {
 	Filter, Log, Dismiss, Help, Quit, ForceQuit                              key.Binding
 	Yes, No, Complete                                                        key.Binding
 	Jobs, DismissJob, DismissAll, Why                                        key.Binding
+	// AsCampaign runs a reviewed group flash as a campaign; Campaign opens
+	// the campaign screen; Resume sends again to its failed boards.
+	AsCampaign, Campaign, Resume key.Binding
+	// Server opens the pull server pane.
+	Server key.Binding
 }
 
 // DefaultKeyMap is the key map espdeck ships with.
@@ -62,6 +67,10 @@ func DefaultKeyMap() KeyMap {
 		Yes:         b("y", "yes", "y", "Y"),
 		No:          b("n", "no", "n", "N", "esc"),
 		Complete:    b("tab", "complete", "tab"),
+		AsCampaign:  b("C", "as a campaign (canary first)", "C"),
+		Campaign:    b("C", "campaign", "C"),
+		Resume:      b("R", "resume failed", "R"),
+		Server:      b("S", "server", "S"),
 	}
 }
 

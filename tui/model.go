@@ -59,6 +59,8 @@ const (
 	screenJobs
 	screenJobDetail
 	screenLog // the whole log, wrapped: every explanation in full
+	screenCampaign
+	screenServer
 )
 
 // logEntry is one line of the log pane.
@@ -83,6 +85,16 @@ type Model struct {
 	cancel context.CancelFunc
 	devCh  <-chan DeviceEvent
 	progCh chan progressUpdate
+	// camp is this run's campaign (nil before one starts); campCh carries
+	// its views from the backend, the latest winning.
+	camp        *campaignState
+	campCh      chan CampaignView
+	campWaiting bool // a command reads campCh
+	// srv is the pull server's state as last read (server pane);
+	// srvBack is the screen S came from.
+	srv       *ServerState
+	srvBack   screen
+	srvScroll int
 
 	sightings  map[string]Device
 	rows       []*row // all rows, sorted
@@ -192,6 +204,7 @@ func New(cfg Config, backend Backend) Model {
 		ctx:       ctx,
 		cancel:    cancel,
 		progCh:    make(chan progressUpdate, 256),
+		campCh:    make(chan CampaignView, 1),
 		sightings: map[string]Device{},
 		marked:    map[string]bool{},
 		filter:    f,
@@ -247,6 +260,8 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return waitProgress(m.ctx, m.progCh)
 	case jobFinishedMsg:
 		return m.finishJob(msg)
+	case campaignViewMsg, campaignStartedMsg:
+		return m.applyCampaign(msg)
 	case inspectedMsg:
 		m.applyInspected(msg)
 		return nil
@@ -281,7 +296,14 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		return nil
 	case tickMsg:
+		if m.screen == screenServer && m.be.Server != nil {
+			return tea.Batch(tick(), readServer(m.be.Server))
+		}
 		return tick()
+	case serverMsg:
+		st := msg.st
+		m.srv = &st
+		return nil
 	case spinner.TickMsg:
 		if m.activeJobs() == 0 {
 			m.spinning = false
@@ -350,6 +372,11 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Jobs) && m.screen != screenJobs:
 		m.openJobs()
 		return nil
+	case key.Matches(msg, k.Campaign) && m.camp != nil && m.screen != screenCampaign:
+		m.screen = screenCampaign
+		return nil
+	case key.Matches(msg, k.Server) && m.be.Server != nil && m.screen != screenServer:
+		return m.openServer()
 	case key.Matches(msg, k.Why) && m.screen != screenLog:
 		m.logBack, m.logScroll = m.screen, 0
 		m.screen = screenLog
@@ -362,6 +389,17 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 // every job through the root context and waits for them to end.
 func (m *Model) requestQuit() tea.Cmd {
 	n := m.activeJobs()
+	if n == 0 && m.camp != nil && m.camp.view.Running && !m.quitting {
+		// A campaign's uploads are not jobs; quitting interrupts them.
+		m.prompt = newConfirm("Quit espdeck?",
+			[]string{"A campaign is running. Quitting interrupts it: uploads in flight are cancelled (a board keeps its running firmware) and the boards not done are left untouched."},
+			func(m *Model) tea.Cmd {
+				m.quitting = true
+				m.logf(slog.LevelWarn, "quit: interrupting the campaign")
+				return m.quitNow()
+			})
+		return nil
+	}
 	if n == 0 {
 		return m.quitNow()
 	}

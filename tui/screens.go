@@ -55,6 +55,10 @@ func (s screen) ui() screenUI {
 		return jobDetailScreen{}
 	case screenLog:
 		return logScreen{}
+	case screenCampaign:
+		return campaignScreen{}
+	case screenServer:
+		return serverScreen{}
 	}
 	return listScreen{}
 }

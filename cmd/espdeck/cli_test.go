@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -142,4 +143,14 @@ func TestBadFlagWithJSONGivesAResult(t *testing.T) {
 	r = runCLI(t, nil, "image", "info", "--jsn", "x.bin")
 	require.Equal(t, exitUsage, r.code)
 	require.Empty(t, r.stdout, "without --json stdout stays empty")
+}
+
+// espdeck --serve with a folder that does not exist stops before the TUI
+// opens, with the reason and exit status 2.
+func TestTUIServeRefusesAMissingFolder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "no-such-folder")
+	res := runCLI(t, map[string]string{"XDG_CONFIG_HOME": t.TempDir()}, "--serve", dir, "--serve-listen", "127.0.0.1:0", "--no-mdns")
+	require.Equal(t, 2, res.code, res.stderr)
+	require.Contains(t, res.stderr, "--serve")
+	require.Contains(t, res.stderr, "no-such-folder")
 }

@@ -26,7 +26,8 @@ with live progress, partitions and rollback for serial boards, and a monitor.
   espdeck                          discover and work with real boards
   espdeck --demo                   a simulated fleet on this machine (password: demo)
   espdeck --host 192.168.1.40      also show a board mDNS cannot see
-  espdeck --elf build/app.elf      decode crash backtraces in the monitor`
+  espdeck --elf build/app.elf      decode crash backtraces in the monitor
+  espdeck --serve ./firmware       also serve a folder of images over HTTPS (S shows it)`
 
 // stringList is a repeatable string flag.
 type stringList []string
@@ -45,6 +46,8 @@ func runTUI(c *cli, args []string) int {
 	baud := fs.Int("baud", 0, "serial rate after sync (default 460800, or the config file's)")
 	noMDNS := fs.Bool("no-mdns", false, "do not browse mDNS (hand-added hosts and USB only)")
 	ascii := fs.Bool("ascii", false, "plain ASCII instead of glyphs some fonts lack")
+	serveDir := fs.String("serve", "", "also serve the images of `DIR` over HTTPS, as 'espdeck serve' does; S shows the server")
+	serveListen := fs.String("serve-listen", ":8443", "`ADDR:PORT` the server listens on (with --serve)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return c.usageExit(err, args)
@@ -113,6 +116,7 @@ func runTUI(c *cli, args []string) int {
 	tcfg := tui.Config{Concurrency: cfg.Defaults.Concurrency, ASCII: *ascii, Logger: log, ExitReport: c.stderr}
 	wopts := discovery.Options{Static: static, DisableMDNS: *noMDNS || c.mdnsOff(), Logger: log}
 
+	var demoDir string
 	if *demoMode {
 		dir, err := os.MkdirTemp("", "espdeck-demo-")
 		if err != nil {
@@ -120,6 +124,7 @@ func runTUI(c *cli, args []string) int {
 			return exitInternal
 		}
 		defer os.RemoveAll(dir)
+		demoDir = dir
 		fleet, err := demo.Start(c.ctx, dir, log)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "espdeck: %v\n", err)
@@ -130,11 +135,57 @@ func runTUI(c *cli, args []string) int {
 		wopts = discovery.Options{Static: append(fleet.Devices, static...), DisableMDNS: true, DisableSerial: true, Logger: log}
 		bcfg.OpenSerialPort = fleet.OpenSerialPort
 		bcfg.OpenMonitorPort = fleet.OpenMonitorPort
+		// The demo's boards are static: nothing re-announces them after a
+		// reboot, so a campaign does not wait for a confirmation.
+		bcfg.CampaignConfirm = -1
+		// The demo's encrypting ESPHome board takes the demo key; the
+		// other boards take ESPDECK_API_KEY as outside the demo.
+		envKey := bcfg.APIKey
+		bcfg.APIKey = func(d tui.Device) (string, bool) {
+			if k, ok := fleet.APIKeyFor(d.ID); ok {
+				return k, true
+			}
+			return envKey(d)
+		}
 		tcfg.Demo, tcfg.DemoPassword, tcfg.RecentFiles = true, demo.Password, fleet.Files
 	}
 	bcfg.Watcher = discovery.New(wopts)
 	backend := tuibackend.New(bcfg)
-	if err := tui.Run(c.ctx, tcfg, backend.TUI()); err != nil {
+	be := backend.TUI()
+	if *serveDir != "" || *demoMode {
+		scfg := tuibackend.ServerConfig{Dir: *serveDir, Listen: *serveListen, Logger: log}
+		if *demoMode {
+			// The demo serves its own sample images on loopback only,
+			// with a throwaway bench CA.
+			scfg.Dir, scfg.Listen = demoDir, "127.0.0.1:0"
+			pdir, err := os.MkdirTemp("", "espdeck-demo-pki-")
+			if err != nil {
+				fmt.Fprintf(c.stderr, "espdeck: %v\n", err)
+				return exitInternal
+			}
+			defer os.RemoveAll(pdir)
+			scfg.PKIDir = pdir
+		} else {
+			pdir, f := pkiDir("")
+			if f != nil {
+				fmt.Fprintf(c.stderr, "espdeck: --serve: %s\n", f.message)
+				return exitUsage
+			}
+			scfg.PKIDir = pdir
+		}
+		ps, err := tuibackend.StartServer(c.ctx, scfg)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "espdeck: --serve: %v\n", err)
+			var h interface{ Hint() string }
+			if errors.As(err, &h) && h.Hint() != "" {
+				fmt.Fprintf(c.stderr, "  %s\n", h.Hint())
+			}
+			return exitUsage
+		}
+		defer ps.Close()
+		be.Server = ps
+	}
+	if err := tui.Run(c.ctx, tcfg, be); err != nil {
 		if errors.Is(err, tea.ErrInterrupted) || errors.Is(err, tui.ErrJobsCancelled) || c.ctx.Err() != nil {
 			// Quitting cut flash jobs short: the report on stderr says
 			// what each board was left with, and the status says so too.

@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/espdeck/espdeck/discovery"
+	"github.com/espdeck/espdeck/esphomeota/esphomesim"
 	"github.com/espdeck/espdeck/espota/otasim"
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/ops"
@@ -36,8 +38,12 @@ type Fleet struct {
 	ota []*otasim.Device
 	// otaNames are the board names of ota, in the same order.
 	otaNames []string
-	stop     func()
-	once     sync.Once
+	// esphome are the simulated ESPHome boards, by board name.
+	esphome map[string]*esphomesim.Device
+	// apiKeys are the ESPHome boards' API encryption keys, by device ID.
+	apiKeys map[string]string
+	stop    func()
+	once    sync.Once
 }
 
 // otaBoard names and dresses up one of otasim's demo configurations.
@@ -59,6 +65,28 @@ var otaBoards = [...]otaBoard{
 	{"esp32-firewalled", "garage-door", "esp32", 100 << 10},
 	{"esp32-slow", "weather-station", "esp32", 0},
 }
+
+// esphomeBoard names and dresses up one of esphomesim's demo configurations.
+type esphomeBoard struct {
+	sim  string // esphomesim.Demo() name
+	name string
+	mac  string // as ESPHome's TXT has it: 12 lower-case hex digits
+	rate int    // bytes per second the board writes, as otaBoard.rate
+	// board replaces the simulator's board id: the demo's sample images
+	// are built for a plain ESP32, and a visitor should be able to send
+	// one to each ESPHome board.
+	board string
+}
+
+var esphomeBoards = [...]esphomeBoard{
+	{"esphome-plain", "kitchen-plug", "a0b765112201", 100 << 10, ""},
+	{"esphome-sha256", "hall-sensor", "a0b765112202", 90 << 10, ""},
+	{"esphome-noise", "front-door-lock", "f412fa334403", 80 << 10, "esp32dev"},
+}
+
+// APIKey is the API encryption key of the demo ESPHome board that
+// encrypts its OTA sessions (a demo value, never a real board's).
+const APIKey = esphomesim.DemoAPIKey
 
 // Start starts the fleet: the simulated OTA devices on loopback, a
 // simulated ESP32 in its ROM bootloader on a pseudo-terminal holding a
@@ -109,6 +137,10 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Fleet, error) {
 		})
 	}
 
+	if err := f.startESPHome(ctx, log); err != nil {
+		return nil, err
+	}
+
 	flash, err := ops.DemoFlash(firmware.ChipESP32,
 		ops.DemoApp{Slot: "factory", Project: "bench-fixture", Version: "v1.0.0", Size: 160 << 10},
 		ops.DemoApp{Slot: "ota_0", Project: "bench-fixture", Version: "v2.6.3", Size: 200 << 10},
@@ -139,6 +171,67 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Fleet, error) {
 	ok = true
 	return f, nil
 }
+
+// startESPHome starts the ESPHome boards on loopback and lists them as
+// discovery would from their _esphomelib._tcp answers, except that the
+// port is the OTA port itself (ESPHome advertises its API port): there is
+// no mDNS responder to ask, and the simulator's port is not the default.
+func (f *Fleet) startESPHome(ctx context.Context, log *slog.Logger) error {
+	byName := map[string]esphomesim.Config{}
+	for _, c := range esphomesim.Demo() {
+		byName[c.Name] = c
+	}
+	f.esphome = map[string]*esphomesim.Device{}
+	f.apiKeys = map[string]string{}
+	for _, b := range esphomeBoards {
+		cfg, found := byName[b.sim]
+		if !found {
+			return fmt.Errorf("demo: ESPHome simulator has no %q device", b.sim)
+		}
+		cfg.Name, cfg.Logger = b.name, log
+		if b.board != "" {
+			cfg.Board = b.board
+		}
+		if b.rate > 0 && cfg.ByteDelay == 0 {
+			cfg.ByteDelay = time.Second / time.Duration(b.rate)
+		}
+		d, err := esphomesim.New(cfg)
+		if err != nil {
+			return fmt.Errorf("demo: %s: %w", b.name, err)
+		}
+		if err := d.Start(ctx); err != nil {
+			return fmt.Errorf("demo: start %s: %w", b.name, err)
+		}
+		f.esphome[b.name] = d
+		addr := d.Addr().AddrPort()
+		id := "demo/" + b.name
+		if cfg.APIKey != "" {
+			f.apiKeys[id] = cfg.APIKey
+		}
+		platform := cfg.Platform
+		if platform == "" {
+			platform = esphomesim.PlatformESP32
+		}
+		f.Devices = append(f.Devices, discovery.Device{
+			ID: id, Name: b.name, Protocol: discovery.ProtocolESPHome,
+			Host: b.name + ".local", Addrs: []netip.Addr{addr.Addr().Unmap()}, Port: int(addr.Port()),
+			Board: cfg.Board, Platform: platform, ESPHomeVersion: cfg.FirmwareVersion, MAC: b.mac, Interface: "lo",
+			TXT: map[string]string{"platform": platform, "board": cfg.Board, "version": cfg.FirmwareVersion, "mac": b.mac, "network": "wifi"},
+		})
+	}
+	return nil
+}
+
+// APIKeyFor returns the API encryption key of the demo device with the
+// given discovery ID, for the backend's encrypted ESPHome sessions.
+func (f *Fleet) APIKeyFor(id string) (string, bool) {
+	k, ok := f.apiKeys[id]
+	return k, ok
+}
+
+// ESPHome returns the simulated ESPHome board called name (nil if the
+// fleet has none): tests read what it received from it.
+func (f *Fleet) ESPHome(name string) *esphomesim.Device { return f.esphome[name] }
 
 // pendingUpdate makes the serial board's otadata say that ota_1 (v2.7.0)
 // was just installed and has not been tried yet (copy 1: sequence 2, state
@@ -207,6 +300,9 @@ func (f *Fleet) Close() error {
 	var errs []error
 	f.once.Do(func() {
 		for _, d := range f.ota {
+			errs = append(errs, d.Close())
+		}
+		for _, d := range f.esphome {
 			errs = append(errs, d.Close())
 		}
 		if f.stop != nil {

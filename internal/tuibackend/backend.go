@@ -12,6 +12,7 @@ import (
 
 	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/internal/ops"
+	"github.com/espdeck/espdeck/internal/ops/campaign"
 	"github.com/espdeck/espdeck/monitor"
 	"github.com/espdeck/espdeck/serialflash"
 	"github.com/espdeck/espdeck/tui"
@@ -45,6 +46,11 @@ type Config struct {
 	// APIKey returns the API encryption key of an ESPHome device (base64),
 	// so that its OTA session is encrypted. Nil or false: no key.
 	APIKey func(dev tui.Device) (string, bool)
+	// CampaignConfirm is how long a campaign waits for a board to come
+	// back on the new version (0: campaign.DefaultConfirm; negative: do
+	// not wait, boards end as uploaded). The demo's boards are static and
+	// never re-announce themselves, so the demo does not wait.
+	CampaignConfirm time.Duration
 	// ELF is the application ELF for backtrace decoding in the monitor ("" none).
 	ELF string
 	// MonitorBaud is the application's console rate (default 115200).
@@ -67,15 +73,23 @@ type Backend struct {
 	ports   map[string]*sync.Mutex      // serial port path -> exclusive use
 	latest  map[string]tui.Device       // last device sent to the TUI, by ID
 	mons    map[string]*monitor.Monitor // running monitors by port path
+	raw     map[string]discovery.Device // last discovery sighting, by ID (campaign boards)
+	// roster follows discovery's sightings, so that a campaign confirms
+	// a board's reboot by what it announces.
+	roster    *campaign.Roster
+	campaigns map[string]*runningCampaign // by campaign ID
 }
 
 type learnedFacts struct {
 	authScheme string
-	chip       string
-	mac        string
-	flashSize  uint32              // serial boards: detected flash size
-	parts      *ops.PartitionState // serial boards: the last partition state read
-	answered   time.Time           // when the device last answered an upload's invitation
+	// authRequired: an upload found that the device asks for a password
+	// (ESPHome does not advertise it).
+	authRequired bool
+	chip         string
+	mac          string
+	flashSize    uint32              // serial boards: detected flash size
+	parts        *ops.PartitionState // serial boards: the last partition state read
+	answered     time.Time           // when the device last answered an upload's invitation
 }
 
 // New returns a Backend for cfg.
@@ -94,6 +108,10 @@ func New(cfg Config) *Backend {
 		updates: make(chan tui.Device, 16),
 		ports:   map[string]*sync.Mutex{},
 		latest:  map[string]tui.Device{},
+		raw:     map[string]discovery.Device{},
+		roster:  campaign.NewRoster(),
+
+		campaigns: map[string]*runningCampaign{},
 	}
 }
 
@@ -106,6 +124,7 @@ func (b *Backend) TUI() tui.Backend {
 		Partitions: partitions{b},
 		Serial:     serialInfo{b},
 		Monitor:    monitors{b},
+		Campaigns:  campaigns{b},
 	}
 }
 
@@ -158,6 +177,9 @@ func (b *Backend) decorate(d tui.Device) tui.Device {
 	}
 	if f.authScheme != "" {
 		d.AuthScheme = f.authScheme
+	}
+	if f.authRequired {
+		d.AuthRequired = true
 	}
 	if f.chip != "" {
 		d.Chip = f.chip

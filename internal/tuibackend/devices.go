@@ -12,6 +12,7 @@ import (
 	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/ops"
+	"github.com/espdeck/espdeck/internal/ops/campaign"
 	"github.com/espdeck/espdeck/tui"
 )
 
@@ -71,10 +72,18 @@ func (b *Backend) convertEvent(e discovery.Event) (tui.DeviceEvent, bool) {
 	b.mu.Lock()
 	if kind == tui.DeviceRemoved {
 		delete(b.latest, d.ID)
+		delete(b.raw, d.ID)
 	} else {
 		b.latest[d.ID] = d
+		b.raw[d.ID] = e.Device
 	}
 	b.mu.Unlock()
+	// Campaigns confirm a reboot with the sightings discovery reports.
+	if kind == tui.DeviceRemoved {
+		b.roster.Gone(e.Device.ID)
+	} else {
+		b.roster.Seen(e.Device.ID, campaign.DeviceAddress(e.Device), campaign.AnnouncedVersion(e.Device))
+	}
 	return tui.DeviceEvent{Kind: kind, Device: d}, true
 }
 

@@ -74,7 +74,8 @@ func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data [
 	if r.Upload.Encrypted {
 		scheme += ", encrypted"
 	}
-	b.learn(req.Device.ID, func(f *learnedFacts) { f.authScheme = scheme })
+	asked := r.Upload.AuthScheme == esphomeota.SchemeSHA256 || r.Upload.AuthScheme == esphomeota.SchemeMD5
+	b.learn(req.Device.ID, func(f *learnedFacts) { f.authScheme, f.authRequired = scheme, asked })
 	return res
 }
 

@@ -246,3 +246,86 @@ func TestDemoGroupFlashReachesOnlyTheMarkedBoards(t *testing.T) {
 		require.Empty(t, fleet.Sessions(name), "%s was not marked and received nothing", name)
 	}
 }
+
+// TestDemoCampaignFromTheTUI marks three boards in the real program (all
+// hidden by the filter by then), reviews an image and runs it as a
+// campaign with C: the canary's password is refused (ESPHome does not
+// announce one), R asks for it and resumes, the campaign ends with every
+// board uploaded, each simulator took the image once, and the boards not
+// marked received nothing.
+func TestDemoCampaignFromTheTUI(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	fleet, err := demo.Start(ctx, t.TempDir(), nil)
+	require.NoError(t, err)
+	defer fleet.Close()
+
+	rec := newMessages()
+	backend := tuibackend.New(tuibackend.Config{
+		Watcher:         discovery.New(discovery.Options{Static: fleet.Devices, DisableMDNS: true, DisableSerial: true}),
+		ConnectTimeout:  2 * time.Second,
+		CampaignConfirm: -1,
+		APIKey:          func(d tui.Device) (string, bool) { return fleet.APIKeyFor(d.ID) },
+		Logger:          slog.New(slog.DiscardHandler),
+	})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- tui.Run(ctx, tui.Config{Demo: true, DemoPassword: demo.Password, RecentFiles: fleet.Files, Logger: slog.New(rec)},
+			backend.TUI(), tea.WithInput(pr), tea.WithOutput(io.Discard), tea.WithWindowSize(120, 40), tea.WithoutSignalHandler())
+	}()
+	keys := func(s string) {
+		t.Helper()
+		_, err := pw.Write([]byte(s))
+		require.NoError(t, err)
+	}
+	filter := func(name string) { keys("/" + strings.Repeat("\x7f", 20) + name + "\r") }
+	app := fleet.Files[0] // bench-fixture-v2.8.0.bin, an ESP32 app
+	rec.waitFor(t, 10*time.Second, "found weather-station")
+
+	for _, n := range []string{"kitchen-plug", "hall-sensor", "porch-light"} {
+		filter(n)
+		keys(" ")
+	}
+	filter("front-door") // the marked boards are hidden now; f still means them
+	keys("f")
+	keys(strings.Repeat("\x7f", 200) + app + "\r")
+	rec.waitFor(t, 10*time.Second, "image", "bench-fixture-v2.8.0.bin")
+	keys("C")
+	// hall-sensor (the canary: first in the list) does not announce that
+	// it wants a password, so the campaign stops at its refusal and
+	// leaves the others untouched; R asks for the password and resumes.
+	stop := rec.waitFor(t, 90*time.Second, "campaign", "1 failed")
+	require.Contains(t, stop, "2 untouched", stop)
+	keys("R")
+	keys(demo.Password + "\r")
+	rec.waitFor(t, 10*time.Second, "resuming 3 boards")
+	end := rec.waitFor(t, 90*time.Second, "campaign", "3 uploaded")
+	require.NotContains(t, end, "failed", end)
+
+	keys("q")
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the program did not quit")
+	}
+	// The simulators record a session just after their final OK: wait
+	// for the sessions expected (hall-sensor: the refusal, then the image).
+	for n, sessions := range map[string]int{"kitchen-plug": 1, "hall-sensor": 2} {
+		recs, err := fleet.ESPHome(n).WaitRecords(ctx, sessions)
+		require.NoError(t, err, n)
+		ok := 0
+		for _, r := range recs {
+			if r.Outcome == 0x45 {
+				ok++
+			}
+		}
+		require.Equal(t, 1, ok, "%s took the image once", n)
+	}
+	require.Eventually(t, func() bool { return len(fleet.Sessions("porch-light")) > 0 }, 30*time.Second, 10*time.Millisecond)
+	require.Len(t, fleet.Sessions("porch-light"), 1)
+	require.Empty(t, fleet.ESPHome("front-door-lock").Records(), "not marked: nothing sent")
+	require.Empty(t, fleet.Sessions("garage-door"))
+}
