@@ -60,8 +60,18 @@ func (e *Error) Error() string {
 // Code is a stable machine word for scripts ("auth_invalid", "md5_mismatch", …).
 func (e *Error) Code() string { return e.Word }
 
-// Hint is the next step for a person.
-func (e *Error) Hint() string { return e.Next }
+// Hint is the next step for a person. A transfer that broke after the
+// device had every byte says that the board may already run the image.
+func (e *Error) Hint() string {
+	if e.Committed && e.Kind == ErrTransfer {
+		const committed = "the device had every byte before the connection broke: it may have installed the image; check its version before uploading again"
+		if e.Next == "" {
+			return committed
+		}
+		return e.Next + "; " + committed
+	}
+	return e.Next
+}
 
 // Unwrap returns the sentinel and the cause.
 func (e *Error) Unwrap() []error {

@@ -66,5 +66,5 @@ func failureOf(c *cli, err error, doing string) *failure {
 	if doing != "" {
 		msg = doing + ": " + msg
 	}
-	return &failure{code: exitFor(ce.Code()), name: ce.Code(), message: msg, hint: ce.Hint()}
+	return &failure{code: exitFor(ops.Class(err)), name: ce.Code(), message: msg, hint: ce.Hint()}
 }

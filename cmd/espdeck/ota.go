@@ -319,7 +319,7 @@ func otaFailure(ctx context.Context, err error) *failure {
 		return interrupted("the upload")
 	}
 	ce := ops.Classify(err).(ops.Coded)
-	f := &failure{code: exitFor(ce.Code()), name: ce.Code(), message: err.Error(), hint: ce.Hint()}
+	f := &failure{code: exitFor(ops.Class(err)), name: ce.Code(), message: err.Error(), hint: ce.Hint()}
 	var e *espota.Error
 	if errors.As(err, &e) {
 		f.message = e.Msg

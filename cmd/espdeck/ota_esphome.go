@@ -317,38 +317,12 @@ func esphomeProgress(r *reporter) func(esphomeota.Progress) {
 	}
 }
 
-// esphomeFailure maps an ESPHome upload error onto the exit-code table
-// through the ops class of its sentinel (the one table in errors.go decides
-// the status); the machine name stays the error's finer Code().
+// esphomeFailure is failureOf for an upload: the code, hint and exit
+// status come from the error (ops.Class groups ESPHome's words).
 func esphomeFailure(ctx context.Context, err error) *failure {
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 		return interrupted("the upload")
 	}
-	f := &failure{code: exitInternal, name: "internal", message: err.Error()}
-	var e *esphomeota.Error
-	if !errors.As(err, &e) {
-		return f
-	}
-	f.name, f.hint = e.Code(), e.Hint()
-	for _, m := range []struct {
-		kind error
-		code int
-	}{
-		{esphomeota.ErrInput, exitFor(ops.CodeBadInput)},
-		{esphomeota.ErrRefused, exitFor(ops.CodeRefused)},
-		{esphomeota.ErrUnreachable, exitFor(ops.CodeUnreachable)},
-		{esphomeota.ErrAuth, exitFor(ops.CodeAuthFailed)},
-		{esphomeota.ErrTransfer, exitFor(ops.CodeTransfer)},
-		{esphomeota.ErrVerify, exitFor(ops.CodeVerify)},
-		{esphomeota.ErrDevice, exitFor(ops.CodeDevice)},
-	} {
-		if errors.Is(err, m.kind) {
-			f.code = m.code
-			break
-		}
-	}
-	if e.Committed && errors.Is(err, esphomeota.ErrTransfer) {
-		f.hint += "\nthe device had every byte before the connection broke: it may have installed the image; check its version before uploading again"
-	}
-	return f
+	ce := ops.Classify(err).(ops.Coded)
+	return &failure{code: exitFor(ops.Class(err)), name: ce.Code(), message: err.Error(), hint: ce.Hint()}
 }

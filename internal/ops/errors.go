@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
+	"github.com/espdeck/espdeck/esphomeota"
 	"github.com/espdeck/espdeck/espota"
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/monitor"
@@ -105,6 +107,35 @@ func CodeOf(err error) string {
 		return ""
 	}
 	return Classify(err).(Coded).Code()
+}
+
+// Class is the ops code err belongs to, the key of exit tables: err's own
+// code when it is one of Codes(), else the class its protocol's sentinel
+// names (ESPHome's "wrong_api_key" is auth_failed, its "noise_failed" a
+// transfer failure), else CodeInternal. The specific code stays what
+// CodeOf says; Class only groups it.
+func Class(err error) string {
+	code := CodeOf(err)
+	if code == "" || slices.Contains(Codes(), code) {
+		return code
+	}
+	for _, m := range []struct {
+		kind error
+		code string
+	}{
+		{esphomeota.ErrInput, CodeBadInput},
+		{esphomeota.ErrRefused, CodeRefused},
+		{esphomeota.ErrUnreachable, CodeUnreachable},
+		{esphomeota.ErrAuth, CodeAuthFailed},
+		{esphomeota.ErrTransfer, CodeTransfer},
+		{esphomeota.ErrVerify, CodeVerify},
+		{esphomeota.ErrDevice, CodeDevice},
+	} {
+		if errors.Is(err, m.kind) {
+			return m.code
+		}
+	}
+	return CodeInternal
 }
 
 // HintOf returns the next step for err ("" when there is none).

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/espdeck/espdeck/esphomeota"
 	"github.com/espdeck/espdeck/espota"
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/monitor"
@@ -55,4 +56,17 @@ func TestSerialflashCodesAreOpsCodes(t *testing.T) {
 	}
 	rom := &serialflash.CommandError{}
 	require.Equal(t, CodeOf(rom), rom.Code())
+}
+
+// An ESPHome failure keeps its own word and is grouped into ops's classes
+// by its sentinel, so exit tables need one row per class, not per word.
+func TestClassGroupsProtocolWords(t *testing.T) {
+	wrongKey := &esphomeota.Error{Kind: esphomeota.ErrAuth, Word: "wrong_api_key", Msg: "the API key was refused"}
+	require.Equal(t, "wrong_api_key", CodeOf(wrongKey))
+	require.Equal(t, CodeAuthFailed, Class(fmt.Errorf("upload: %w", wrongKey)))
+	broke := &esphomeota.Error{Kind: esphomeota.ErrTransfer, Word: "protocol_error", Msg: "connection reset", Committed: true}
+	require.Equal(t, CodeTransfer, Class(broke))
+	require.Contains(t, HintOf(broke), "may have installed the image", "a transfer that broke after the last byte says the board may run it")
+	require.Equal(t, CodePortBusy, Class(fmt.Errorf("x: %w", serialflash.ErrPortBusy)))
+	require.Equal(t, CodeInternal, Class(&Error{code: "something_new"}))
 }

@@ -100,20 +100,12 @@ func AuthLabel(scheme string, encrypted bool) string {
 	return scheme
 }
 
-// classifyESPHome keeps the client's own machine word and hint, and adds
-// the warning 'ota upload' gives when the connection broke after the
-// device had every byte: the board may run the new image already.
+// classifyESPHome keeps the client's own machine word and hint (which
+// says when the board may run the new image already).
 func classifyESPHome(err error) error {
-	if errors.Is(err, context.Canceled) {
+	var e *esphomeota.Error
+	if errors.Is(err, context.Canceled) || errors.As(err, &e) {
 		return err
 	}
-	var e *esphomeota.Error
-	if !errors.As(err, &e) {
-		return classifyESPOTA(err)
-	}
-	if e.Committed && errors.Is(err, esphomeota.ErrTransfer) {
-		return &FlashError{code: e.Code(), msg: err.Error(), err: err,
-			hint: e.Hint() + "; the device had every byte before the connection broke: it may run the new image, the confirmation tells"}
-	}
-	return err
+	return classifyESPOTA(err)
 }
