@@ -216,21 +216,7 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 		return r.finish(&failure{code: exitUsage, name: "usage", message: msg, hint: hint}, nil)
 	}
 	fail := func(err error) int {
-		var e interface {
-			Code() string
-			Hint() string
-		}
-		fl := &failure{code: exitInternal, name: "internal", message: err.Error()}
-		if errors.As(err, &e) {
-			fl.name, fl.hint = e.Code(), e.Hint()
-			switch e.Code() {
-			case "usage", "campaign_invalid", "campaign_unreadable", "no_targets":
-				fl.code = exitUsage
-			case "refused":
-				fl.code = exitRefused
-			}
-		}
-		return r.finish(fl, nil)
+		return r.finish(failureOf(c, err, ""), nil)
 	}
 	log, closeLog, err := c.logger(cm)
 	if err != nil {

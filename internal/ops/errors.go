@@ -119,6 +119,11 @@ func Class(err error) string {
 	if code == "" || slices.Contains(Codes(), code) {
 		return code
 	}
+	// A package above ops (the campaign engine) names its class itself.
+	var grouped interface{ Class() string }
+	if errors.As(err, &grouped) && slices.Contains(Codes(), grouped.Class()) {
+		return grouped.Class()
+	}
 	for _, m := range []struct {
 		kind error
 		code string

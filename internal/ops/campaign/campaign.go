@@ -21,6 +21,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/espdeck/espdeck/internal/ops"
 )
 
 // State is where a board is in its life within a campaign.
@@ -342,6 +344,17 @@ type Error struct {
 
 func (e *Error) Error() string { return e.msg }
 func (e *Error) Unwrap() error { return e.err }
+
+// Class groups the word into ops's classes (ops.Class), which exit
+// statuses follow: a campaign file that cannot be used and a campaign
+// without boards are the caller's to fix.
+func (e *Error) Class() string {
+	switch e.code {
+	case "campaign_invalid", "campaign_unreadable", "no_targets":
+		return ops.CodeUsage
+	}
+	return e.code
+}
 
 // Code is the stable machine word.
 func (e *Error) Code() string { return e.code }
