@@ -1,14 +1,9 @@
 package main
 
 import (
-	"context"
 	"crypto"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -16,11 +11,10 @@ import (
 	"github.com/espdeck/espdeck/internal/audit"
 	"github.com/espdeck/espdeck/internal/config"
 	"github.com/espdeck/espdeck/internal/humanize"
-	"github.com/espdeck/espdeck/internal/pki"
-	"github.com/espdeck/espdeck/serve"
+	"github.com/espdeck/espdeck/internal/ops"
 )
 
-const defaultListen = ":8443"
+const defaultListen = ops.DefaultPullListen
 
 const serveUsage = `espdeck serve — an HTTPS firmware server for boards that update themselves
 
@@ -82,8 +76,8 @@ func runServe(c *cli, args []string) int {
 	}
 	r := c.reporter(cm, "")
 	dir := pos[0]
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return r.finish(&failure{code: exitUsage, name: "bad_input", message: fmt.Sprintf("%s is not a folder", dir), hint: "give the folder the build writes its .bin files to"}, nil)
+	if err := ops.CheckServeDir(dir); err != nil {
+		return r.finish(failureOf(c, err, ""), nil)
 	}
 	if len(listen) == 0 {
 		listen = repeatable{defaultListen}
@@ -119,42 +113,21 @@ func runServe(c *cli, args []string) int {
 	}
 	defer alog.Close()
 
-	eps, names, f := endpointNames(listen, hosts)
-	if f != nil {
-		return r.finish(f, nil)
+	pdir := *dirFlag
+	if pdir == "" && !*plainHTTP {
+		var f *failure
+		if pdir, f = pkiDir(""); f != nil {
+			return r.finish(f, nil)
+		}
 	}
-	var tlsConf *tls.Config
-	scheme := "http"
 	fields := map[string]any{"dir": dir, "audit_log": ap, "tls": !*plainHTTP}
 	if *plainHTTP {
 		r.warn("serving plain HTTP: anyone on the network can read and replace the images in transit; use HTTPS (the default) for anything but a closed bench")
-	} else {
-		pdir, f := pkiDir(*dirFlag)
-		if f != nil {
-			return r.finish(f, nil)
-		}
-		ca, created, err := pki.Init(pdir)
-		if err != nil {
-			return r.finish(pkiFailure(err), nil)
-		}
-		if created {
-			r.say("created a bench CA in %s: boards must trust it (espdeck pki show)", pdir)
-		}
-		cert, reissued, err := ca.ServerCertificate(names)
-		if err != nil {
-			return r.finish(pkiFailure(err), nil)
-		}
-		if reissued {
-			r.say("issued a server certificate for %s", strings.Join(certNames(cert.Leaf.IPAddresses, cert.Leaf.DNSNames), ", "))
-		}
-		tlsConf = pki.TLSConfig(cert)
-		scheme = "https"
-		fields["ca_fingerprint_sha256"] = ca.Fingerprint()
 	}
-
 	var printMu sync.Mutex
-	srv, err := serve.New(c.ctx, serve.Options{
-		Dir: dir, Keys: keys, AllowMACs: macs, CloseAfterRange: *closeAfterRange, Audit: alog, Logger: log,
+	ps, err := ops.StartPullServer(c.ctx, ops.PullServerOptions{
+		Dir: dir, Listen: listen, Hosts: hosts, PlainHTTP: *plainHTTP, PKIDir: pdir,
+		Keys: keys, AllowMACs: macs, CloseAfterRange: *closeAfterRange, Poll: *poll, Audit: alog, Logger: log,
 		Notify: func(rec audit.Record) {
 			r.event("download", map[string]any{"record": rec})
 			printMu.Lock()
@@ -163,36 +136,21 @@ func runServe(c *cli, args []string) int {
 		},
 	})
 	if err != nil {
-		var se *serve.Error
-		hint := ""
-		if errors.As(err, &se) {
-			hint = se.Hint()
-		}
-		return r.finish(&failure{code: exitUsage, name: "serve_failed", message: err.Error(), hint: hint}, nil)
+		return r.finish(failureOf(c, err, ""), fields)
 	}
-
-	var lns []net.Listener
-	for i, ep := range eps {
-		ln, err := net.Listen("tcp", ep.Listen)
-		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			return r.finish(&failure{code: exitUsage, name: "listen_failed", message: fmt.Sprintf("listen on %s: %v", ep.Listen, err),
-				hint: "pick another port with --listen :PORT, or stop the program using it"}, fields)
-		}
-		lns = append(lns, serve.CountingListener(ln))
-		if _, port, err := net.SplitHostPort(ln.Addr().String()); err == nil {
-			eps[i].Port = port // --listen :0 picks a port; print the real one
-		}
+	defer ps.Close()
+	if ps.CACreated {
+		r.say("created a bench CA in %s: boards must trust it (espdeck pki show)", ps.PKIDir)
 	}
-
-	var urls []string
-	for _, ep := range eps {
-		urls = append(urls, ep.URLs(scheme)...)
+	if len(ps.CertReissuedFor) > 0 {
+		r.say("issued a server certificate for %s", strings.Join(ps.CertReissuedFor, ", "))
 	}
+	if ps.TLS {
+		fields["ca_fingerprint_sha256"] = ps.CAFingerprint
+	}
+	urls := ps.URLs
 	fields["urls"] = urls
-	cat := srv.Catalog()
+	cat := ps.Server.Catalog()
 	var published []map[string]any
 	for _, im := range cat.Images() {
 		published = append(published, map[string]any{"name": im.Name, "bytes": len(im.Data), "version": im.Version, "md5": im.MD5, "sha256": im.SHA256, "refused": im.Refused})
@@ -220,41 +178,12 @@ func runServe(c *cli, args []string) int {
 			fmt.Fprintf(c.stdout, "a board fetches e.g. %s/FILE.bin; audit log: %s; Ctrl-C stops\n", urls[0], ap)
 		}
 	}
-
-	// Run (rescans, idle sessions) outlives the HTTP server: the sessions
-	// are closed only after the last request has been answered, so a
-	// download that finished during shutdown is recorded as complete.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(c.ctx))
-	defer cancel()
-	hs := serve.HTTPServer(srv, tlsConf, log)
-	errc := make(chan error, len(lns))
-	for _, ln := range lns {
-		go func() {
-			var err error
-			if tlsConf != nil {
-				err = hs.ServeTLS(ln, "", "")
-			} else {
-				err = hs.Serve(ln)
-			}
-			if !errors.Is(err, http.ErrServerClosed) {
-				errc <- err
-			}
-		}()
-	}
-	runDone := make(chan struct{})
-	go func() { srv.Run(ctx, *poll); close(runDone) }()
 	var serveErr error
 	select {
 	case <-c.ctx.Done():
-	case serveErr = <-errc:
+	case serveErr = <-ps.Failed():
 	}
-	shutCtx, shutCancel := context.WithTimeout(context.WithoutCancel(c.ctx), 5*time.Second)
-	defer shutCancel()
-	if err := hs.Shutdown(shutCtx); err != nil {
-		_ = hs.Close() // a board still being waited on after 5 s is recorded as it stands
-	}
-	cancel()
-	<-runDone // ends sessions: unfinished downloads are recorded as incomplete
+	ps.Close() // unfinished downloads are recorded as incomplete
 	if serveErr != nil {
 		return r.finish(&failure{code: exitTransfer, name: "serve_failed", message: serveErr.Error()}, fields)
 	}

@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/espdeck/espdeck/discovery"
+	"github.com/espdeck/espdeck/internal/audit"
 	"github.com/espdeck/espdeck/internal/config"
 	"github.com/espdeck/espdeck/internal/demo"
 	"github.com/espdeck/espdeck/internal/ops"
@@ -154,6 +156,7 @@ func runTUI(c *cli, args []string) int {
 	be := backend.TUI()
 	if *serveDir != "" || *demoMode {
 		scfg := tuibackend.ServerConfig{Dir: *serveDir, Listen: *serveListen, Logger: log}
+		var auditPath string
 		if *demoMode {
 			// The demo serves its own sample images on loopback only,
 			// with a throwaway bench CA.
@@ -164,15 +167,34 @@ func runTUI(c *cli, args []string) int {
 				return exitInternal
 			}
 			defer os.RemoveAll(pdir)
-			scfg.PKIDir = pdir
+			// Its download records go beside the throwaway CA, never
+			// into the user's audit log.
+			scfg.PKIDir, auditPath = pdir, filepath.Join(pdir, "audit.jsonl")
 		} else {
+			if err := ops.CheckServeDir(*serveDir); err != nil {
+				fmt.Fprintf(c.stderr, "espdeck: --serve: %v\n  %s\n", err, ops.HintOf(err))
+				return exitUsage
+			}
 			pdir, f := pkiDir("")
 			if f != nil {
 				fmt.Fprintf(c.stderr, "espdeck: --serve: %s\n", f.message)
 				return exitUsage
 			}
 			scfg.PKIDir = pdir
+			dir, err := c.stateDir()
+			if err != nil {
+				fmt.Fprintf(c.stderr, "espdeck: --serve: the audit log: %v\n", err)
+				return exitUsage
+			}
+			auditPath = filepath.Join(dir, "audit.jsonl")
 		}
+		alog, err := audit.Open(auditPath)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "espdeck: --serve: %v\n", err)
+			return exitUsage
+		}
+		defer alog.Close()
+		scfg.Audit = alog
 		ps, err := tuibackend.StartServer(c.ctx, scfg)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "espdeck: --serve: %v\n", err)

@@ -9,8 +9,10 @@ import (
 	"github.com/espdeck/espdeck/esphomeota"
 	"github.com/espdeck/espdeck/espota"
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/pki"
 	"github.com/espdeck/espdeck/monitor"
 	"github.com/espdeck/espdeck/serialflash"
+	"github.com/espdeck/espdeck/serve"
 )
 
 // Error codes: the stable machine words every error the CLI or the TUI
@@ -123,6 +125,14 @@ func Class(err error) string {
 	var grouped interface{ Class() string }
 	if errors.As(err, &grouped) && slices.Contains(Codes(), grouped.Class()) {
 		return grouped.Class()
+	}
+	var (
+		pkiErr   *pki.Error
+		serveErr *serve.Error
+	)
+	if errors.As(err, &pkiErr) || errors.As(err, &serveErr) {
+		// The bench CA or the folder/address to serve: the user's to fix.
+		return CodeUsage
 	}
 	for _, m := range []struct {
 		kind error
