@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.bug.st/serial"
+
+	"github.com/espdeck/espdeck/serialflash"
 )
 
 // Port is what the monitor needs from a serial port. go.bug.st/serial's Port
@@ -46,6 +48,10 @@ type OpenError struct {
 
 func (e *OpenError) Error() string {
 	what := "open serial port " + e.Port
+	var held interface{ Holder() string }
+	if e.Kind == ErrPortBusy && errors.As(e.Cause, &held) && held.Holder() != "" {
+		return what + ": " + e.Kind.Error() + ", held by " + held.Holder()
+	}
 	if e.Kind != nil {
 		return what + ": " + e.Kind.Error()
 	}
@@ -84,10 +90,20 @@ func OpenSerial(ctx context.Context, name string, baud int) (Port, error) {
 	if addr, ok := strings.CutPrefix(name, "socket://"); ok {
 		return openSocket(ctx, name, addr)
 	}
-	p, err := serial.Open(name, &serial.Mode{BaudRate: baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
+	// One owner per port, also as root where TIOCEXCL does not keep a
+	// second open out: a flash started beside the monitor is told who
+	// holds the port. Other lock failures (no such port) are the open's
+	// to report, with its hints.
+	lock, err := serialflash.LockPort(name, "espdeck monitor")
+	if errors.Is(err, serialflash.ErrPortBusy) {
+		return nil, &OpenError{Port: name, Kind: ErrPortBusy, Cause: err}
+	}
+	sp, err := serial.Open(name, &serial.Mode{BaudRate: baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
 	if err != nil {
+		lock.Unlock()
 		return nil, classifyOpenError(name, err)
 	}
+	p := lockedPort{Port: sp, lock: lock}
 	if err := p.SetReadTimeout(50 * time.Millisecond); err != nil {
 		p.Close()
 		return nil, &OpenError{Port: name, Cause: fmt.Errorf("set read timeout: %w", err)}
@@ -97,6 +113,19 @@ func OpenSerial(ctx context.Context, name string, baud int) (Port, error) {
 		return nil, &OpenError{Port: name, Cause: fmt.Errorf("flush input: %w", err)}
 	}
 	return p, nil
+}
+
+// lockedPort releases the port's claim when it is closed (a monitor that
+// lends its port to a flash closes it first).
+type lockedPort struct {
+	serial.Port
+	lock *serialflash.PortLock
+}
+
+func (p lockedPort) Close() error {
+	err := p.Port.Close()
+	p.lock.Unlock()
+	return err
 }
 
 func classifyOpenError(name string, err error) error {

@@ -300,3 +300,25 @@ func TestReleaseWithTwoHolders(t *testing.T) {
 	b.print(t, "I (2) app: back\r\n")
 	sink.waitFor(t, "a line after reattaching", textIs("I (2) app: back"))
 }
+
+// A port the monitor holds is refused to a second open (also as root,
+// where TIOCEXCL does not stop one), naming the monitor; closed, or lent
+// to a flash, it is free again.
+func TestOpenSerialClaimsThePort(t *testing.T) {
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	ctx := context.Background()
+	p, err := OpenSerial(ctx, slave.Name(), 115200)
+	require.NoError(t, err)
+	_, err = OpenSerial(ctx, slave.Name(), 115200)
+	require.ErrorIs(t, err, ErrPortBusy)
+	require.Contains(t, err.Error(), "held by espdeck monitor, PID")
+	require.NoError(t, p.Close())
+	p, err = OpenSerial(ctx, slave.Name(), 115200)
+	require.NoError(t, err, "closing released the claim")
+	require.NoError(t, p.Close())
+}

@@ -222,3 +222,20 @@ func (e *CommandError) hint() string {
 	}
 	return "reset the board into download mode (hold BOOT, tap EN) and try again"
 }
+
+// BusyError is a port another process holds; it wraps ErrPortBusy and
+// names the holder ("espdeck monitor, PID 4242") where it can be known.
+type BusyError struct {
+	Port   string
+	holder string
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("open %s: %v: held by %s", e.Port, ErrPortBusy, e.holder)
+}
+
+// Unwrap returns ErrPortBusy.
+func (e *BusyError) Unwrap() error { return ErrPortBusy }
+
+// Holder names who holds the port.
+func (e *BusyError) Holder() string { return e.holder }

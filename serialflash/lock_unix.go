@@ -49,7 +49,7 @@ func LockPort(name, owner string) (*PortLock, error) {
 			} else if hs := portHolders(name); len(hs) > 0 {
 				holder = strings.Join(hs, ", ")
 			}
-			return nil, withHint(fmt.Errorf("open %s: %w: held by %s", name, ErrPortBusy, holder),
+			return nil, withHint(&BusyError{Port: name, holder: holder},
 				"wait for it to finish, or stop it (Ctrl-C in its terminal, or kill the PID), then try again")
 		}
 		return nil, fmt.Errorf("lock %s: %w", name, err)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/espdeck/espdeck/internal/ops"
 	"github.com/espdeck/espdeck/monitor"
-	"github.com/espdeck/espdeck/serialflash"
 	"github.com/espdeck/espdeck/symbolize"
 )
 
@@ -162,18 +161,6 @@ func runMonitor(c *cli, args []string) int {
 		out.render.Theme = monitor.ANSITheme()
 	}
 
-	if !strings.Contains(*port, "://") {
-		// One owner per port, also as root where TIOCEXCL does not keep a
-		// second open out: a flash started beside the monitor is told who
-		// holds the port instead of corrupting the session.
-		// Other failures (no such port, no permission) are the monitor's
-		// own open's to report, with its hints.
-		lock, err := serialflash.LockPort(*port, "espdeck monitor")
-		if errors.Is(err, serialflash.ErrPortBusy) {
-			return rep.finish(failureOf(c, err, "opening "+*port), nil)
-		}
-		defer lock.Unlock()
-	}
 	lines := make(chan monitor.Line, 4096)
 	mon := monitor.New(*port, monitor.Options{Baud: *baud, Symbolizer: sym, Logger: log,
 		OnLine: func(l monitor.Line) { lines <- l }})
