@@ -119,7 +119,7 @@ func runSerial(c *cli, args []string) int {
 	switch verb {
 	case "write", "verify":
 		if len(pos) == 0 || len(pos)%2 != 0 {
-			return usage("serial write needs ADDR FILE pairs", "e.g. espdeck serial write 0x10000 app.bin --port /dev/ttyUSB0")
+			return usage(fmt.Sprintf("serial %s needs ADDR FILE pairs", verb), fmt.Sprintf("e.g. espdeck serial %s 0x10000 app.bin --port /dev/ttyUSB0", verb))
 		}
 		for i := 0; i < len(pos); i += 2 {
 			a, err := parseUint(pos[i])
