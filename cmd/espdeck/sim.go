@@ -59,7 +59,7 @@ type simFleet[C any, D interface{ Close() error }] struct {
 
 // runSimFleet writes --image if asked, starts every device of f on
 // loopback, announces them, waits for Ctrl-C and reports what each device
-// saw. Devices are closed on every way out.
+// saw. Devices are closed on every way out (closing twice is harmless).
 func runSimFleet[C any, D interface{ Close() error }](c *cli, cm *common, imagePath string, f simFleet[C, D]) int {
 	log, closeLog, err := c.logger(cm)
 	if err != nil {
@@ -103,6 +103,12 @@ func runSimFleet[C any, D interface{ Close() error }](c *cli, cm *common, imageP
 		fmt.Fprintf(c.stdout, "Simulated devices listen on loopback only. Ctrl-C stops them.\n")
 	}
 	<-c.ctx.Done()
+	// Closed first: a device records a session once its connection ends,
+	// so an upload that just finished, or one cut off by the Ctrl-C, is
+	// in the report only after Close has waited for it.
+	for _, d := range devs {
+		d.Close()
+	}
 	for _, d := range devs {
 		for _, s := range f.sessions(d) {
 			r.event("session", s)
