@@ -54,7 +54,7 @@ type Options struct {
 	// ListSerialPorts lists serial ports (default ListSerialPorts, the
 	// go.bug.st enumerator). Tests and the demo may pass their own.
 	ListSerialPorts func() ([]SerialPort, error)
-	// Logger receives debug lines, including hashicorp/mdns's own (nil: discard).
+	// Logger receives debug lines (nil: discard).
 	Logger *slog.Logger
 	// Now is the clock for FirstSeen/LastSeen (default time.Now).
 	Now func() time.Time
