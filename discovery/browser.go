@@ -367,30 +367,8 @@ func (w *Watcher) applyMDNS(ctx context.Context, devices map[string]Device, s md
 	var evs []Event
 	w.mu.Lock()
 	if devices != nil {
-		for id, d := range devices {
-			c, ok := w.devices[id]
-			switch {
-			case ok && c.src != fromMDNS:
-				continue // a hand-added or USB entry with the same ID wins
-			case !ok:
-				d.FirstSeen, d.LastSeen = now, now
-				w.devices[id] = &cached{dev: d, src: fromMDNS}
-				evs = append(evs, Event{Kind: Added, Device: d.clone()})
-			default:
-				d.FirstSeen, d.LastSeen = c.dev.FirstSeen, now
-				changed := !sameContent(c.dev, d)
-				c.dev = d
-				if changed {
-					evs = append(evs, Event{Kind: Updated, Device: d.clone()})
-				}
-			}
-		}
-		for id, c := range w.devices {
-			if _, ok := devices[id]; !ok && c.src == fromMDNS {
-				delete(w.devices, id)
-				evs = append(evs, Event{Kind: Removed, Device: c.dev.clone()})
-			}
-		}
+		// A hand-added or USB entry with the same ID wins.
+		evs = w.mergeLocked(fromMDNS, devices, now, func(other source) bool { return other != fromMDNS })
 	}
 	st := w.status.clone()
 	st.Rounds = s.queries

@@ -61,27 +61,23 @@ type udpTransport struct {
 // over that one and Err says so.
 func openUDPTransport(ctx context.Context) (transport, error) {
 	t := &udpTransport{in: make(chan packetIn, 512)}
-	lc := net.ListenConfig{Control: shareMDNSPort}
-	var err4, err6 error
-	if pc, err := lc.ListenPacket(ctx, "udp4", fmt.Sprintf("0.0.0.0:%d", mdnsPort)); err == nil {
-		t.p4 = ipv4.NewPacketConn(pc)
-		t.closers = append(t.closers, pc)
-		if oc, err := net.ListenPacket("udp4", "0.0.0.0:0"); err == nil {
-			t.o4 = ipv4.NewPacketConn(oc)
-			t.closers = append(t.closers, oc)
+	pc4, oc4, err4 := listenFamily(ctx, "udp4", "0.0.0.0")
+	if err4 == nil {
+		t.p4 = ipv4.NewPacketConn(pc4)
+		t.closers = append(t.closers, pc4)
+		if oc4 != nil {
+			t.o4 = ipv4.NewPacketConn(oc4)
+			t.closers = append(t.closers, oc4)
 		}
-	} else {
-		err4 = err
 	}
-	if pc, err := lc.ListenPacket(ctx, "udp6", fmt.Sprintf("[::]:%d", mdnsPort)); err == nil {
-		t.p6 = ipv6.NewPacketConn(pc)
-		t.closers = append(t.closers, pc)
-		if oc, err := net.ListenPacket("udp6", "[::]:0"); err == nil {
-			t.o6 = ipv6.NewPacketConn(oc)
-			t.closers = append(t.closers, oc)
+	pc6, oc6, err6 := listenFamily(ctx, "udp6", "[::]")
+	if err6 == nil {
+		t.p6 = ipv6.NewPacketConn(pc6)
+		t.closers = append(t.closers, pc6)
+		if oc6 != nil {
+			t.o6 = ipv6.NewPacketConn(oc6)
+			t.closers = append(t.closers, oc6)
 		}
-	} else {
-		err6 = err
 	}
 	switch {
 	case err4 != nil && err6 != nil:
@@ -97,7 +93,7 @@ func openUDPTransport(ctx context.Context) (transport, error) {
 			_ = c.SetControlMessage(ipv4.FlagInterface, true)
 			_ = c.SetMulticastTTL(255)
 			_ = c.SetMulticastLoopback(true)
-			t.wg.Go(func() { t.read4(c) })
+			t.wg.Go(func() { readFamily(t, c, func(cm *ipv4.ControlMessage) int { return cm.IfIndex }) })
 		}
 	}
 	for _, c := range []*ipv6.PacketConn{t.p6, t.o6} {
@@ -105,10 +101,26 @@ func openUDPTransport(ctx context.Context) (transport, error) {
 			_ = c.SetControlMessage(ipv6.FlagInterface, true)
 			_ = c.SetMulticastHopLimit(255)
 			_ = c.SetMulticastLoopback(true)
-			t.wg.Go(func() { t.read6(c) })
+			t.wg.Go(func() { readFamily(t, c, func(cm *ipv6.ControlMessage) int { return cm.IfIndex }) })
 		}
 	}
 	return t, nil
+}
+
+// listenFamily opens one family's port-5353 socket, shared with the
+// host's other mDNS stacks, and its ephemeral-port socket for one-shot
+// queries (nil if that one cannot be opened: one-shot queries then go
+// out from 5353 only). host is the family's unspecified address.
+func listenFamily(ctx context.Context, network, host string) (shared, oneShot net.PacketConn, err error) {
+	lc := net.ListenConfig{Control: shareMDNSPort}
+	shared, err = lc.ListenPacket(ctx, network, fmt.Sprintf("%s:%d", host, mdnsPort))
+	if err != nil {
+		return nil, nil, err
+	}
+	if oc, err := net.ListenPacket(network, host+":0"); err == nil {
+		oneShot = oc
+	}
+	return shared, oneShot, nil
 }
 
 func (t *udpTransport) Packets() <-chan packetIn { return t.in }
@@ -117,7 +129,12 @@ func (t *udpTransport) Err() error               { return t.oneErr }
 // maxPacket is the largest mDNS message we read (RFC 6762 §17: 9000 bytes).
 const maxPacket = 9000
 
-func (t *udpTransport) read4(c *ipv4.PacketConn) {
+// readFamily hands every datagram c receives to Packets until c is
+// closed. c is one family's socket; ifindex reads the arrival interface
+// from that family's control message.
+func readFamily[CM any](t *udpTransport, c interface {
+	ReadFrom([]byte) (int, *CM, net.Addr, error)
+}, ifindex func(*CM) int) {
 	for {
 		buf := make([]byte, maxPacket)
 		n, cm, src, err := c.ReadFrom(buf)
@@ -129,28 +146,7 @@ func (t *udpTransport) read4(c *ipv4.PacketConn) {
 		}
 		p := packetIn{data: buf[:n]}
 		if cm != nil {
-			p.ifindex = cm.IfIndex
-		}
-		if u, ok := src.(*net.UDPAddr); ok {
-			p.src = u.AddrPort()
-		}
-		t.in <- p
-	}
-}
-
-func (t *udpTransport) read6(c *ipv6.PacketConn) {
-	for {
-		buf := make([]byte, maxPacket)
-		n, cm, src, err := c.ReadFrom(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		p := packetIn{data: buf[:n]}
-		if cm != nil {
-			p.ifindex = cm.IfIndex
+			p.ifindex = ifindex(cm)
 		}
 		if u, ok := src.(*net.UDPAddr); ok {
 			p.src = u.AddrPort()

@@ -54,7 +54,7 @@ type Options struct {
 	// ListSerialPorts lists serial ports (default ListSerialPorts, the
 	// go.bug.st enumerator). Tests and the demo may pass their own.
 	ListSerialPorts func() ([]SerialPort, error)
-	// Logger receives debug lines, including hashicorp/mdns's own (nil: discard).
+	// Logger receives debug lines (nil: discard).
 	Logger *slog.Logger
 	// Now is the clock for FirstSeen/LastSeen (default time.Now).
 	Now func() time.Time
@@ -397,36 +397,47 @@ func (w *Watcher) poll(ctx context.Context) {
 				seen[d.ID] = d
 			}
 		}
-		for id, d := range seen {
-			c, ok := w.devices[id]
-			switch {
-			case ok && c.src == fromStatic:
-				continue
-			case !ok:
-				d.FirstSeen, d.LastSeen = now, now
-				w.devices[id] = &cached{dev: d, src: fromSerial}
-				evs = append(evs, Event{Kind: Added, Device: d.clone()})
-			default:
-				d.FirstSeen, d.LastSeen = c.dev.FirstSeen, now
-				changed := !sameContent(c.dev, d)
-				c.dev = d
-				if changed {
-					evs = append(evs, Event{Kind: Updated, Device: d.clone()})
-				}
-			}
-		}
 		// A USB departure is definite: no missed-round grace.
-		for id, c := range w.devices {
-			if _, ok := seen[id]; !ok && c.src == fromSerial {
-				delete(w.devices, id)
-				evs = append(evs, Event{Kind: Removed, Device: c.dev.clone()})
-			}
-		}
+		evs = w.mergeLocked(fromSerial, seen, now, func(other source) bool { return other == fromStatic })
 	}
 	st.Message = joinMsgs(w.mdnsMsg, w.serialMsg)
 	evs = w.setStatusLocked(st, evs)
 	w.mu.Unlock()
 	w.emit(ctx, evs)
+}
+
+// mergeLocked makes seen the devices src reports, keyed by ID, and
+// returns the events: an ID new to the watcher is Added, a changed one
+// Updated (it keeps its FirstSeen), and a device of src that is not in
+// seen is Removed. An entry of another source for which outranks is true
+// stays as it is. w.mu is held.
+func (w *Watcher) mergeLocked(src source, seen map[string]Device, now time.Time, outranks func(other source) bool) []Event {
+	var evs []Event
+	for id, d := range seen {
+		c, ok := w.devices[id]
+		switch {
+		case ok && outranks(c.src):
+			continue
+		case !ok:
+			d.FirstSeen, d.LastSeen = now, now
+			w.devices[id] = &cached{dev: d, src: src}
+			evs = append(evs, Event{Kind: Added, Device: d.clone()})
+		default:
+			d.FirstSeen, d.LastSeen = c.dev.FirstSeen, now
+			changed := !sameContent(c.dev, d)
+			c.dev = d
+			if changed {
+				evs = append(evs, Event{Kind: Updated, Device: d.clone()})
+			}
+		}
+	}
+	for id, c := range w.devices {
+		if _, ok := seen[id]; !ok && c.src == src {
+			delete(w.devices, id)
+			evs = append(evs, Event{Kind: Removed, Device: c.dev.clone()})
+		}
+	}
+	return evs
 }
 
 func firstLine(err error) string {

@@ -6,12 +6,13 @@ package esphomeota
 //
 //	go test -run '^$' -bench Upload1MiB -benchtime 1x ./esphomeota
 //
-// The kernel here has no netem, so a proxy in the test models the path: it
-// delays every byte by half the round trip in each direction and lets at
-// most deviceWindow bytes be in flight towards the device (lwIP's TCP_WND
-// on an ESP, 4 × 1436), returning window credit one round trip after the
-// bytes left, so a sender is limited by window/RTT as on a real Wi-Fi path.
-// The simulated device's own socket receive buffer is set to the same size.
+// The kernel here has no netem, so a proxy (internal/testnet) models the
+// path: it delays every byte by half the round trip in each direction and
+// lets at most deviceWindow bytes be in flight towards the device (lwIP's
+// TCP_WND on an ESP, 4 × 1436), returning window credit one round trip
+// after the bytes left, so a sender is limited by window/RTT as on a real
+// Wi-Fi path. The simulated device's own socket receive buffer is set to
+// the same size.
 
 import (
 	"bufio"
@@ -24,147 +25,15 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/espdeck/espdeck/esphomeota/esphomesim"
+	"github.com/espdeck/espdeck/internal/testnet"
 )
 
 // deviceWindow is the receive window of an ESP (lwIP TCP_WND).
 const deviceWindow = 5744
-
-// delayProxy forwards TCP connections to backend over a modelled path.
-type delayProxy struct {
-	oneWay  time.Duration
-	ln      net.Listener
-	backend string
-	closed  chan struct{}
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	conns   []net.Conn
-}
-
-func newDelayProxy(tb testing.TB, rtt time.Duration, backend string) *delayProxy {
-	tb.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p := &delayProxy{oneWay: rtt / 2, ln: ln, backend: backend, closed: make(chan struct{})}
-	p.wg.Add(1)
-	go p.accept()
-	tb.Cleanup(p.close)
-	return p
-}
-
-func (p *delayProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
-
-func (p *delayProxy) close() {
-	close(p.closed)
-	p.ln.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
-func (p *delayProxy) accept() {
-	defer p.wg.Done()
-	for {
-		in, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp4", p.backend)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go func() { defer p.wg.Done(); p.pipe(out, in.(*net.TCPConn), deviceWindow) }()
-		go func() { defer p.wg.Done(); p.pipe(in, out.(*net.TCPConn), 0) }()
-	}
-}
-
-// pipe copies src to dst, delivering each read oneWay later. With window
-// > 0 at most window bytes are in flight; credit returns oneWay after the
-// bytes were delivered (the ACK's trip back).
-func (p *delayProxy) pipe(dst net.Conn, src *net.TCPConn, window int) {
-	type item struct {
-		due  time.Time
-		data []byte
-	}
-	q := make(chan item, 1<<16)
-	var mu sync.Mutex
-	cond := sync.NewCond(&mu)
-	credit := window
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer func() {
-			mu.Lock()
-			credit = 1 << 30
-			mu.Unlock()
-			cond.Broadcast()
-		}()
-		for it := range q {
-			if d := time.Until(it.due); d > 0 {
-				select {
-				case <-time.After(d):
-				case <-p.closed:
-					return
-				}
-			}
-			if _, err := dst.Write(it.data); err != nil {
-				return
-			}
-			if window > 0 {
-				n := len(it.data)
-				time.AfterFunc(p.oneWay, func() {
-					mu.Lock()
-					credit += n
-					mu.Unlock()
-					cond.Broadcast()
-				})
-			}
-		}
-		if tc, ok := dst.(*net.TCPConn); ok {
-			tc.CloseWrite()
-		}
-	}()
-	buf := make([]byte, 16<<10)
-	for {
-		limit := len(buf)
-		if window > 0 {
-			mu.Lock()
-			for credit <= 0 {
-				cond.Wait()
-			}
-			limit = min(limit, credit)
-			mu.Unlock()
-		}
-		n, err := src.Read(buf[:limit])
-		if n > 0 {
-			if window > 0 {
-				mu.Lock()
-				credit -= n
-				mu.Unlock()
-			}
-			q <- item{due: time.Now().Add(p.oneWay), data: append([]byte(nil), buf[:n]...)}
-		}
-		if err != nil {
-			break
-		}
-	}
-	close(q)
-	<-done
-}
 
 // stopAndWait uploads the way ESPHome's own uploader does: plaintext, no
 // password, version 2, one 8 KiB block and then a blocking read of its
@@ -237,15 +106,15 @@ func benchDevice(tb testing.TB) *esphomesim.Device {
 // a function that runs one upload of image over it.
 func setupPath(tb testing.TB, method string, rtt time.Duration, image []byte) func() error {
 	dev := benchDevice(tb)
-	p := newDelayProxy(tb, rtt, dev.Addr().String())
+	p := testnet.NewProxy(tb, testnet.Config{RTT: rtt, Window: deviceWindow, Backend: dev.Addr().String})
 	switch method {
 	case "espdeck":
 		return func() error {
-			_, err := Upload(context.Background(), Target{Host: "127.0.0.1", Port: p.port()}, image, Options{Retries: -1})
+			_, err := Upload(context.Background(), Target{Host: "127.0.0.1", Port: p.Port()}, image, Options{Retries: -1})
 			return err
 		}
 	case "stop-and-wait":
-		return func() error { return stopAndWait(fmt.Sprintf("127.0.0.1:%d", p.port()), image) }
+		return func() error { return stopAndWait(fmt.Sprintf("127.0.0.1:%d", p.Port()), image) }
 	}
 	tb.Fatalf("unknown method %s", method)
 	return nil

@@ -5,12 +5,13 @@ package espota
 //
 //	go test -run '^$' -bench Upload1MiB -benchtime 1x ./espota
 //
-// The kernel here has no netem, so a proxy in the test models the path: it
-// delays every UDP datagram and every TCP byte by half the round trip in
-// each direction, and it lets at most deviceWindow bytes be in flight
-// towards the device (lwIP's default TCP_WND on arduino-esp32, 4 × 1436),
-// returning window credit one round trip after the bytes left — so a
-// sender is limited by window/RTT as on a real Wi-Fi path to an ESP32.
+// The kernel here has no netem, so a proxy models the path: it delays
+// every UDP datagram and every TCP byte (internal/testnet) by half the
+// round trip in each direction, and it lets at most deviceWindow bytes be
+// in flight towards the device (lwIP's default TCP_WND on arduino-esp32,
+// 4 × 1436), returning window credit one round trip after the bytes left
+// — so a sender is limited by window/RTT as on a real Wi-Fi path to an
+// ESP32.
 
 import (
 	"bytes"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/espdeck/espdeck/espota/otasim"
+	"github.com/espdeck/espdeck/internal/testnet"
 )
 
 // deviceWindow is the receive window of an ESP32 (lwIP TCP_WND).
@@ -31,28 +33,30 @@ const deviceWindow = 5744
 
 // delayPath is a delaying UDP+TCP proxy in front of a simulated device.
 // The client sends its invitation to udpAddr; the proxy rewrites the
-// invitation's host port to its own TCP listener so that the device's
+// invitation's host port to its own TCP proxy so that the device's
 // connection back runs through the delayed path too.
 type delayPath struct {
-	oneWay  time.Duration
+	tcp     *testnet.Proxy
 	udp     *net.UDPConn // client side
 	up      *net.UDPConn // device side (connected)
-	tcp     *net.TCPListener
 	mu      sync.Mutex
 	client  *net.UDPAddr
 	backend string // where TCP connections are forwarded
-	// deviceIsBackend: the device side of a TCP connection is the backend
-	// (plain bulk send) rather than the side that connected to us (the
-	// device's connection back).
-	deviceIsBackend bool
-	wg              sync.WaitGroup
-	conns           []net.Conn
-	closed          chan struct{}
+	wg      sync.WaitGroup
 }
 
+// newDelayPath starts a path to device's UDP port. The device dials the
+// TCP side; with device "" there is no UDP side and the TCP backend set
+// with setBackend is the device (plain bulk send).
 func newDelayPath(tb testing.TB, rtt time.Duration, device string) *delayPath {
 	tb.Helper()
-	p := &delayPath{oneWay: rtt / 2, closed: make(chan struct{})}
+	p := &delayPath{}
+	p.tcp = testnet.NewProxy(tb, testnet.Config{RTT: rtt, Window: deviceWindow, DeviceDials: device != "",
+		Backend: func() string {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.backend
+		}})
 	var err error
 	if p.udp, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
 		tb.Fatal(err)
@@ -62,23 +66,17 @@ func newDelayPath(tb testing.TB, rtt time.Duration, device string) *delayPath {
 		if p.up, err = net.DialUDP("udp4", nil, dev); err != nil {
 			tb.Fatal(err)
 		}
-	}
-	if p.tcp, err = net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
-		tb.Fatal(err)
-	}
-	if p.up != nil {
 		p.wg.Add(2)
 		go p.udpForward()
 		go p.udpBackward()
 	}
-	p.wg.Add(1)
-	go p.acceptLoop()
+	// Runs before the TCP proxy's cleanup, whose close releases the
+	// datagrams still waiting out their one-way delay.
 	tb.Cleanup(p.close)
 	return p
 }
 
 func (p *delayPath) udpAddr() string { return p.udp.LocalAddr().String() }
-func (p *delayPath) tcpPort() int    { return p.tcp.Addr().(*net.TCPAddr).Port }
 
 func (p *delayPath) setBackend(addr string) {
 	p.mu.Lock()
@@ -87,28 +85,11 @@ func (p *delayPath) setBackend(addr string) {
 }
 
 func (p *delayPath) close() {
-	close(p.closed)
 	p.udp.Close()
 	if p.up != nil {
 		p.up.Close()
 	}
-	p.tcp.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
 	p.wg.Wait()
-}
-
-// sleep waits the one-way delay (or until the path closes).
-func (p *delayPath) sleep() {
-	if p.oneWay > 0 {
-		select {
-		case <-time.After(p.oneWay):
-		case <-p.closed:
-		}
-	}
 }
 
 func (p *delayPath) udpForward() {
@@ -123,7 +104,7 @@ func (p *delayPath) udpForward() {
 		p.client = from
 		p.mu.Unlock()
 		msg := p.rewriteInvitation(append([]byte(nil), buf[:n]...))
-		go func() { p.sleep(); p.up.Write(msg) }()
+		go func() { p.tcp.OneWay(); p.up.Write(msg) }()
 	}
 }
 
@@ -139,7 +120,7 @@ func (p *delayPath) udpBackward() {
 		p.mu.Lock()
 		to := p.client
 		p.mu.Unlock()
-		go func() { p.sleep(); p.udp.WriteToUDP(msg, to) }()
+		go func() { p.tcp.OneWay(); p.udp.WriteToUDP(msg, to) }()
 	}
 }
 
@@ -150,107 +131,7 @@ func (p *delayPath) rewriteInvitation(msg []byte) []byte {
 		return msg
 	}
 	p.setBackend("127.0.0.1:" + f[1])
-	return fmt.Appendf(nil, "%s %d %s %s\n", f[0], p.tcpPort(), f[2], f[3])
-}
-
-func (p *delayPath) acceptLoop() {
-	defer p.wg.Done()
-	for {
-		in, err := p.tcp.AcceptTCP()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		backend := p.backend
-		p.mu.Unlock()
-		out, err := net.Dial("tcp4", backend)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		// Data towards the device is window-limited.
-		device, host := net.Conn(in), out.(*net.TCPConn)
-		if p.deviceIsBackend {
-			device, host = out, in
-		}
-		p.wg.Add(2)
-		go func() { defer p.wg.Done(); p.pipe(device, host, deviceWindow) }()
-		go func() { defer p.wg.Done(); p.pipe(host, device.(*net.TCPConn), 0) }()
-	}
-}
-
-// pipe copies src to dst, delivering each read oneWay later. With window
-// > 0 at most window bytes are in flight; credit returns oneWay after the
-// bytes were delivered (the ACK's trip back).
-func (p *delayPath) pipe(dst net.Conn, src *net.TCPConn, window int) {
-	type item struct {
-		due  time.Time
-		data []byte
-	}
-	q := make(chan item, 1<<16)
-	var mu sync.Mutex
-	cond := sync.NewCond(&mu)
-	credit := window
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer func() {
-			// Never leave the reader waiting for credit that cannot come.
-			mu.Lock()
-			credit = 1 << 30
-			mu.Unlock()
-			cond.Broadcast()
-		}()
-		for it := range q {
-			if d := time.Until(it.due); d > 0 {
-				time.Sleep(d)
-			}
-			if _, err := dst.Write(it.data); err != nil {
-				return
-			}
-			if window > 0 {
-				n := len(it.data)
-				time.AfterFunc(p.oneWay, func() {
-					mu.Lock()
-					credit += n
-					mu.Unlock()
-					cond.Broadcast()
-				})
-			}
-		}
-		if tc, ok := dst.(*net.TCPConn); ok {
-			tc.CloseWrite()
-		}
-	}()
-	buf := make([]byte, 16<<10)
-	for {
-		limit := len(buf)
-		if window > 0 {
-			mu.Lock()
-			for credit <= 0 {
-				cond.Wait()
-			}
-			limit = min(limit, credit)
-			mu.Unlock()
-		}
-		n, err := src.Read(buf[:limit])
-		if n > 0 {
-			if window > 0 {
-				mu.Lock()
-				credit -= n
-				mu.Unlock()
-			}
-			q <- item{due: time.Now().Add(p.oneWay), data: append([]byte(nil), buf[:n]...)}
-		}
-		if err != nil {
-			break
-		}
-	}
-	close(q)
-	<-done
+	return fmt.Appendf(nil, "%s %d %s %s\n", f[0], p.tcp.Port(), f[2], f[3])
 }
 
 // stopAndWait uploads like espota.py: invitation, then 1024-byte chunks,
@@ -379,9 +260,8 @@ func setupPath(tb testing.TB, method string, rtt time.Duration, image []byte) fu
 		return func() error { return stopAndWait(ctx, p.udpAddr(), image) }
 	case "tcp-bulk":
 		p := newDelayPath(tb, rtt, "")
-		p.deviceIsBackend = true
 		p.setBackend(bulkSink(tb, len(image)))
-		return func() error { return bulkSend(p.tcp.Addr().String(), image) }
+		return func() error { return bulkSend(p.tcp.Addr(), image) }
 	}
 	tb.Fatalf("unknown method %s", method)
 	return nil

@@ -425,6 +425,21 @@ func (f *Flasher) noSyncError(log []byte, sawDownload bool) error {
 		"check that this is the board's port, the cable carries data, and the board is powered; if auto-reset does not work, hold BOOT and tap EN, then use --before no-reset")
 }
 
+// syncAtThisRate sends SYNC up to SyncTries times back to back, without
+// a reset or a rate change in between, and reports whether the ROM
+// answered one. It is how a chip that is known to be listening is found
+// again after a lost reply; finding one that may not be listening is
+// connect's job.
+func (f *Flasher) syncAtThisRate(ctx context.Context) (bool, error) {
+	for range f.opts.SyncTries {
+		ok, err := f.sync(ctx)
+		if err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
 // sync sends one SYNC and reports whether a reply came (§3.2). The
 // remaining copies of the 8 replies are drained.
 func (f *Flasher) sync(ctx context.Context) (bool, error) {
@@ -643,14 +658,8 @@ func (f *Flasher) tryBaud(ctx context.Context, rate int) error {
 	// Probe the new rate with a harmless command, as often as a connect
 	// round tries: one lost or late reply (an adapter settling on the new
 	// rate, a busy host) is no reason to give up a rate that works.
-	for range f.opts.SyncTries {
-		ok, err := f.sync(ctx)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
+	if ok, err := f.syncAtThisRate(ctx); ok || err != nil {
+		return err
 	}
 	return fmt.Errorf("no answer at %d Bd: %w", rate, ErrTimeout)
 }

@@ -311,14 +311,8 @@ func (f *Flasher) regionState(r Region, lo, hi uint32, err error, rr *RegionResu
 // has lines) and a lower rate.
 func (f *Flasher) resync(ctx context.Context, cause error) error {
 	f.c.drain(ctx, 50*time.Millisecond, 500*time.Millisecond)
-	for range f.opts.SyncTries {
-		ok, err := f.sync(ctx)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
+	if ok, err := f.syncAtThisRate(ctx); ok || err != nil {
+		return err
 	}
 	if f.baud <= 115200 {
 		if err := f.connect(ctx); err != nil {

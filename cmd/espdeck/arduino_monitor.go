@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +15,7 @@ import (
 
 	"go.bug.st/serial"
 
+	"github.com/espdeck/espdeck/internal/arduinoproto"
 	"github.com/espdeck/espdeck/monitor"
 	"github.com/espdeck/espdeck/symbolize"
 )
@@ -56,8 +54,7 @@ type monitorSession struct {
 	open func(ctx context.Context, name string, baud int) (monitor.Port, error)
 	dial func(ctx context.Context, addr string) (net.Conn, error)
 
-	outMu sync.Mutex
-	out   *json.Encoder
+	out *arduinoproto.Writer
 
 	hello bool
 	baud  string
@@ -73,8 +70,6 @@ type monitorSession struct {
 }
 
 func newMonitorSession(out io.Writer) *monitorSession {
-	enc := json.NewEncoder(out)
-	enc.SetEscapeHTML(false)
 	return &monitorSession{
 		open: monitor.OpenSerial,
 		dial: func(ctx context.Context, addr string) (net.Conn, error) {
@@ -83,49 +78,17 @@ func newMonitorSession(out io.Writer) *monitorSession {
 			defer cancel()
 			return d.DialContext(ctx, "tcp", addr)
 		},
-		out:  enc,
+		out:  arduinoproto.NewWriter(out),
 		baud: "115200",
 	}
 }
 
-func (m *monitorSession) write(msg monitorMessage) {
-	m.outMu.Lock()
-	defer m.outMu.Unlock()
-	_ = m.out.Encode(msg)
-}
-
-var monitorHelloRE = regexp.MustCompile(`^HELLO\s+(\d+)\s+"([^"]*)"\s*$`)
+func (m *monitorSession) write(msg monitorMessage) { m.out.Write(msg) }
 
 // serve answers commands from in until QUIT, the end of in or ctx.
 func (m *monitorSession) serve(ctx context.Context, in io.Reader) error {
 	defer m.closePort()
-	lines := make(chan string)
-	readErr := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(in)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			case <-ctx.Done():
-				return
-			}
-		}
-		readErr <- sc.Err()
-		close(lines)
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case line, ok := <-lines:
-			if !ok {
-				return <-readErr
-			}
-			if m.handle(ctx, strings.TrimSpace(line)) {
-				return nil
-			}
-		}
-	}
+	return arduinoproto.Serve(ctx, in, func(line string) bool { return m.handle(ctx, line) })
 }
 
 func monitorOK(event string) monitorMessage { return monitorMessage{EventType: event, Message: "OK"} }
@@ -137,16 +100,13 @@ func monitorFail(event, msg string) monitorMessage {
 func (m *monitorSession) handle(ctx context.Context, line string) bool {
 	word, rest, _ := strings.Cut(line, " ")
 	cmd := strings.ToUpper(word)
-	if cmd == "" {
-		return false
-	}
 	if !m.hello && cmd != "HELLO" && cmd != "QUIT" {
 		m.write(monitorFail("command_error", "First command must be HELLO"))
 		return false
 	}
 	switch cmd {
 	case "HELLO":
-		if monitorHelloRE.FindStringSubmatch("HELLO "+rest) == nil {
+		if _, _, ok := arduinoproto.ParseHello(line); !ok {
 			m.write(monitorFail("command_error", `Invalid HELLO command: expected HELLO <PROTOCOL_VERSION> "<USER_AGENT>"`))
 			return false
 		}

@@ -18,12 +18,19 @@ import (
 	"github.com/espdeck/espdeck/internal/ops"
 )
 
-const listUsage = `Usage: espdeck list [--watch] [--timeout D] [--json] [--host HOST[:PORT]]… [--interface NAME]…
+const listUsage = `Usage: espdeck list [--watch] [--timeout D] [--interval D] [--json] [--host HOST[:PORT]]… [--interface NAME]…
 
 Lists ESP32/ESP8266 boards on the network (mDNS: ArduinoOTA _arduino._tcp and
 ESPHome _esphomelib._tcp) and on USB (serial ports with a known USB-UART
 bridge), plus hand-added devices from --host and the config file's [[device]]
-entries. Without --watch it listens for one round and prints a table.
+entries.
+
+Without --watch it sends one mDNS query on every interface, listens for
+--timeout, lists the USB ports once and prints a table. With --watch it keeps
+listening: a board is added when its announcement or an answer arrives and
+removed when it says goodbye or its records' TTL runs out (a USB port when it
+is unplugged). Browse queries back off from --interval to 60s; a record is
+refreshed before its TTL ends.
 
 Examples:
   espdeck list                          one look, a table
@@ -43,8 +50,8 @@ func (s *repeatedFlag) Set(v string) error { *s = append(*s, v); return nil }
 func runList(c *cli, args []string) int {
 	fs, cm := c.newFlags("list", listUsage)
 	watch := fs.Bool("watch", false, "keep running and report devices as they come and go (Ctrl-C ends)")
-	timeout := fs.Duration("timeout", 0, "how long one mDNS round listens for answers (default 2s for one look; with --watch the short rounds of the live view)")
-	interval := fs.Duration("interval", discovery.DefaultInterval, "pause between mDNS rounds with --watch (jittered ±20%)")
+	timeout := fs.Duration("timeout", 2*time.Second, "how long one look listens for answers after its query (not used with --watch, which keeps listening)")
+	interval := fs.Duration("interval", discovery.DefaultInterval, "with --watch, the first pause between browse queries; each later pause doubles, up to 60s")
 	var hosts, ifaces repeatedFlag
 	fs.Var(&hosts, "host", "add a device by hand: `HOST[:PORT]` (repeatable)")
 	fs.Var(&ifaces, "interface", "query only network interface `NAME` (repeatable; default: every usable one)")
@@ -60,18 +67,8 @@ func runList(c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "espdeck list: unexpected argument %q (add a device with --host %s)\n", pos[0], pos[0])
 		return exitUsage
 	}
-	timeoutSet := false
-	fs.Visit(func(f *flag.Flag) { timeoutSet = timeoutSet || f.Name == "timeout" })
-	if (timeoutSet && *timeout <= 0) || *interval <= 0 {
+	if *timeout <= 0 || *interval <= 0 {
 		return r.finish(&failure{code: exitUsage, name: "usage", message: "--timeout and --interval must be positive durations such as 2s"}, nil)
-	}
-	if !timeoutSet {
-		// One look listens long enough for slow responders; a live view uses
-		// short rounds so that a new board appears within about a second.
-		*timeout = 2 * time.Second
-		if *watch {
-			*timeout = discovery.DefaultRoundTimeout
-		}
 	}
 	logger, closeLog, err := c.logger(cm)
 	if err != nil {

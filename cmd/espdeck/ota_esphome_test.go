@@ -219,3 +219,50 @@ func TestESPHomeEveryDeviceCode(t *testing.T) {
 		})
 	}
 }
+
+// The demo fleet runs until cancelled: it says how to try each board, an
+// upload to the first one works, and the board's session is reported at
+// the end.
+func TestSimESPHomeFleetRunsUntilCancelled(t *testing.T) {
+	startFleet := func(json bool) (out *lockedBuffer, stop func() int) {
+		ctx, cancel := context.WithCancel(context.Background())
+		args := []string{"sim", "esphome"}
+		if json {
+			args = append(args, "--json")
+		}
+		out = &lockedBuffer{}
+		var errb lockedBuffer
+		done := make(chan int, 1)
+		go func() {
+			done <- run(ctx, args, strings.NewReader(""), out, &errb, func(string) string { return "" })
+		}()
+		return out, func() int { cancel(); return <-done }
+	}
+
+	out, stop := startFleet(false)
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Ctrl-C stops them.") }, 30*time.Second, 10*time.Millisecond)
+	require.Equal(t, exitOK, stop())
+	require.Equal(t, 3, strings.Count(out.String(), "espdeck ota upload --protocol esphome --host 127.0.0.1:"), out.String())
+	require.Contains(t, out.String(), "ESPDECK_PASSWORD="+esphomesim.DemoPassword)
+
+	out, stop = startFleet(true)
+	require.Eventually(t, func() bool { return strings.Count(out.String(), "\n") >= 4 }, 30*time.Second, 10*time.Millisecond)
+	devs := jsonLines(t, out.String())
+	require.Len(t, devs, 4)
+	for _, d := range devs {
+		require.Equal(t, "device", d["event"])
+		require.Equal(t, "esphome", d["protocol"])
+	}
+	file, _ := otaImage(t, 20_000)
+	r := runCLI(t, nil, "ota", "upload", "--protocol", "esphome", "--host", devs[0]["addr"].(string), "--file", file, "--json")
+	require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
+	require.Equal(t, exitOK, stop())
+	var sessions []map[string]any
+	for _, l := range jsonLines(t, out.String()) {
+		if l["event"] == "session" {
+			sessions = append(sessions, l)
+		}
+	}
+	require.NotEmpty(t, sessions)
+	require.Equal(t, devs[0]["name"], sessions[0]["name"])
+}

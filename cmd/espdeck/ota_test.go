@@ -213,13 +213,10 @@ func TestSimOTARunsUntilCancelled(t *testing.T) {
 			strings.NewReader(""), &out, &errb, func(string) string { return "" })
 	}()
 	// The devices are announced; wait until the image is written and both lines are there.
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-		if _, err := os.Stat(img); err == nil && strings.Count(out.String(), "\n") >= 2 {
-			break
-		}
-	}
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(img)
+		return err == nil && strings.Count(out.String(), "\n") >= 2
+	}, 60*time.Second, 10*time.Millisecond, "the image and both device lines")
 	cancel()
 	require.Equal(t, exitOK, <-done)
 	lines := jsonLines(t, out.String())

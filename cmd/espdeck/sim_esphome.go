@@ -3,13 +3,11 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/espdeck/espdeck/esphomeota/esphomesim"
-	"github.com/espdeck/espdeck/firmware"
-	"github.com/espdeck/espdeck/internal/ops"
 )
 
 const simESPHomeUsage = `Usage:
@@ -102,67 +100,39 @@ func runSimESPHome(c *cli, args []string) int {
 		cfg.Name, cfg.FirmwareVersion, cfg.NextVersion, cfg.RebootDelay = "esphome-custom", "2026.11.0", "2026.11.1", 500*time.Millisecond
 		cfgs = []esphomesim.Config{cfg}
 	}
-	log, closeLog, err := c.logger(cm)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "espdeck: %v\n", err)
-		return exitUsage
-	}
-	defer closeLog()
-	if *imagePath != "" {
-		if err := os.WriteFile(*imagePath, ops.DemoAppImage(firmware.ChipESP32, "espdeck-sim-demo", "1.0.0", 256<<10), 0o644); err != nil {
-			fmt.Fprintf(c.stderr, "espdeck: write --image: %v\n", err)
-			return exitUsage
-		}
-	}
-	r := c.reporter(cm, "")
-	var devs []*esphomesim.Device
-	defer func() {
-		for _, d := range devs {
-			d.Close()
-		}
-	}()
-	for _, cfg := range cfgs {
-		cfg.Logger = log
-		d, err := esphomesim.New(cfg)
-		if err == nil {
-			err = d.Start(c.ctx)
-		}
-		if err != nil {
-			fmt.Fprintf(c.stderr, "espdeck: start simulated device: %v\n", err)
-			return exitInternal
-		}
-		devs = append(devs, d)
-		desc := describeESPHomeSim(d.Config())
-		r.event("device", map[string]any{"name": cfg.Name, "addr": d.Addr().String(), "protocol": "esphome",
-			"platform": cfg.Platform, "board": cfg.Board, "version": cfg.FirmwareVersion, "description": desc})
-		if !cm.json {
-			fmt.Fprintf(c.stdout, "%-16s %-16s %s\n", cfg.Name, d.Addr(), desc)
-		}
-	}
-	if !cm.json {
-		file := *imagePath
-		if file == "" {
-			file = "app.bin"
-		}
-		fmt.Fprintf(c.stdout, "\nTry, in another terminal:\n")
-		if custom {
+	return runSimFleet(c, cm, *imagePath, simFleet[esphomesim.Config, *esphomesim.Device]{
+		configs: cfgs,
+		start: func(cfg esphomesim.Config, log *slog.Logger) (*esphomesim.Device, error) {
+			cfg.Logger = log
+			d, err := esphomesim.New(cfg)
+			if err == nil {
+				err = d.Start(c.ctx)
+			}
+			return d, err
+		},
+		announce: func(cfg esphomesim.Config, d *esphomesim.Device) (map[string]any, string) {
+			desc := describeESPHomeSim(d.Config())
+			return map[string]any{"name": cfg.Name, "addr": d.Addr().String(), "protocol": "esphome",
+					"platform": cfg.Platform, "board": cfg.Board, "version": cfg.FirmwareVersion, "description": desc},
+				fmt.Sprintf("%-16s %-16s %s", cfg.Name, d.Addr(), desc)
+		},
+		tryIt: func(devs []*esphomesim.Device, file string) {
 			fmt.Fprintf(c.stdout, "  espdeck ota upload --protocol esphome --host %s --file %s\n", devs[0].Addr(), file)
-		} else {
-			fmt.Fprintf(c.stdout, "  espdeck ota upload --protocol esphome --host %s --file %s\n", devs[0].Addr(), file)
-			fmt.Fprintf(c.stdout, "  ESPDECK_PASSWORD=%s espdeck ota upload --protocol esphome --host %s --file %s\n", esphomesim.DemoPassword, devs[1].Addr(), file)
-			fmt.Fprintf(c.stdout, "  ESPDECK_API_KEY=%s espdeck ota upload --protocol esphome --host %s --file %s\n", esphomesim.DemoAPIKey, devs[2].Addr(), file)
-			fmt.Fprintf(c.stdout, "(demo credentials; the old ESP8266 takes an ESP8266 image)\n")
-		}
-		fmt.Fprintf(c.stdout, "Simulated devices listen on loopback only. Ctrl-C stops them.\n")
-	}
-	<-c.ctx.Done()
-	for _, d := range devs {
-		for _, s := range d.Records() {
-			r.event("session", map[string]any{"name": d.Config().Name, "step": string(s.Step), "outcome": fmt.Sprintf("0x%02X", s.Outcome),
-				"bytes": s.Received, "encrypted": s.Encrypted, "auth": s.Auth, "error": s.Err})
-		}
-	}
-	return exitOK
+			if !custom {
+				fmt.Fprintf(c.stdout, "  ESPDECK_PASSWORD=%s espdeck ota upload --protocol esphome --host %s --file %s\n", esphomesim.DemoPassword, devs[1].Addr(), file)
+				fmt.Fprintf(c.stdout, "  ESPDECK_API_KEY=%s espdeck ota upload --protocol esphome --host %s --file %s\n", esphomesim.DemoAPIKey, devs[2].Addr(), file)
+				fmt.Fprintf(c.stdout, "(demo credentials; the old ESP8266 takes an ESP8266 image)\n")
+			}
+		},
+		sessions: func(d *esphomesim.Device) []map[string]any {
+			var out []map[string]any
+			for _, s := range d.Records() {
+				out = append(out, map[string]any{"name": d.Config().Name, "step": string(s.Step), "outcome": fmt.Sprintf("0x%02X", s.Outcome),
+					"bytes": s.Received, "encrypted": s.Encrypted, "auth": s.Auth, "error": s.Err})
+			}
+			return out
+		},
+	})
 }
 
 // describeESPHomeSim says in a few words what a simulated board does.

@@ -3,14 +3,12 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/espdeck/espdeck/espota/otasim"
-	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/humanize"
-	"github.com/espdeck/espdeck/internal/ops"
 )
 
 const simOTAUsage = `Usage:
@@ -101,68 +99,40 @@ func runSimOTA(c *cli, args []string) int {
 			cfgs = append(cfgs, cfg)
 		}
 	}
-	log, closeLog, err := c.logger(cm)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "espdeck: %v\n", err)
-		return exitUsage
-	}
-	defer closeLog()
-
-	if *imagePath != "" {
-		if err := os.WriteFile(*imagePath, ops.DemoAppImage(firmware.ChipESP32, "espdeck-sim-demo", "1.0.0", 256<<10), 0o644); err != nil {
-			fmt.Fprintf(c.stderr, "espdeck: write --image: %v\n", err)
-			return exitUsage
-		}
-	}
-
-	r := c.reporter(cm, "")
-	var devs []*otasim.Device
-	defer func() {
-		for _, d := range devs {
-			d.Close()
-		}
-	}()
-	for _, cfg := range cfgs {
-		cfg.Logger = log
-		d, err := otasim.New(cfg)
-		if err == nil {
-			err = d.Start(c.ctx)
-		}
-		if err != nil {
-			fmt.Fprintf(c.stderr, "espdeck: start simulated device: %v\n", err)
-			return exitInternal
-		}
-		devs = append(devs, d)
-		desc := describeSim(cfg)
-		r.event("device", map[string]any{"name": cfg.Name, "addr": d.Addr().String(), "flavour": cfg.Flavour.String(), "description": desc})
-		if !cm.json {
-			fmt.Fprintf(c.stdout, "%-17s %-16s %s\n", cfg.Name, d.Addr(), desc)
-		}
-	}
-	if !cm.json {
-		file := *imagePath
-		if file == "" {
-			file = "app.bin"
-		}
-		fmt.Fprintf(c.stdout, "\nTry, in another terminal:\n")
-		first := devs[0]
-		pwPrefix := ""
-		if first.Config().Password != "" {
-			pwPrefix = "ESPDECK_PASSWORD=" + shellQuote(first.Config().Password) + " "
-		}
-		fmt.Fprintf(c.stdout, "  %sespdeck ota upload --host %s --file %s\n", pwPrefix, first.Addr(), file)
-		if *imagePath == "" {
-			fmt.Fprintf(c.stdout, "(use an ESP32 app .bin from your build, or let --image FILE write a small one)\n")
-		}
-		fmt.Fprintf(c.stdout, "Simulated devices listen on loopback only. Ctrl-C stops them.\n")
-	}
-	<-c.ctx.Done()
-	for _, d := range devs {
-		for _, s := range d.Sessions() {
-			r.event("session", map[string]any{"name": d.Config().Name, "state": string(s.State), "bytes": len(s.Received), "error": s.Error})
-		}
-	}
-	return exitOK
+	return runSimFleet(c, cm, *imagePath, simFleet[otasim.Config, *otasim.Device]{
+		configs: cfgs,
+		start: func(cfg otasim.Config, log *slog.Logger) (*otasim.Device, error) {
+			cfg.Logger = log
+			d, err := otasim.New(cfg)
+			if err == nil {
+				err = d.Start(c.ctx)
+			}
+			return d, err
+		},
+		announce: func(cfg otasim.Config, d *otasim.Device) (map[string]any, string) {
+			desc := describeSim(cfg)
+			return map[string]any{"name": cfg.Name, "addr": d.Addr().String(), "flavour": cfg.Flavour.String(), "description": desc},
+				fmt.Sprintf("%-17s %-16s %s", cfg.Name, d.Addr(), desc)
+		},
+		tryIt: func(devs []*otasim.Device, file string) {
+			first := devs[0]
+			pwPrefix := ""
+			if first.Config().Password != "" {
+				pwPrefix = "ESPDECK_PASSWORD=" + shellQuote(first.Config().Password) + " "
+			}
+			fmt.Fprintf(c.stdout, "  %sespdeck ota upload --host %s --file %s\n", pwPrefix, first.Addr(), file)
+			if *imagePath == "" {
+				fmt.Fprintf(c.stdout, "(use an ESP32 app .bin from your build, or let --image FILE write a small one)\n")
+			}
+		},
+		sessions: func(d *otasim.Device) []map[string]any {
+			var out []map[string]any
+			for _, s := range d.Sessions() {
+				out = append(out, map[string]any{"name": d.Config().Name, "state": string(s.State), "bytes": len(s.Received), "error": s.Error})
+			}
+			return out
+		},
+	})
 }
 
 // describeSim says in a few words what a simulated device does.

@@ -15,18 +15,16 @@
 package pluggable
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/espdeck/espdeck/discovery"
+	"github.com/espdeck/espdeck/internal/arduinoproto"
 )
 
 // ProtocolVersion is the version of the protocol spoken.
@@ -91,8 +89,7 @@ func PortOf(d discovery.Device) (Port, bool) {
 type Session struct {
 	NewWatcher func() *discovery.Watcher
 
-	outMu sync.Mutex
-	out   *json.Encoder
+	out *arduinoproto.Writer
 
 	mu      sync.Mutex
 	hello   bool
@@ -103,49 +100,16 @@ type Session struct {
 	syncing bool
 }
 
-var helloRE = regexp.MustCompile(`^HELLO\s+(\d+)\s+"([^"]*)"\s*$`)
-
 // Serve answers the commands read from in on out until QUIT, the end of
 // in, or ctx. It returns nil on QUIT and at the end of in.
 func (s *Session) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
-	s.out = newEncoder(out)
+	s.out = arduinoproto.NewWriter(out)
 	s.state = "idle"
 	defer s.stop()
-	lines := make(chan string)
-	readErr := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(in)
-		sc.Buffer(make([]byte, 4096), 64*1024)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			case <-ctx.Done():
-				return
-			}
-		}
-		readErr <- sc.Err()
-		close(lines)
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case line, ok := <-lines:
-			if !ok {
-				return <-readErr
-			}
-			if quit := s.handle(ctx, strings.TrimSpace(line)); quit {
-				return nil
-			}
-		}
-	}
+	return arduinoproto.Serve(ctx, in, func(line string) bool { return s.handle(ctx, line) })
 }
 
-func (s *Session) write(m message) {
-	s.outMu.Lock()
-	defer s.outMu.Unlock()
-	_ = s.out.Encode(m)
-}
+func (s *Session) write(m message) { s.out.Write(m) }
 
 func ok(event string) message { return message{EventType: event, Message: "OK"} }
 func fail(event, msg string) message {
@@ -156,22 +120,19 @@ func fail(event, msg string) message {
 func (s *Session) handle(ctx context.Context, line string) bool {
 	word, _, _ := strings.Cut(line, " ")
 	cmd := strings.ToUpper(word)
-	if cmd == "" {
-		return false // blank lines are not commands
-	}
 	if !s.hello && cmd != "HELLO" && cmd != "QUIT" {
 		s.write(fail("command_error", "First command must be HELLO"))
 		return false
 	}
 	switch cmd {
 	case "HELLO":
-		m := helloRE.FindStringSubmatch("HELLO" + line[len(word):])
-		if m == nil {
+		version, _, ok := arduinoproto.ParseHello(line)
+		if !ok {
 			s.write(fail("command_error", `Invalid HELLO command: expected HELLO <PROTOCOL_VERSION> "<USER_AGENT>"`))
 			return false
 		}
-		if v, err := strconv.Atoi(m[1]); err != nil || v < 1 {
-			s.write(fail("command_error", "Invalid protocol version "+m[1]))
+		if v, err := strconv.Atoi(version); err != nil || v < 1 {
+			s.write(fail("command_error", "Invalid protocol version "+version))
 			return false
 		}
 		if s.hello {
@@ -328,10 +289,4 @@ func (s *Session) stop() {
 	s.ports, s.syncing = nil, false
 	s.mu.Unlock()
 	s.state = "idle"
-}
-
-func newEncoder(w io.Writer) *json.Encoder {
-	e := json.NewEncoder(w)
-	e.SetEscapeHTML(false)
-	return e
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/espdeck/espdeck/discovery"
+	"github.com/espdeck/espdeck/internal/arduinoproto"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden transcripts")
@@ -137,7 +138,7 @@ func TestUpdateAndRemoveEvents(t *testing.T) {
 	var buf strings.Builder
 	d := otaDevice("esp32-aa", "10.0.0.1", 3232, "esp32", false)
 	sess := &Session{}
-	sess.out = newEncoder(&buf)
+	sess.out = arduinoproto.NewWriter(&buf)
 	sess.ports = map[string]Port{}
 	sess.syncing = true
 	sess.apply(discovery.Event{Kind: discovery.Added, Device: d})

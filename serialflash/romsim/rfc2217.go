@@ -3,8 +3,6 @@ package romsim
 import (
 	"context"
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -31,66 +29,18 @@ func StartRFC2217(ctx context.Context, cfg Config, addr string) (listenAddr stri
 	if err != nil {
 		return "", nil, nil, err
 	}
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	host, _, err := net.SplitHostPort(addr)
+	ln, err := listenLoopback(addr)
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("romsim: listen address %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return "", nil, nil, fmt.Errorf("romsim: refusing to listen on %s: the simulator serves loopback only (use 127.0.0.1)", host)
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", nil, nil, fmt.Errorf("romsim: listen on %s: %w", addr, err)
+		return "", nil, nil, err
 	}
 	var hostBaud atomic.Int64
 	hostBaud.Store(115200)
 	cfg.HostBaud = func() int { return int(hostBaud.Load()) }
 	rom = New(p, cfg)
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var cur net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			if ctx.Err() != nil {
-				mu.Unlock()
-				c.Close()
-				return
-			}
-			cur = c
-			mu.Unlock()
-			hostBaud.Store(115200)
-			t := &telnetConn{c: c, rom: rom, baud: &hostBaud}
-			err = rom.Serve(ctx, t)
-			c.Close()
-			if errors.Is(err, context.Canceled) {
-				return
-			}
-		}
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			ln.Close()
-			mu.Lock()
-			if cur != nil {
-				cur.Close()
-			}
-			mu.Unlock()
-			wg.Wait()
-		})
-	}
+	stop = serveOneAtATime(ctx, ln, rom, func(c net.Conn) io.ReadWriter {
+		hostBaud.Store(115200)
+		return &telnetConn{c: c, rom: rom, baud: &hostBaud}
+	})
 	return ln.Addr().String(), rom, stop, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 )
@@ -19,21 +20,45 @@ func StartTCP(ctx context.Context, cfg Config, addr string) (listenAddr string, 
 	if err != nil {
 		return "", nil, nil, err
 	}
+	ln, err := listenLoopback(addr)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	rom = New(p, cfg)
+	stop = serveOneAtATime(ctx, ln, rom, func(c net.Conn) io.ReadWriter {
+		rom.Reset(!cfg.StartInApp)
+		return c
+	})
+	return ln.Addr().String(), rom, stop, nil
+}
+
+// listenLoopback listens on addr ("" = 127.0.0.1 on a free port) and
+// refuses any address that is not loopback: a simulator is never
+// reachable from the network.
+func listenLoopback(addr string) (net.Listener, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("romsim: listen address %q: %w", addr, err)
+		return nil, fmt.Errorf("romsim: listen address %q: %w", addr, err)
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return "", nil, nil, fmt.Errorf("romsim: refusing to listen on %s: the simulator serves loopback only (use 127.0.0.1)", host)
+		return nil, fmt.Errorf("romsim: refusing to listen on %s: the simulator serves loopback only (use 127.0.0.1)", host)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("romsim: listen on %s: %w", addr, err)
+		return nil, fmt.Errorf("romsim: listen on %s: %w", addr, err)
 	}
-	rom = New(p, cfg)
+	return ln, nil
+}
+
+// serveOneAtATime accepts connections on ln and lets rom serve them one at
+// a time, each through what session makes of it (the raw connection, or a
+// protocol layer over it), until ctx ends or stop is called. stop closes
+// the listener and the current connection and returns once the serving
+// goroutine has ended; calling it again does nothing.
+func serveOneAtATime(ctx context.Context, ln net.Listener, rom *ROM, session func(net.Conn) io.ReadWriter) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -54,8 +79,7 @@ func StartTCP(ctx context.Context, cfg Config, addr string) (listenAddr string, 
 			}
 			cur = c
 			mu.Unlock()
-			rom.Reset(!cfg.StartInApp)
-			err = rom.Serve(ctx, c)
+			err = rom.Serve(ctx, session(c))
 			c.Close()
 			if errors.Is(err, context.Canceled) {
 				return
@@ -63,7 +87,7 @@ func StartTCP(ctx context.Context, cfg Config, addr string) (listenAddr string, 
 		}
 	}()
 	var once sync.Once
-	stop = func() {
+	return func() {
 		once.Do(func() {
 			cancel()
 			ln.Close()
@@ -75,5 +99,4 @@ func StartTCP(ctx context.Context, cfg Config, addr string) (listenAddr string, 
 			wg.Wait()
 		})
 	}
-	return ln.Addr().String(), rom, stop, nil
 }

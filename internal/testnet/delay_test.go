@@ -1,0 +1,59 @@
+package testnet
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"sync"
+	"testing"
+)
+
+// echo serves one echoing connection at a time until the test ends.
+func echo(t *testing.T) string {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.Copy(c, c)
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// Bytes cross the path unchanged and in order both ways, with a window far
+// smaller than the data in either direction, and the end of the stream
+// crosses too.
+func TestProxyCarriesBothWays(t *testing.T) {
+	for _, deviceDials := range []bool{false, true} {
+		backend := echo(t)
+		p := NewProxy(t, Config{RTT: 0, Window: 100, DeviceDials: deviceDials, Backend: func() string { return backend }})
+		c, err := net.Dial("tcp4", p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]byte, 50_000)
+		for i := range want {
+			want[i] = byte(i * 7)
+		}
+		go func() {
+			c.Write(want)
+			c.(*net.TCPConn).CloseWrite()
+		}()
+		got, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("deviceDials=%v: %d of %d bytes back, equal %v, err %v", deviceDials, len(got), len(want), bytes.Equal(got, want), err)
+		}
+	}
+}
