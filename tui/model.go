@@ -47,6 +47,9 @@ type Config struct {
 	// line per flash job that quitting cancelled (nil: not written).
 	// cmd/espdeck passes stderr.
 	ExitReport io.Writer
+	// Warnings are shown in the log when the program starts: what the
+	// composition root could not set up (an audit log without a folder).
+	Warnings []string
 }
 
 type screen int
@@ -213,6 +216,9 @@ func New(cfg Config, backend Backend) Model {
 		chips:     map[string]chipState{},
 		parts:     map[string]*partsState{},
 		renamed:   map[string]string{},
+	}
+	for _, w := range cfg.Warnings {
+		m.logf(slog.LevelWarn, "%s", w)
 	}
 	return m
 }

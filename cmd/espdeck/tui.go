@@ -117,6 +117,17 @@ func runTUI(c *cli, args []string) int {
 	wopts := discovery.Options{Static: static, DisableMDNS: *noMDNS || c.mdnsOff(), Logger: log}
 
 	var demoDir string
+	if !*demoMode {
+		// The same audit log and campaign folder as the command line, so
+		// 'espdeck audit' lists the TUI's updates and 'espdeck campaign
+		// resume' takes its campaigns.
+		dir, err := c.stateDir()
+		if err != nil {
+			tcfg.Warnings = append(tcfg.Warnings, "updates are not audited and campaigns are not saved: "+err.Error()+"; "+ops.HintOf(err))
+		} else {
+			bcfg.AuditLog, bcfg.CampaignDir = dir.AuditLog(), dir.Campaigns()
+		}
+	}
 	if *demoMode {
 		dir, err := os.MkdirTemp("", "espdeck-demo-")
 		if err != nil {
@@ -148,6 +159,17 @@ func runTUI(c *cli, args []string) int {
 			return envKey(d)
 		}
 		tcfg.Demo, tcfg.DemoPassword, tcfg.RecentFiles = true, demo.Password, fleet.Files
+		// The simulated boards' updates are audited and their campaigns
+		// saved, as real ones are, but in a folder of this run (removed
+		// at exit): nothing of the demo lands in the user's audit log.
+		sdir, err := os.MkdirTemp("", "espdeck-demo-state-")
+		if err != nil {
+			fmt.Fprintf(c.stderr, "espdeck: %v\n", err)
+			return exitInternal
+		}
+		defer os.RemoveAll(sdir)
+		state := ops.StateDir(sdir)
+		bcfg.AuditLog, bcfg.CampaignDir = state.AuditLog(), state.Campaigns()
 	}
 	bcfg.Watcher = discovery.New(wopts)
 	backend := tuibackend.New(bcfg)

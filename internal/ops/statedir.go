@@ -18,7 +18,7 @@ func DefaultStateDir(getenv func(string) string) (StateDir, error) {
 	home := getenv("HOME")
 	if home == "" {
 		return "", newError(CodeUsage, "neither XDG_STATE_HOME nor HOME is set, so espdeck has no state folder",
-			"set XDG_STATE_HOME (or HOME), or name the files on the command line")
+			"set XDG_STATE_HOME (or HOME) to the folder espdeck may write to")
 	}
 	return StateDir(filepath.Join(home, ".local", "state", "espdeck")), nil
 }

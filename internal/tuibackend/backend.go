@@ -51,6 +51,14 @@ type Config struct {
 	// not wait, boards end as uploaded). The demo's boards are static and
 	// never re-announce themselves, so the demo does not wait.
 	CampaignConfirm time.Duration
+	// AuditLog is the audit log every finished update is appended to, one
+	// record per board attempt, as the command line writes them ("": no
+	// log). A log that cannot be written is a warning, never a failure.
+	AuditLog string
+	// CampaignDir is the folder of campaign files: a campaign is saved to
+	// CampaignDir/ID.json at every change, where 'espdeck campaign status'
+	// and 'resume' read it ("": campaigns live in memory only).
+	CampaignDir string
 	// ELF is the application ELF for backtrace decoding in the monitor ("" none).
 	ELF string
 	// MonitorBaud is the application's console rate (default 115200).

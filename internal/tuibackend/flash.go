@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/espota"
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/ops"
@@ -16,21 +17,39 @@ import (
 type flasher struct{ b *Backend }
 
 // Flash runs one job: an OTA upload for a network device, a ROM-loader
-// write for a serial one. The same pre-flight checks run as on the CLI.
+// write for a serial one. The same pre-flight checks run as on the CLI,
+// and the attempt gets the same audit record as the CLI's; a record that
+// cannot be written is a warning of the job, never its failure.
 func (s flasher) Flash(ctx context.Context, req tui.FlashRequest, progress func(tui.Progress)) tui.FlashResult {
+	res, a := s.b.flash(ctx, req, progress)
+	if a != nil {
+		if w := s.b.recordAttempt(ctx, *a); w != "" {
+			res.Warnings = append(res.Warnings, w)
+		}
+	}
+	return res
+}
+
+// flash runs one job without recording it (a campaign records its own
+// attempts). The attempt is what the audit log is to hold of it: nil when
+// nothing was sent or the image is not an app the board runs.
+func (b *Backend) flash(ctx context.Context, req tui.FlashRequest, progress func(tui.Progress)) (tui.FlashResult, *ops.Attempt) {
 	start := time.Now()
 	data, err := ops.ReadInputFile(req.File, ops.MaxImageFile)
 	if err != nil {
-		return errorResult(err)
+		return errorResult(err), nil
 	}
 	var res tui.FlashResult
-	switch {
-	case req.Route == tui.RouteSerial || req.Device.Kind == tui.KindSerial:
-		res = s.b.flashSerial(ctx, req, data, progress)
-	case req.Device.Kind == tui.KindESPHome:
-		res = s.b.flashESPHome(ctx, req, data, progress)
+	auth := ""
+	proto := protocolWord(req)
+	switch proto {
+	case string(discovery.ProtocolSerial):
+		res = b.flashSerial(ctx, req, data, progress)
+		auth = "none"
+	case string(discovery.ProtocolESPHome):
+		res, auth = b.flashESPHome(ctx, req, data, progress)
 	default:
-		res = s.b.flashOTA(ctx, req, data, progress)
+		res, auth = b.flashOTA(ctx, req, data, progress)
 	}
 	if ctx.Err() != nil && !res.OK() {
 		res.Canceled = true
@@ -38,15 +57,70 @@ func (s flasher) Flash(ctx context.Context, req tui.FlashRequest, progress func(
 	if res.Duration == 0 {
 		res.Duration = time.Since(start)
 	}
-	return res
+	if proto == string(discovery.ProtocolSerial) && firmware.Classify(data) != firmware.ContentApp {
+		// A bootloader, table or data region is not an image the board
+		// runs: not an update, as on the command line.
+		return res, nil
+	}
+	return res, b.attemptOf(req, proto, auth, data, res)
+}
+
+// attemptOf is a finished job as the audit log records it, with the
+// facts learned during the job (the chip and MAC a serial board told).
+func (b *Backend) attemptOf(req tui.FlashRequest, proto, auth string, data []byte, res tui.FlashResult) *ops.Attempt {
+	d := b.decorate(req.Device)
+	addr := d.Address
+	if proto == string(discovery.ProtocolSerial) {
+		addr = d.Port
+	}
+	a := &ops.Attempt{Board: d.Name, Address: addr, MAC: d.MAC, Chip: chipKey(d.Chip), Protocol: proto, Auth: auth,
+		Image: req.File, Data: data, Bytes: res.Bytes, Duration: res.Duration}
+	switch {
+	case res.Canceled:
+		a.Err = context.Canceled
+	case !res.OK():
+		a.Err = &campaignError{code: res.Code, msg: res.Error, hint: res.Hint}
+	}
+	return a
+}
+
+// recordAttempt appends a's record to the audit log; it returns the
+// warning to show when the log cannot be written ("" when it was, or when
+// this run keeps no log).
+func (b *Backend) recordAttempt(ctx context.Context, a ops.Attempt) string {
+	if b.cfg.AuditLog == "" {
+		return ""
+	}
+	if err := ops.RecordAttempt(ctx, b.cfg.AuditLog, a); err != nil {
+		b.log.Warn("audit log", "err", err)
+		return "no audit record of this update: " + err.Error()
+	}
+	return ""
+}
+
+// chipKey is a chip's name as the audit log and campaigns write it
+// (esp32s3), "" when unknown.
+func chipKey(name string) string {
+	if name == "" {
+		return ""
+	}
+	c, err := firmware.ParseChip(name)
+	if err != nil {
+		return ""
+	}
+	if ci, ok := c.Info(); ok {
+		return ci.Key
+	}
+	return ""
 }
 
 // flashOTA is ops.UploadOTA: the same checks (the chip from the device's
-// facts or its mDNS board TXT), password order and errors as the CLI.
-func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) tui.FlashResult {
+// facts or its mDNS board TXT), password order and errors as the CLI. auth
+// is the scheme used, in the audit log's words.
+func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) (_ tui.FlashResult, auth string) {
 	host, port, err := ops.ParseHostPort(req.Device.Address)
 	if err != nil {
-		return errorResult(err)
+		return errorResult(err), ""
 	}
 	if port == 0 {
 		port = 3232
@@ -107,13 +181,13 @@ func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byt
 			}
 		}
 		res.AuthFailed = errors.Is(err, espota.ErrAuthFailed)
-		return res
+		return res, r.AuthScheme
 	}
 	if r.ChipNote != "" {
 		b.log.Info("ota upload", "device", req.Device.Name, "note", r.ChipNote)
 	}
 	b.learn(req.Device.ID, func(f *learnedFacts) { f.authScheme = schemeWord(r.AuthScheme) })
-	return res
+	return res, r.AuthScheme
 }
 
 // schemeWord is how the TUI names an auth scheme.

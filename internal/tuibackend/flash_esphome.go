@@ -11,6 +11,7 @@ import (
 	"github.com/espdeck/espdeck/esphomeota"
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/ops"
+	"github.com/espdeck/espdeck/internal/ops/campaign"
 	"github.com/espdeck/espdeck/tui"
 )
 
@@ -18,13 +19,15 @@ import (
 // OTA port is a different one, derived from the platform.
 const esphomeAPIPort = 6053
 
-// flashESPHome uploads to an ESPHome board with its native OTA protocol.
+// flashESPHome uploads to an ESPHome board with its native OTA protocol;
+// auth names the session's protection as the audit log does.
 // The job's notes name the protocol version, the auth scheme and
 // "encrypted" once they are known.
-func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) tui.FlashResult {
+func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) (_ tui.FlashResult, auth string) {
 	host, portStr, err := net.SplitHostPort(req.Device.Address)
 	if err != nil {
-		return tui.FlashResult{Error: fmt.Sprintf("device address %q is not host:port", req.Device.Address)}
+		return tui.FlashResult{Error: fmt.Sprintf("device address %q is not host:port", req.Device.Address), Code: ops.CodeUsage,
+			Hint: "give the board as HOST:PORT"}, ""
 	}
 	port, _ := strconv.Atoi(portStr)
 	platform := req.Device.TXT["platform"]
@@ -54,7 +57,10 @@ func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data [
 		},
 	})
 	if err != nil && errors.Is(err, ops.ErrRefused) {
-		return errorResult(err)
+		return errorResult(err), ""
+	}
+	if r.Upload.AuthScheme != "" || r.Upload.Encrypted {
+		auth = campaign.AuthLabel(r.Upload.AuthScheme, r.Upload.Encrypted)
 	}
 	res := tui.FlashResult{Bytes: int64(len(data)), Duration: r.Upload.Duration}
 	if img, perr := firmware.ParseImage(data); perr == nil && img.AppDesc != nil {
@@ -68,7 +74,7 @@ func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data [
 		// Only a password problem makes the UI ask for one again; a key
 		// problem is explained (the TUI has no key prompt).
 		res.AuthFailed = e != nil && (e.Code() == "auth_invalid" || e.Code() == "password_required")
-		return res
+		return res, auth
 	}
 	scheme := esphomeSchemeWord(r.Upload.AuthScheme)
 	if r.Upload.Encrypted {
@@ -76,7 +82,7 @@ func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data [
 	}
 	asked := r.Upload.AuthScheme == esphomeota.SchemeSHA256 || r.Upload.AuthScheme == esphomeota.SchemeMD5
 	b.learn(req.Device.ID, func(f *learnedFacts) { f.authScheme, f.authRequired = scheme, asked })
-	return res
+	return res, auth
 }
 
 // esphomeNote is the job row's detail: "ESPHome v2 · SHA-256 · encrypted".
