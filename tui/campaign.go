@@ -30,6 +30,8 @@ type campaignState struct {
 	// rowOf maps a board's device ID to its row in the list, for the
 	// password prompt of a resume.
 	rowOf map[string]string
+	// warned is how many of the view's warnings the log has shown.
+	warned int
 }
 
 // campaignViewMsg is the campaign as it is now.
@@ -123,8 +125,21 @@ func (m *Model) applyCampaign(msg tea.Msg) tea.Cmd {
 		was := c.view.Running
 		c.view = msg.view
 		c.cursor = min(c.cursor, max(len(c.view.Rows)-1, 0))
+		for ; c.warned < len(c.view.Warnings); c.warned++ {
+			m.logf(slog.LevelWarn, "campaign %s: %s", c.view.ID, c.view.Warnings[c.warned])
+		}
 		if was && !c.view.Running {
-			m.logf(slog.LevelInfo, "campaign %s: %s", c.view.ID, campaignSummaryText(c.view.Summary))
+			m.notice = fmt.Sprintf("campaign %s: %s", c.view.ID, campaignSummaryText(c.view.Summary))
+			m.logf(slog.LevelInfo, "%s", m.notice)
+			// As after a group of jobs: the marks chose this campaign's
+			// boards and would choose the next flash too.
+			for _, rk := range c.rowOf {
+				delete(m.marked, rk)
+			}
+			if c.view.File != "" && c.view.Retryable() > 0 {
+				m.logf(slog.LevelInfo, "campaign %s is saved in %s: R here or 'espdeck campaign resume %s' later retries the %d left",
+					c.view.ID, c.view.File, c.view.File, c.view.Retryable())
+			}
 		}
 		return waitCampaign(m.ctx, m.campCh)
 	}
@@ -233,6 +248,9 @@ func (m Model) campaignLines(h int) []string {
 		settings += " " + g.dot + " reboots not confirmed"
 	}
 	lines = append(lines, " "+st.Faint.Render(settings))
+	if v.File != "" {
+		lines = append(lines, clip(" "+st.Faint.Render("file "+v.File), m.width))
+	}
 	switch {
 	case c.err != "":
 		lines = append(lines, wrapStyled(st.Error.Render(g.fail+" "+c.err), m.width-2, 2)...)
