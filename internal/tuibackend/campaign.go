@@ -215,7 +215,7 @@ func (s campaigns) flash(ctx context.Context, req tui.FlashRequest, progress fun
 	})
 	out := campaign.FlashResult{Protocol: protocolWord(req), Bytes: res.Bytes, Duration: res.Duration}
 	if a != nil {
-		out.Auth = a.Auth
+		out.Auth, out.Bytes = a.Auth, a.Bytes
 	}
 	switch {
 	case res.Canceled:

@@ -40,16 +40,17 @@ func (b *Backend) flash(ctx context.Context, req tui.FlashRequest, progress func
 		return errorResult(err), nil
 	}
 	var res tui.FlashResult
-	auth := ""
+	var sess session
 	proto := protocolWord(req)
 	switch proto {
 	case string(discovery.ProtocolSerial):
 		res = b.flashSerial(ctx, req, data, progress)
-		auth = "none"
+		// Over the ROM loader: no password, and bytes only once written.
+		sess = session{auth: "none", bytes: res.Bytes}
 	case string(discovery.ProtocolESPHome):
-		res, auth = b.flashESPHome(ctx, req, data, progress)
+		res, sess = b.flashESPHome(ctx, req, data, progress)
 	default:
-		res, auth = b.flashOTA(ctx, req, data, progress)
+		res, sess = b.flashOTA(ctx, req, data, progress)
 	}
 	if ctx.Err() != nil && !res.OK() {
 		res.Canceled = true
@@ -62,19 +63,26 @@ func (b *Backend) flash(ctx context.Context, req tui.FlashRequest, progress func
 		// runs: not an update, as on the command line.
 		return res, nil
 	}
-	return res, b.attemptOf(req, proto, auth, data, res)
+	return res, b.attemptOf(req, proto, sess, data, res)
+}
+
+// session is what an upload's protocol session told for the audit log:
+// the auth scheme in the log's words and the bytes sent.
+type session struct {
+	auth  string
+	bytes int64
 }
 
 // attemptOf is a finished job as the audit log records it, with the
 // facts learned during the job (the chip and MAC a serial board told).
-func (b *Backend) attemptOf(req tui.FlashRequest, proto, auth string, data []byte, res tui.FlashResult) *ops.Attempt {
+func (b *Backend) attemptOf(req tui.FlashRequest, proto string, sess session, data []byte, res tui.FlashResult) *ops.Attempt {
 	d := b.decorate(req.Device)
 	addr := d.Address
 	if proto == string(discovery.ProtocolSerial) {
 		addr = d.Port
 	}
-	a := &ops.Attempt{Board: d.Name, Address: addr, MAC: d.MAC, Chip: chipKey(d.Chip), Protocol: proto, Auth: auth,
-		Image: req.File, Data: data, Bytes: res.Bytes, Duration: res.Duration}
+	a := &ops.Attempt{Board: d.Name, Address: addr, MAC: d.MAC, Chip: chipKey(d.Chip), Protocol: proto, Auth: sess.auth,
+		Image: req.File, Data: data, Bytes: sess.bytes, Duration: res.Duration}
 	switch {
 	case res.Canceled:
 		a.Err = context.Canceled
@@ -115,12 +123,11 @@ func chipKey(name string) string {
 }
 
 // flashOTA is ops.UploadOTA: the same checks (the chip from the device's
-// facts or its mDNS board TXT), password order and errors as the CLI. auth
-// is the scheme used, in the audit log's words.
-func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) (_ tui.FlashResult, auth string) {
+// facts or its mDNS board TXT), password order and errors as the CLI.
+func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) (tui.FlashResult, session) {
 	host, port, err := ops.ParseHostPort(req.Device.Address)
 	if err != nil {
-		return errorResult(err), ""
+		return errorResult(err), session{}
 	}
 	if port == 0 {
 		port = 3232
@@ -181,13 +188,13 @@ func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byt
 			}
 		}
 		res.AuthFailed = errors.Is(err, espota.ErrAuthFailed)
-		return res, r.AuthScheme
+		return res, session{auth: r.AuthScheme, bytes: r.Bytes}
 	}
 	if r.ChipNote != "" {
 		b.log.Info("ota upload", "device", req.Device.Name, "note", r.ChipNote)
 	}
 	b.learn(req.Device.ID, func(f *learnedFacts) { f.authScheme = schemeWord(r.AuthScheme) })
-	return res, r.AuthScheme
+	return res, session{auth: r.AuthScheme, bytes: r.Bytes}
 }
 
 // schemeWord is how the TUI names an auth scheme.

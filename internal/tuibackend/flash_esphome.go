@@ -19,15 +19,14 @@ import (
 // OTA port is a different one, derived from the platform.
 const esphomeAPIPort = 6053
 
-// flashESPHome uploads to an ESPHome board with its native OTA protocol;
-// auth names the session's protection as the audit log does.
+// flashESPHome uploads to an ESPHome board with its native OTA protocol.
 // The job's notes name the protocol version, the auth scheme and
 // "encrypted" once they are known.
-func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) (_ tui.FlashResult, auth string) {
+func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) (tui.FlashResult, session) {
 	host, portStr, err := net.SplitHostPort(req.Device.Address)
 	if err != nil {
 		return tui.FlashResult{Error: fmt.Sprintf("device address %q is not host:port", req.Device.Address), Code: ops.CodeUsage,
-			Hint: "give the board as HOST:PORT"}, ""
+			Hint: "give the board as HOST:PORT"}, session{}
 	}
 	port, _ := strconv.Atoi(portStr)
 	platform := req.Device.TXT["platform"]
@@ -57,10 +56,11 @@ func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data [
 		},
 	})
 	if err != nil && errors.Is(err, ops.ErrRefused) {
-		return errorResult(err), ""
+		return errorResult(err), session{}
 	}
+	sess := session{bytes: r.Upload.Bytes}
 	if r.Upload.AuthScheme != "" || r.Upload.Encrypted {
-		auth = campaign.AuthLabel(r.Upload.AuthScheme, r.Upload.Encrypted)
+		sess.auth = campaign.AuthLabel(r.Upload.AuthScheme, r.Upload.Encrypted)
 	}
 	res := tui.FlashResult{Bytes: int64(len(data)), Duration: r.Upload.Duration}
 	if img, perr := firmware.ParseImage(data); perr == nil && img.AppDesc != nil {
@@ -74,7 +74,7 @@ func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data [
 		// Only a password problem makes the UI ask for one again; a key
 		// problem is explained (the TUI has no key prompt).
 		res.AuthFailed = e != nil && (e.Code() == "auth_invalid" || e.Code() == "password_required")
-		return res, auth
+		return res, sess
 	}
 	scheme := esphomeSchemeWord(r.Upload.AuthScheme)
 	if r.Upload.Encrypted {
@@ -82,7 +82,7 @@ func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data [
 	}
 	asked := r.Upload.AuthScheme == esphomeota.SchemeSHA256 || r.Upload.AuthScheme == esphomeota.SchemeMD5
 	b.learn(req.Device.ID, func(f *learnedFacts) { f.authScheme, f.authRequired = scheme, asked })
-	return res, auth
+	return res, sess
 }
 
 // esphomeNote is the job row's detail: "ESPHome v2 · SHA-256 · encrypted".
