@@ -73,9 +73,10 @@ func readRecords(t *testing.T, path string) []audit.Record {
 }
 
 // requireNoSecret fails when a secret appears in any value of the JSON
-// file at path, one document or one per line. The operator and host
-// fields are the computer's own names, which a short demo password could
-// happen to be part of; they are checked to be no secret by equality.
+// file at path, one document or one per line. The operator, host and
+// path fields are the computer's own names (user, machine, folders),
+// which a short demo password could happen to be part of; they are
+// checked to be no secret by equality.
 func requireNoSecret(t *testing.T, path string, secrets ...string) {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -88,7 +89,7 @@ func requireNoSecret(t *testing.T, path string, secrets ...string) {
 		walkStrings(v, "", func(key, s string) {
 			n++
 			for _, secret := range secrets {
-				if key == "operator" || key == "host" {
+				if key == "operator" || key == "host" || key == "path" {
 					require.NotEqual(t, secret, s, "%s: %s is a secret", path, key)
 					continue
 				}
@@ -120,7 +121,7 @@ func walkStrings(v any, key string, f func(key, s string)) {
 	}
 }
 
-func sha256File(t *testing.T, path string) string {
+func sha256Of(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
@@ -138,7 +139,7 @@ func TestFlashJobsAreAudited(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "state", "audit.jsonl")
 	fleet, be, devs := demoBackend(t, ctx, tuibackend.Config{ConnectTimeout: 2 * time.Second, AuditLog: logPath})
 	app := fleet.Files[0] // bench-fixture v2.8.0, ESP32
-	sum := sha256File(t, app)
+	sum := sha256Of(t, app)
 
 	jobs := []struct {
 		name     string
