@@ -10,11 +10,12 @@ import (
 	tea "charm.land/bubbletea/v2"
 )
 
-// A group flash can run as a campaign (C in the flash review): the canary
-// first, alone, then the rest a few at a time, stopping past the failure
-// threshold, each board counted as updated only when it comes back on the
-// new version. The campaign screen shows one row per board; R sends again
-// to the boards that failed or never started.
+// A group flash is a campaign (enter or p in the review of several boards;
+// J sends plain jobs instead): the canary first, alone, then the rest a
+// few at a time, stopping past the failure threshold, each board counted
+// as updated only when it comes back on the new version. The campaign
+// screen shows one row per board and the campaign file's path; R sends
+// again to the boards that failed or never started.
 
 // campaignDefaults are the choices the TUI starts a campaign with: the
 // command line's defaults (one canary, stop at the first failure after it).
@@ -229,7 +230,7 @@ func (m Model) campaignLines(h int) []string {
 	st, g := m.st, m.glyphs
 	c := m.camp
 	if c == nil {
-		return []string{"", " " + st.Faint.Render("No campaign in this run. Mark boards, f, then C in the review runs one.")}
+		return []string{"", " " + st.Faint.Render("No campaign in this run. Mark boards and flash them: a group flash runs as one.")}
 	}
 	v := c.view
 	title := "Campaign"
