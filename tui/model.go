@@ -397,8 +397,11 @@ func (m *Model) requestQuit() tea.Cmd {
 	n := m.activeJobs()
 	if n == 0 && m.camp != nil && m.camp.view.Running && !m.quitting {
 		// A campaign's uploads are not jobs; quitting interrupts them.
-		m.prompt = newConfirm("Quit espdeck?",
-			[]string{"A campaign is running. Quitting interrupts it: uploads in flight are cancelled (a board keeps its running firmware) and the boards not done are left untouched."},
+		why := "A campaign is running. Quitting interrupts it: uploads in flight are cancelled (a board keeps its running firmware) and the boards not done are left untouched."
+		if f := m.camp.view.File; f != "" {
+			why += " Its file keeps it resumable: espdeck campaign resume " + f
+		}
+		m.prompt = newConfirm("Quit espdeck?", []string{why},
 			func(m *Model) tea.Cmd {
 				m.quitting = true
 				m.logf(slog.LevelWarn, "quit: interrupting the campaign")

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -116,18 +118,19 @@ func runTUI(c *cli, args []string) int {
 	tcfg := tui.Config{Concurrency: cfg.Defaults.Concurrency, ASCII: *ascii, Logger: log, ExitReport: c.stderr}
 	wopts := discovery.Options{Static: static, DisableMDNS: *noMDNS || c.mdnsOff(), Logger: log}
 
-	var demoDir string
-	if !*demoMode {
-		// The same audit log and campaign folder as the command line, so
-		// 'espdeck audit' lists the TUI's updates and 'espdeck campaign
-		// resume' takes its campaigns.
-		dir, err := c.stateDir()
-		if err != nil {
-			tcfg.Warnings = append(tcfg.Warnings, "updates are not audited and campaigns are not saved: "+err.Error()+"; "+ops.HintOf(err))
-		} else {
-			bcfg.AuditLog, bcfg.CampaignDir = dir.AuditLog(), dir.Campaigns()
-		}
+	state, cleanup, warning, err := c.tuiState(*demoMode)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "espdeck: %v\n", err)
+		return exitInternal
 	}
+	defer cleanup()
+	if warning != "" {
+		tcfg.Warnings = append(tcfg.Warnings, warning)
+	}
+	if state != "" {
+		bcfg.AuditLog, bcfg.CampaignDir = state.AuditLog(), state.Campaigns()
+	}
+	var demoDir string
 	if *demoMode {
 		dir, err := os.MkdirTemp("", "espdeck-demo-")
 		if err != nil {
@@ -159,17 +162,6 @@ func runTUI(c *cli, args []string) int {
 			return envKey(d)
 		}
 		tcfg.Demo, tcfg.DemoPassword, tcfg.RecentFiles = true, demo.Password, fleet.Files
-		// The simulated boards' updates are audited and their campaigns
-		// saved, as real ones are, but in a folder of this run (removed
-		// at exit): nothing of the demo lands in the user's audit log.
-		sdir, err := os.MkdirTemp("", "espdeck-demo-state-")
-		if err != nil {
-			fmt.Fprintf(c.stderr, "espdeck: %v\n", err)
-			return exitInternal
-		}
-		defer os.RemoveAll(sdir)
-		state := ops.StateDir(sdir)
-		bcfg.AuditLog, bcfg.CampaignDir = state.AuditLog(), state.Campaigns()
 	}
 	bcfg.Watcher = discovery.New(wopts)
 	backend := tuibackend.New(bcfg)
@@ -207,16 +199,52 @@ func runTUI(c *cli, args []string) int {
 		defer ps.Close()
 		be.Server = ps
 	}
-	if err := tui.Run(c.ctx, tcfg, be); err != nil {
-		if errors.Is(err, tea.ErrInterrupted) || errors.Is(err, tui.ErrJobsCancelled) || c.ctx.Err() != nil {
+	runErr := tui.Run(c.ctx, tcfg, be)
+	// Quitting cancelled any campaign still running: let it save its file
+	// and audit records (bounded: its uploads end when cancelled).
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 15*time.Second)
+	interrupted, werr := backend.Wait(wctx)
+	cancel()
+	if werr != nil {
+		fmt.Fprintf(c.stderr, "espdeck: a campaign did not finish saving its state: %v\n", werr)
+	}
+	for _, f := range interrupted {
+		fmt.Fprintf(c.stderr, "espdeck: campaign interrupted; 'espdeck campaign resume %s' goes on where it stopped\n", f)
+	}
+	if runErr != nil {
+		if errors.Is(runErr, tea.ErrInterrupted) || errors.Is(runErr, tui.ErrJobsCancelled) || c.ctx.Err() != nil {
 			// Quitting cut flash jobs short: the report on stderr says
 			// what each board was left with, and the status says so too.
 			return exitInterrupted
 		}
-		fmt.Fprintf(c.stderr, "espdeck: %v\n", err)
+		fmt.Fprintf(c.stderr, "espdeck: %v\n", runErr)
 		return exitInternal
 	}
+	if len(interrupted) > 0 {
+		return exitInterrupted
+	}
 	return exitOK
+}
+
+// tuiState is where the TUI writes its audit log and campaign files: the
+// state folder of the command line, so that 'espdeck audit' lists the
+// TUI's updates and 'espdeck campaign resume' takes its campaigns. The
+// demo's simulated boards are audited too, but into a folder of this run
+// that cleanup removes, so that none of them enters the user's own log.
+// Without a state folder the TUI runs unaudited and warning says why.
+func (c *cli) tuiState(demo bool) (dir ops.StateDir, cleanup func(), warning string, err error) {
+	if demo {
+		tmp, err := os.MkdirTemp("", "espdeck-demo-state-")
+		if err != nil {
+			return "", nil, "", err
+		}
+		return ops.StateDir(tmp), func() { os.RemoveAll(tmp) }, "", nil
+	}
+	d, err := c.stateDir()
+	if err != nil {
+		return "", func() {}, "updates are not audited and campaigns are not saved: " + err.Error() + "; " + ops.HintOf(err), nil
+	}
+	return d, func() {}, "", nil
 }
 
 // manualDevice turns "host[:port]" into a static discovery device.

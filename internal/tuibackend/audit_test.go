@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/internal/audit"
 	"github.com/espdeck/espdeck/internal/demo"
+	"github.com/espdeck/espdeck/internal/ops/campaign"
 	"github.com/espdeck/espdeck/internal/tuibackend"
 	"github.com/espdeck/espdeck/tui"
 )
@@ -263,4 +265,76 @@ func TestCampaignWithoutWritableStateRunsAndWarns(t *testing.T) {
 	require.Len(t, cv.Warnings, 2, "%q", cv.Warnings)
 	require.Contains(t, cv.Warnings[0], "not saved")
 	require.Contains(t, cv.Warnings[1], "no audit records")
+}
+
+// Quitting the TUI cancels a running campaign: Wait lets it save its file
+// and its audit records, and names the file, which resumes the boards
+// that were cut short or never started.
+func TestInterruptedCampaignIsSavedResumable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	state := filepath.Join(t.TempDir(), "state")
+	cfg := tuibackend.Config{CampaignConfirm: -1, AuditLog: filepath.Join(state, "audit.jsonl"), CampaignDir: filepath.Join(state, "campaigns")}
+	fleet, err := demo.Start(ctx, t.TempDir(), nil)
+	require.NoError(t, err)
+	defer fleet.Close()
+	cfg.Watcher = discovery.New(discovery.Options{Static: fleet.Devices, DisableMDNS: true, DisableSerial: true})
+	backend := tuibackend.New(cfg)
+	be := backend.TUI()
+	events := be.Devices.Watch(ctx)
+	devs := map[string]tui.Device{}
+	for len(devs) < len(fleet.Devices) {
+		select {
+		case ev := <-events:
+			devs[ev.Device.Name] = ev.Device
+		case <-ctx.Done():
+			t.Fatal("the demo boards never appeared")
+		}
+	}
+	go func() {
+		for range events {
+		}
+	}()
+
+	runCtx, quit := context.WithCancel(ctx)
+	defer quit()
+	var reqs []tui.FlashRequest
+	for _, n := range []string{"weather-station", "porch-light"} { // the slow board is the canary
+		reqs = append(reqs, tui.FlashRequest{Device: devs[n], File: fleet.Files[1]}) // 900 KiB
+	}
+	v := newViews()
+	sending := make(chan struct{})
+	var once sync.Once
+	update := func(cv tui.CampaignView) {
+		for _, r := range cv.Rows {
+			if r.State == "uploading" && r.Done > 0 {
+				once.Do(func() { close(sending) })
+			}
+		}
+		v.update(cv)
+	}
+	require.NoError(t, be.Campaigns.StartCampaign(runCtx, tui.CampaignRequest{Boards: reqs, Canary: 1}, update))
+	select {
+	case <-sending:
+	case <-ctx.Done():
+		t.Fatal("the canary never started sending")
+	}
+	quit() // as quitting the TUI does
+
+	files, err := backend.Wait(ctx)
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	cv := v.wait(t, ctx)
+	require.True(t, cv.Interrupted)
+	require.Equal(t, cv.File, files[0])
+
+	cf, err := campaign.Load(files[0])
+	require.NoError(t, err)
+	require.True(t, cf.Interrupted)
+	require.Equal(t, 2, campaign.Resume(cf), "the canary cut short and the board never started")
+	recs := readRecords(t, cfg.AuditLog)
+	require.Len(t, recs, 1, "one attempt: the canary's")
+	require.Equal(t, "weather-station", recs[0].Board)
+	require.Equal(t, "interrupted", recs[0].Result)
+	require.Equal(t, cf.ID, recs[0].Campaign)
 }

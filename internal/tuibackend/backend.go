@@ -7,6 +7,7 @@ package tuibackend
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -86,6 +87,12 @@ type Backend struct {
 	// a board's reboot by what it announces.
 	roster    *campaign.Roster
 	campaigns map[string]*runningCampaign // by campaign ID
+	// running counts the campaign runs in progress, so that Wait can let
+	// them save their files and audit records before the program exits.
+	running sync.WaitGroup
+	// interrupted holds the files of the campaigns whose last run was
+	// interrupted, by campaign ID.
+	interrupted map[string]string
 }
 
 type learnedFacts struct {
@@ -119,8 +126,35 @@ func New(cfg Config) *Backend {
 		raw:     map[string]discovery.Device{},
 		roster:  campaign.NewRoster(),
 
-		campaigns: map[string]*runningCampaign{},
+		campaigns:   map[string]*runningCampaign{},
+		interrupted: map[string]string{},
 	}
+}
+
+// Wait waits until every campaign run of b has ended — its file saved and
+// its audit records written — or ctx ends. Cancelling the context the
+// campaigns were started with ends them promptly. It returns the files of
+// the campaigns left interrupted, which 'espdeck campaign resume' goes on
+// with.
+func (b *Backend) Wait(ctx context.Context) ([]string, error) {
+	done := make(chan struct{})
+	go func() {
+		b.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var files []string
+	for _, f := range b.interrupted {
+		files = append(files, f)
+	}
+	slices.Sort(files)
+	return files, nil
 }
 
 // TUI returns the interfaces the TUI needs, all backed by b.

@@ -171,7 +171,9 @@ func (s campaigns) run(ctx context.Context, rc *runningCampaign, update func(tui
 		}
 		update(rc.view(runner.Snapshot()))
 	}
+	s.b.running.Add(1)
 	go func() {
+		defer s.b.running.Done()
 		if err := runner.Run(ctx, rc.file); err != nil {
 			s.b.log.Warn("campaign", "id", rc.file.ID, "err", err)
 			rc.warn(err.Error())
@@ -179,6 +181,13 @@ func (s campaigns) run(ctx context.Context, rc *runningCampaign, update func(tui
 		closeAudit()
 		v := rc.view(runner.Snapshot())
 		v.Running = false
+		s.b.mu.Lock()
+		if v.Interrupted && rc.path != "" {
+			s.b.interrupted[v.ID] = rc.path
+		} else {
+			delete(s.b.interrupted, v.ID)
+		}
+		s.b.mu.Unlock()
 		// Unlocked before the last view goes out: whoever sees it ended
 		// may resume it at once.
 		rc.mu.Unlock()
