@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,10 +18,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/espdeck/espdeck/discovery"
+	"github.com/espdeck/espdeck/espota/otasim"
+	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/audit"
 	"github.com/espdeck/espdeck/internal/demo"
+	"github.com/espdeck/espdeck/internal/ops"
 	"github.com/espdeck/espdeck/internal/ops/campaign"
 	"github.com/espdeck/espdeck/internal/tuibackend"
+	"github.com/espdeck/espdeck/serialflash"
+	"github.com/espdeck/espdeck/serialflash/romsim"
 	"github.com/espdeck/espdeck/tui"
 )
 
@@ -337,4 +343,77 @@ func TestInterruptedCampaignIsSavedResumable(t *testing.T) {
 	require.Equal(t, "weather-station", recs[0].Board)
 	require.Equal(t, "interrupted", recs[0].Result)
 	require.Equal(t, cf.ID, recs[0].Campaign)
+}
+
+// In a TUI campaign a board that nothing announces after its reboot does
+// not make the campaign wait for it and then count it failed: a serial
+// board ends on what its partitions say boots next, read back from the
+// board (as the command line's serial campaigns do), and a host added by
+// hand ends uploaded, not checked. The confirmation wait is the default
+// minute, so a wait would show as a timed-out board.
+func TestUnannouncedBoardsInACampaignEndWithoutWaiting(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	flash, err := ops.DemoFlash(firmware.ChipESP32) // ota_0 runs and boots next; ota_1 is free
+	require.NoError(t, err)
+	port, rom, stop, err := romsim.StartPTY(ctx, romsim.Config{Chip: firmware.ChipESP32, FlashImage: flash})
+	require.NoError(t, err)
+	defer stop()
+	host := otasimDevice(t, ctx)
+	ap := host.Addr()
+
+	file := filepath.Join(t.TempDir(), "app.bin")
+	data := ops.DemoAppImage(firmware.ChipESP32, "bench", "3.0.0", 60_000)
+	require.NoError(t, os.WriteFile(file, data, 0o644))
+	static := []discovery.Device{
+		{ID: "serial/bench", Name: "bench", Protocol: discovery.ProtocolSerial, Path: port},
+		{ID: "manual/by-hand", Name: "by-hand", Protocol: discovery.ProtocolManual, Host: ap.Addr().String(),
+			Addrs: []netip.Addr{ap.Addr()}, Port: int(ap.Port()), Board: "esp32"},
+	}
+	backend := tuibackend.New(tuibackend.Config{
+		Watcher: discovery.New(discovery.Options{Static: static, DisableMDNS: true, DisableSerial: true}),
+		Serial: serialflash.Options{Before: serialflash.ResetNone, ConnectAttempts: 3, SyncTries: 3,
+			SyncTimeout: 300 * time.Millisecond, CommandTimeout: 5 * time.Second, BootLogWait: 50 * time.Millisecond},
+	})
+	be := backend.TUI()
+	events := be.Devices.Watch(ctx)
+	devs := map[string]tui.Device{}
+	for len(devs) < len(static) {
+		select {
+		case ev := <-events:
+			devs[ev.Device.Name] = ev.Device
+		case <-ctx.Done():
+			t.Fatal("the boards never appeared")
+		}
+	}
+	go func() {
+		for range events {
+		}
+	}()
+	v := newViews()
+	reqs := []tui.FlashRequest{{Device: devs["bench"], Route: tui.RouteSerial, File: file}, {Device: devs["by-hand"], File: file}}
+	require.NoError(t, be.Campaigns.StartCampaign(ctx, tui.CampaignRequest{Boards: reqs, Canary: 1}, v.update))
+	cv := v.wait(t, ctx)
+	require.Equal(t, campaign.DefaultConfirm, cv.Confirm, "confirmation is on")
+	rows := map[string]tui.CampaignRow{}
+	for _, r := range cv.Rows {
+		rows[r.Name] = r
+	}
+	require.Equal(t, "uploaded", rows["bench"].State, rows["bench"].Message)
+	require.Equal(t, campaign.ConfirmBootSlot, rows["bench"].Confirmation)
+	require.Equal(t, "3.0.0", rows["bench"].Running)
+	require.Contains(t, rows["bench"].Message, "ota_1 boots next")
+	require.Equal(t, data, rom.Flash()[0x210000:0x210000+len(data)], "the image went into the free slot")
+	require.Equal(t, "uploaded", rows["by-hand"].State, rows["by-hand"].Message)
+	require.Equal(t, campaign.ConfirmNotChecked, rows["by-hand"].Confirmation)
+	require.Contains(t, rows["by-hand"].Message, "added by hand")
+}
+
+func otasimDevice(t *testing.T, ctx context.Context) *otasim.Device {
+	t.Helper()
+	d, err := otasim.New(otasim.Config{ReceiveTimeout: 5 * time.Second, OKDelay: 20 * time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(ctx))
+	t.Cleanup(func() { d.Close() })
+	return d
 }

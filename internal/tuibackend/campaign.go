@@ -154,8 +154,8 @@ func (s campaigns) run(ctx context.Context, rc *runningCampaign, update func(tui
 	if rc.file.Settings.Confirm > 0 {
 		runner.Presence = s.b.roster
 	}
-	fl := campaign.FlasherFunc(func(ctx context.Context, bd campaign.Board, _ campaign.Image, _ []byte, progress func(done, total int64)) (campaign.FlashResult, error) {
-		res, needPW, err := s.flash(ctx, rc.reqs[bd.ID], progress)
+	fl := campaign.FlasherFunc(func(ctx context.Context, bd campaign.Board, img campaign.Image, _ []byte, progress func(done, total int64)) (campaign.FlashResult, error) {
+		res, needPW, err := s.flash(ctx, rc.reqs[bd.ID], img, progress)
 		rc.authMu.Lock()
 		rc.needsPassword[bd.ID] = needPW
 		rc.authMu.Unlock()
@@ -211,13 +211,17 @@ func (rc *runningCampaign) view(v campaign.View) tui.CampaignView {
 
 // flash sends one board its image as a flash job does and converts the
 // outcome to the engine's terms; needPW says the password was refused.
-func (s campaigns) flash(ctx context.Context, req tui.FlashRequest, progress func(done, total int64)) (_ campaign.FlashResult, needPW bool, _ error) {
+// A board that nothing will announce after its reboot ends without the
+// engine waiting for it: a serial board on what its partitions say boots
+// next (as the command line's serial campaigns do), a host added by hand
+// as not checked.
+func (s campaigns) flash(ctx context.Context, req tui.FlashRequest, img campaign.Image, progress func(done, total int64)) (_ campaign.FlashResult, needPW bool, _ error) {
 	if req.Device.ID == "" {
 		return campaign.FlashResult{}, false, &campaignError{code: "usage", msg: "the board of this row is not known to this run", hint: "start a new campaign"}
 	}
 	// The engine writes the audit record of the attempt, as the command
 	// line's campaigns do; the job's own record would be a second one.
-	res, a := s.b.flash(ctx, req, func(p tui.Progress) {
+	res, sess, a := s.b.flash(ctx, req, func(p tui.Progress) {
 		if p.Stage == "transfer" || p.Stage == "write" {
 			progress(p.Done, p.Total)
 		}
@@ -232,7 +236,38 @@ func (s campaigns) flash(ctx context.Context, req tui.FlashRequest, progress fun
 	case !res.OK():
 		return out, res.AuthFailed, &campaignError{code: res.Code, msg: res.Error, hint: res.Hint}
 	}
+	switch {
+	case out.Protocol == string(discovery.ProtocolSerial) && sess.readBack:
+		if img.Version != "" && sess.bootsVersion != img.Version {
+			return out, false, &campaignError{code: "not_selected",
+				msg:  fmt.Sprintf("the image was written, but %s boots next and holds %q, not %q", orNone(sess.bootsNext), sess.bootsVersion, img.Version),
+				hint: "read the board's partitions (p on its row) before resetting it again"}
+		}
+		out.Confirmation, out.Running = campaign.ConfirmBootSlot, sess.bootsVersion
+		out.Note = fmt.Sprintf("%s boots next and holds %s (read back over serial)", sess.bootsNext, orNone(sess.bootsVersion))
+	case out.Protocol == string(discovery.ProtocolSerial):
+		out.Confirmation, out.Note = campaign.ConfirmNotChecked, "written over serial; what boots next could not be read back"
+	case !s.b.announced(req.Device.ID):
+		out.Confirmation, out.Note = campaign.ConfirmNotChecked, "uploaded; a host added by hand announces nothing to confirm its reboot with"
+	}
 	return out, false, nil
+}
+
+// announced reports whether discovery hears the board announce itself
+// (mDNS), so that its reboot can be confirmed; a host added by hand or
+// from the config file is only probed.
+func (b *Backend) announced(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	d, ok := b.raw[id]
+	return ok && d.Protocol != discovery.ProtocolManual
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // boardOf is the campaign's view of a device: discovery's sighting when

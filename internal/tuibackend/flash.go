@@ -21,7 +21,7 @@ type flasher struct{ b *Backend }
 // and the attempt gets the same audit record as the CLI's; a record that
 // cannot be written is a warning of the job, never its failure.
 func (s flasher) Flash(ctx context.Context, req tui.FlashRequest, progress func(tui.Progress)) tui.FlashResult {
-	res, a := s.b.flash(ctx, req, progress)
+	res, _, a := s.b.flash(ctx, req, progress)
 	if a != nil {
 		if w := s.b.recordAttempt(ctx, *a); w != "" {
 			res.Warnings = append(res.Warnings, w)
@@ -31,22 +31,21 @@ func (s flasher) Flash(ctx context.Context, req tui.FlashRequest, progress func(
 }
 
 // flash runs one job without recording it (a campaign records its own
-// attempts). The attempt is what the audit log is to hold of it: nil when
-// nothing was sent or the image is not an app the board runs.
-func (b *Backend) flash(ctx context.Context, req tui.FlashRequest, progress func(tui.Progress)) (tui.FlashResult, *ops.Attempt) {
+// attempts). The session is what the protocol told; the attempt is what
+// the audit log is to hold of the job: nil when nothing was sent or the
+// image is not an app the board runs.
+func (b *Backend) flash(ctx context.Context, req tui.FlashRequest, progress func(tui.Progress)) (tui.FlashResult, session, *ops.Attempt) {
 	start := time.Now()
 	data, err := ops.ReadInputFile(req.File, ops.MaxImageFile)
 	if err != nil {
-		return errorResult(err), nil
+		return errorResult(err), session{}, nil
 	}
 	var res tui.FlashResult
 	var sess session
 	proto := protocolWord(req)
 	switch proto {
 	case string(discovery.ProtocolSerial):
-		res = b.flashSerial(ctx, req, data, progress)
-		// Over the ROM loader: no password, and bytes only once written.
-		sess = session{auth: "none", bytes: res.Bytes}
+		res, sess = b.flashSerial(ctx, req, data, progress)
 	case string(discovery.ProtocolESPHome):
 		res, sess = b.flashESPHome(ctx, req, data, progress)
 	default:
@@ -61,16 +60,21 @@ func (b *Backend) flash(ctx context.Context, req tui.FlashRequest, progress func
 	if proto == string(discovery.ProtocolSerial) && firmware.Classify(data) != firmware.ContentApp {
 		// A bootloader, table or data region is not an image the board
 		// runs: not an update, as on the command line.
-		return res, nil
+		return res, sess, nil
 	}
-	return res, b.attemptOf(req, proto, sess, data, res)
+	return res, sess, b.attemptOf(req, proto, sess, data, res)
 }
 
-// session is what an upload's protocol session told for the audit log:
-// the auth scheme in the log's words and the bytes sent.
+// session is what an upload's protocol session told: the auth scheme in
+// the audit log's words and the bytes sent; for a serial write into an
+// OTA slot, what was read back from the board before its reset.
 type session struct {
 	auth  string
 	bytes int64
+	// readBack: the partitions were read after the write; bootsNext is
+	// the app the bootloader starts next and bootsVersion its version.
+	readBack                bool
+	bootsNext, bootsVersion string
 }
 
 // attemptOf is a finished job as the audit log records it, with the
@@ -278,16 +282,18 @@ func serialResult(err error) tui.FlashResult { return errorResult(err) }
 // flashSerial is ops.FlashSerial on the device's port: the slot choice (an
 // app goes into the slot that neither runs nor boots next, or is refused),
 // the checks and the switch after writing are made there, as on the CLI.
-func (b *Backend) flashSerial(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) tui.FlashResult {
+func (b *Backend) flashSerial(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) (tui.FlashResult, session) {
+	// Over the ROM loader: no password, and bytes only once written.
+	sess := session{auth: "none"}
 	progress(tui.Progress{Stage: "sync", Note: req.Device.Port})
 	f, closeFn, err := b.openSerial(ctx, req.Device, progress)
 	if err != nil {
-		return serialResult(err)
+		return serialResult(err), sess
 	}
 	defer closeFn()
 	info, err := f.Info(ctx)
 	if err != nil {
-		return serialResult(err)
+		return serialResult(err), sess
 	}
 	pol := b.cfg.Policy
 	pol.Force = req.Force
@@ -296,18 +302,30 @@ func (b *Backend) flashSerial(ctx context.Context, req tui.FlashRequest, data []
 		progress(tui.Progress{Stage: "sync", Note: "warning: " + w})
 	}})
 	if err != nil {
-		return errorResult(err)
+		return errorResult(err), sess
 	}
 	res := tui.FlashResult{Bytes: int64(len(data))}
+	sess.bytes = res.Bytes
 	if img, perr := firmware.ParseImage(data); perr == nil && img.AppDesc != nil {
 		res.Version = img.AppDesc.Version
 	}
 	if wr.Slot != "" {
 		progress(tui.Progress{Stage: "finalize", Note: "boots " + wr.Slot})
+		// What the bootloader will start, read from the board itself (a
+		// campaign counts the board done on it; a port announces nothing).
+		if st, err := ops.ReadPartitionState(ctx, ops.SerialFlashIO(f), 0, ops.ReadOptions{Chip: info.Chip}); err == nil {
+			sess.readBack, sess.bootsNext = true, st.BootsNext
+			if row, ok := st.Row(st.BootsNext); ok && row.App != nil {
+				sess.bootsVersion = row.App.Version
+			}
+			b.learn(req.Device.ID, func(l *learnedFacts) { l.parts = st })
+		} else {
+			b.log.Warn("serial flash: read back", "port", req.Device.Port, "err", err)
+		}
 	}
 	progress(tui.Progress{Stage: "reset"})
 	if err := f.HardReset(ctx); err != nil {
 		b.log.Warn("hard reset failed", "port", req.Device.Port, "err", err)
 	}
-	return res
+	return res, sess
 }
