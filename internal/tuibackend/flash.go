@@ -318,7 +318,8 @@ func (b *Backend) flashSerial(ctx context.Context, req tui.FlashRequest, data []
 			if row, ok := st.Row(st.BootsNext); ok && row.App != nil {
 				sess.bootsVersion = row.App.Version
 			}
-			b.learn(req.Device.ID, func(l *learnedFacts) { l.parts = st })
+			// Not kept as the partitions shown: a slot change is confirmed
+			// against what the screen showed, which this read is not.
 		} else {
 			b.log.Warn("serial flash: read back", "port", req.Device.Port, "err", err)
 		}
