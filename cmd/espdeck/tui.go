@@ -208,6 +208,10 @@ func runTUI(c *cli, args []string) int {
 	if werr != nil {
 		fmt.Fprintf(c.stderr, "espdeck: a campaign did not finish saving its state: %v\n", werr)
 	}
+	if *demoMode {
+		// The demo's campaign files go with its folder: nothing to resume.
+		interrupted = nil
+	}
 	for _, f := range interrupted {
 		fmt.Fprintf(c.stderr, "espdeck: campaign interrupted; 'espdeck campaign resume %s' goes on where it stopped\n", f)
 	}
