@@ -137,7 +137,8 @@ func (m *Model) applyCampaign(msg tea.Msg) tea.Cmd {
 			for _, rk := range c.rowOf {
 				delete(m.marked, rk)
 			}
-			if c.view.File != "" && c.view.Retryable() > 0 {
+			// The demo's file goes with its folder at exit: only R resumes it.
+			if c.view.File != "" && c.view.Retryable() > 0 && !m.cfg.Demo {
 				m.logf(slog.LevelInfo, "campaign %s is saved in %s: R here or 'espdeck campaign resume %s' later retries the %d left",
 					c.view.ID, c.view.File, c.view.File, c.view.Retryable())
 			}

@@ -398,7 +398,7 @@ func (m *Model) requestQuit() tea.Cmd {
 	if n == 0 && m.camp != nil && m.camp.view.Running && !m.quitting {
 		// A campaign's uploads are not jobs; quitting interrupts them.
 		why := "A campaign is running. Quitting interrupts it: uploads in flight are cancelled (a board keeps its running firmware) and the boards not done are left untouched."
-		if f := m.camp.view.File; f != "" {
+		if f := m.camp.view.File; f != "" && !m.cfg.Demo {
 			why += " Its file keeps it resumable: espdeck campaign resume " + f
 		}
 		m.prompt = newConfirm("Quit espdeck?", []string{why},

@@ -281,7 +281,9 @@ func TestDemoCampaignFromTheTUI(t *testing.T) {
 	defer pw.Close()
 	done := make(chan error, 1)
 	go func() {
-		done <- tui.Run(ctx, tui.Config{Demo: true, DemoPassword: demo.Password, RecentFiles: fleet.Files, Logger: slog.New(rec)},
+		// Not Demo: the campaign is saved in a state folder as in a real
+		// run, and the TUI names the file to resume it from.
+		done <- tui.Run(ctx, tui.Config{RecentFiles: fleet.Files, Logger: slog.New(rec)},
 			backend.TUI(), tea.WithInput(pr), tea.WithOutput(io.Discard), tea.WithWindowSize(120, 40), tea.WithoutSignalHandler())
 	}()
 	keys := func(s string) {
