@@ -154,7 +154,7 @@ func TestQuitAsksWhileACampaignRuns(t *testing.T) {
 	m, _ := startedCampaign(t, 120, 40, sampleCampaign(true))
 	m = press(t, m, "q")
 	require.NotNil(t, m.prompt, "asks before interrupting the campaign (q works on the campaign screen)")
-	requireScreenContains(t, m, "A campaign is running")
+	requireScreenContains(t, m, "A campaign is running", "Its file keeps it resumable")
 	m = press(t, m, "n")
 	require.False(t, m.quitting)
 
@@ -248,5 +248,28 @@ func TestJobWarningsAreLoggedAndTheJobKeepsItsOutcome(t *testing.T) {
 		if strings.Contains(e.text, "no audit record") {
 			require.Equal(t, slog.LevelWarn, e.level)
 		}
+	}
+}
+
+// The demo's campaign file is removed with its folder at exit: the TUI
+// does not offer it to 'espdeck campaign resume'.
+func TestDemoCampaignFileIsNotOfferedForLater(t *testing.T) {
+	m, _ := newTestModel(t, 120, 40, Config{Demo: true})
+	m = reviewGroup(t, m, "blink-esp32.bin", "garage-door", "porch-light", "bench-3")
+	m = press(t, m, "enter")
+	if m.prompt != nil {
+		m = typeText(t, m, "demo")
+		m = press(t, m, "enter")
+	}
+	m = send(t, m, campaignStartedMsg{})
+	m = send(t, m, campaignViewMsg{view: sampleCampaign(true)})
+	m = press(t, m, "q")
+	require.NotNil(t, m.prompt)
+	require.NotContains(t, screenText(m), "espdeck campaign resume")
+	m = press(t, m, "n")
+	m = send(t, m, campaignViewMsg{view: sampleCampaign(false)})
+	requireLogContains(t, m, "1 failed")
+	for _, e := range m.logs {
+		require.NotContains(t, e.text, "espdeck campaign resume")
 	}
 }
