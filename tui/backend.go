@@ -245,6 +245,9 @@ type FlashResult struct {
 	Bytes    int64  // image bytes sent
 	Version  string // app version written, when known
 	Duration time.Duration
+	// Warnings are things to know that did not change the job's outcome
+	// (the audit record that could not be written); the log shows them.
+	Warnings []string
 }
 
 // OK reports whether the job succeeded.
@@ -448,6 +451,12 @@ type CampaignView struct {
 	// StopReason says why the threshold or the canary stopped it ("" when not).
 	StopReason  string
 	Interrupted bool
+	// File is where the campaign is saved, for 'espdeck campaign status'
+	// and 'resume' ("" when it lives in this run only).
+	File string
+	// Warnings are what went wrong beside the boards: a campaign file or
+	// an audit record that could not be written. They only grow.
+	Warnings []string
 }
 
 // Retryable is how many boards a resume would send to again.

@@ -10,11 +10,12 @@ import (
 	tea "charm.land/bubbletea/v2"
 )
 
-// A group flash can run as a campaign (C in the flash review): the canary
-// first, alone, then the rest a few at a time, stopping past the failure
-// threshold, each board counted as updated only when it comes back on the
-// new version. The campaign screen shows one row per board; R sends again
-// to the boards that failed or never started.
+// A group flash is a campaign (enter or p in the review of several boards;
+// J sends plain jobs instead): the canary first, alone, then the rest a
+// few at a time, stopping past the failure threshold, each board counted
+// as updated only when it comes back on the new version. The campaign
+// screen shows one row per board and the campaign file's path; R sends
+// again to the boards that failed or never started.
 
 // campaignDefaults are the choices the TUI starts a campaign with: the
 // command line's defaults (one canary, stop at the first failure after it).
@@ -30,6 +31,8 @@ type campaignState struct {
 	// rowOf maps a board's device ID to its row in the list, for the
 	// password prompt of a resume.
 	rowOf map[string]string
+	// warned is how many of the view's warnings the log has shown.
+	warned int
 }
 
 // campaignViewMsg is the campaign as it is now.
@@ -123,8 +126,22 @@ func (m *Model) applyCampaign(msg tea.Msg) tea.Cmd {
 		was := c.view.Running
 		c.view = msg.view
 		c.cursor = min(c.cursor, max(len(c.view.Rows)-1, 0))
+		for ; c.warned < len(c.view.Warnings); c.warned++ {
+			m.logf(slog.LevelWarn, "campaign %s: %s", c.view.ID, c.view.Warnings[c.warned])
+		}
 		if was && !c.view.Running {
-			m.logf(slog.LevelInfo, "campaign %s: %s", c.view.ID, campaignSummaryText(c.view.Summary))
+			m.notice = fmt.Sprintf("campaign %s: %s", c.view.ID, campaignSummaryText(c.view.Summary))
+			m.logf(slog.LevelInfo, "%s", m.notice)
+			// As after a group of jobs: the marks chose this campaign's
+			// boards and would choose the next flash too.
+			for _, rk := range c.rowOf {
+				delete(m.marked, rk)
+			}
+			// The demo's file goes with its folder at exit: only R resumes it.
+			if c.view.File != "" && c.view.Retryable() > 0 && !m.cfg.Demo {
+				m.logf(slog.LevelInfo, "campaign %s is saved in %s: R here or 'espdeck campaign resume %s' later retries the %d left",
+					c.view.ID, c.view.File, c.view.File, c.view.Retryable())
+			}
 		}
 		return waitCampaign(m.ctx, m.campCh)
 	}
@@ -214,7 +231,7 @@ func (m Model) campaignLines(h int) []string {
 	st, g := m.st, m.glyphs
 	c := m.camp
 	if c == nil {
-		return []string{"", " " + st.Faint.Render("No campaign in this run. Mark boards, f, then C in the review runs one.")}
+		return []string{"", " " + st.Faint.Render("No campaign in this run. Mark boards and flash them: a group flash runs as one.")}
 	}
 	v := c.view
 	title := "Campaign"
@@ -233,6 +250,9 @@ func (m Model) campaignLines(h int) []string {
 		settings += " " + g.dot + " reboots not confirmed"
 	}
 	lines = append(lines, " "+st.Faint.Render(settings))
+	if v.File != "" {
+		lines = append(lines, clip(" "+st.Faint.Render("file "+v.File), m.width))
+	}
 	switch {
 	case c.err != "":
 		lines = append(lines, wrapStyled(st.Error.Render(g.fail+" "+c.err), m.width-2, 2)...)

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -18,14 +19,14 @@ func reviewGroup(t *testing.T, m Model, file string, names ...string) Model {
 	return chooseFile(t, m, file)
 }
 
-// C in the review of a group flash runs the same boards p would flash (the
-// ones that passed) as one campaign, with the passwords asked for first,
-// in the list's order; nothing is sent as a plain job.
+// A group flash is a campaign: p in the review runs the boards that
+// passed as one campaign, with the passwords asked for first, in the
+// list's order; nothing is sent as a plain job.
 func TestGroupFlashRunsAsACampaign(t *testing.T) {
 	m, fake := newTestModel(t, 120, 40, Config{})
 	m = reviewGroup(t, m, "porch-light.bin", "garage-door", "porch-light", "pump-house", "bench-3")
-	requireScreenContains(t, m, "C runs the 3 as a", "C as a campaign (canary first)")
-	m = press(t, m, "C")
+	requireScreenContains(t, m, "p runs only the 3 that passed as a campaign", "p flash the 3 that passed (campaign)", "J as plain jobs")
+	m = press(t, m, "p")
 	require.NotNil(t, m.prompt, "porch-light asks for its password before the campaign starts")
 	m = typeText(t, m, "demo")
 	m, cmd := sendCmd(t, m, keyMsg("enter"))
@@ -61,7 +62,7 @@ func TestNoCampaignForOneBoard(t *testing.T) {
 
 func sampleCampaign(running bool) CampaignView {
 	v := CampaignView{ID: "c-20261203-1", Image: "porch-light.bin · 2026.11.1", Threshold: "more than 0 failed", Canary: 1, Parallel: 4,
-		Confirm: 60 * time.Second, Running: running}
+		Confirm: 60 * time.Second, Running: running, File: "/home/ada/.local/state/espdeck/campaigns/c-20261203-1.json"}
 	v.Rows = []CampaignRow{
 		{DeviceID: FakeGarage, Name: "garage-door", Canary: true, State: "confirmed", From: "2026.10.0", To: "2026.11.1", Running: "2026.11.1", Confirmation: "confirmed", Attempts: 1, Done: 100, Total: 100},
 		{DeviceID: FakePorch, Name: "porch-light", State: "uploading", From: "2026.11.0", To: "2026.11.1", Attempts: 1, Done: 40, Total: 100},
@@ -83,7 +84,8 @@ func sampleCampaign(running bool) CampaignView {
 func startedCampaign(t *testing.T, w, h int, v CampaignView) (Model, *FakeBackend) {
 	m, fake := newTestModel(t, w, h, Config{})
 	m = reviewGroup(t, m, "blink-esp32.bin", "garage-door", "porch-light", "bench-3")
-	m = press(t, m, "C")
+	requireScreenContains(t, m, "enter runs the 3 as a campaign: canary first", "enter run as a campaign")
+	m = press(t, m, "enter")
 	if m.prompt != nil { // porch-light's password
 		m = typeText(t, m, "demo")
 		m = press(t, m, "enter")
@@ -120,7 +122,9 @@ func TestCampaignScreenShowsRowsCanaryAndThreshold(t *testing.T) {
 func TestCampaignResumeFailedBoardsWithOneKey(t *testing.T) {
 	m, fake := startedCampaign(t, 120, 40, sampleCampaign(true))
 	m = send(t, m, campaignViewMsg{view: sampleCampaign(false)})
-	requireScreenContains(t, m, "stopped: 2 of 2 finished boards failed", "R resume the 2 failed or untouched", "1 failed", "1 rolled back")
+	requireScreenContains(t, m, "stopped: 2 of 2 finished boards failed", "R resume the 2 failed or untouched", "1 failed", "1 rolled back",
+		"file /home/ada/.local/state/espdeck/campaigns/c-20261203-1.json")
+	requireLogContains(t, m, "'espdeck campaign resume /home/ada/.local/state/espdeck/campaigns/c-20261203-1.json' later retries the 2 left")
 	// porch-light's password was refused: R asks for it first.
 	m = press(t, m, "R")
 	require.NotNil(t, m.prompt)
@@ -150,7 +154,7 @@ func TestQuitAsksWhileACampaignRuns(t *testing.T) {
 	m, _ := startedCampaign(t, 120, 40, sampleCampaign(true))
 	m = press(t, m, "q")
 	require.NotNil(t, m.prompt, "asks before interrupting the campaign (q works on the campaign screen)")
-	requireScreenContains(t, m, "A campaign is running")
+	requireScreenContains(t, m, "A campaign is running", "Its file keeps it resumable")
 	m = press(t, m, "n")
 	require.False(t, m.quitting)
 
@@ -160,18 +164,25 @@ func TestQuitAsksWhileACampaignRuns(t *testing.T) {
 	require.NotNil(t, cmd)
 }
 
-// One campaign at a time: while one runs, the review offers none.
+// One campaign at a time: while one runs, enter in a group's review
+// waits and says why; J still sends plain jobs.
 func TestNoSecondCampaignWhileOneRuns(t *testing.T) {
 	m, fake := startedCampaign(t, 120, 40, sampleCampaign(true))
 	m = press(t, m, "esc", "esc")
 	m = reviewGroup(t, m, "blink-esp32.bin", "garage-door", "bench-3")
-	require.NotContains(t, screenText(m), "as a campaign")
-	m = press(t, m, "C")
+	requireScreenContains(t, m, "enter waits: a campaign is running", "J sends the 2 as plain jobs")
+	require.NotContains(t, screenText(m), "enter runs")
+	m = press(t, m, "enter")
 	require.Len(t, fake.campaigns, 0, "the first campaign's command was not run in this test; no second one started")
 	require.NotNil(t, m.flow)
+	require.Equal(t, "c-20261203-1", m.camp.view.ID, "the running campaign stays on screen")
 
 	m = send(t, m, campaignViewMsg{view: sampleCampaign(false)})
-	requireScreenContains(t, m, "as a campaign")
+	requireScreenContains(t, m, "enter runs the 2 as a campaign")
+	m = press(t, m, "J")
+	require.Nil(t, m.flow)
+	require.Len(t, m.jobs, 2, "J: plain jobs, all at once")
+	require.Len(t, fake.campaigns, 0)
 }
 
 // The campaign and server screens fit any terminal: exactly its height,
@@ -195,5 +206,70 @@ func TestCampaignAndServerScreensFitSmallTerminals(t *testing.T) {
 			m = press(t, m, "S")
 			check("server")
 		}
+	}
+}
+
+// What went wrong beside the boards (an audit log that refused a record)
+// is a warning in the log, once each, while the campaign goes on.
+func TestCampaignWarningsReachTheLogOnce(t *testing.T) {
+	m, _ := startedCampaign(t, 120, 40, sampleCampaign(true))
+	v := sampleCampaign(true)
+	v.Warnings = []string{"write the audit log /x/audit.jsonl: no space left on device"}
+	m = send(t, m, campaignViewMsg{view: v})
+	m = send(t, m, campaignViewMsg{view: v})
+	v = sampleCampaign(false)
+	v.Warnings = []string{"write the audit log /x/audit.jsonl: no space left on device", "save the campaign to /x/c.json: read-only file system"}
+	m = send(t, m, campaignViewMsg{view: v})
+	n := 0
+	for _, e := range m.logs {
+		if strings.Contains(e.text, "no space left") {
+			n++
+			require.Equal(t, slog.LevelWarn, e.level)
+		}
+	}
+	require.Equal(t, 1, n, "each warning is logged once")
+	requireLogContains(t, m, "read-only file system")
+	require.Empty(t, m.marked, "the ended campaign cleared the marks that chose its boards")
+}
+
+// A job's warnings (its audit record could not be written) are logged as
+// warnings; the job keeps its real outcome.
+func TestJobWarningsAreLoggedAndTheJobKeepsItsOutcome(t *testing.T) {
+	m, _ := newTestModel(t, 100, 30, Config{})
+	m = cursorTo(t, m, "garage-door")
+	m = chooseFile(t, m, "blink-esp32.bin")
+	m = press(t, m, "enter")
+	require.Len(t, m.jobs, 1)
+	m = send(t, m, jobFinishedMsg{job: m.jobs[0].id, result: FlashResult{Bytes: 10,
+		Warnings: []string{"no audit record of this update: open the audit log: permission denied"}}})
+	require.Equal(t, jobDone, m.jobs[0].state)
+	requireLogContains(t, m, "flash garage-door: no audit record of this update: open the audit log: permission denied")
+	for _, e := range m.logs {
+		if strings.Contains(e.text, "no audit record") {
+			require.Equal(t, slog.LevelWarn, e.level)
+		}
+	}
+}
+
+// The demo's campaign file is removed with its folder at exit: the TUI
+// does not offer it to 'espdeck campaign resume'.
+func TestDemoCampaignFileIsNotOfferedForLater(t *testing.T) {
+	m, _ := newTestModel(t, 120, 40, Config{Demo: true})
+	m = reviewGroup(t, m, "blink-esp32.bin", "garage-door", "porch-light", "bench-3")
+	m = press(t, m, "enter")
+	if m.prompt != nil {
+		m = typeText(t, m, "demo")
+		m = press(t, m, "enter")
+	}
+	m = send(t, m, campaignStartedMsg{})
+	m = send(t, m, campaignViewMsg{view: sampleCampaign(true)})
+	m = press(t, m, "q")
+	require.NotNil(t, m.prompt)
+	require.NotContains(t, screenText(m), "espdeck campaign resume")
+	m = press(t, m, "n")
+	m = send(t, m, campaignViewMsg{view: sampleCampaign(false)})
+	requireLogContains(t, m, "1 failed")
+	for _, e := range m.logs {
+		require.NotContains(t, e.text, "espdeck campaign resume")
 	}
 }

@@ -85,10 +85,19 @@ func (flowDialog) keys(m Model) []key.Binding {
 		recent.SetEnabled(len(m.recent()) > 0)
 		return []key.Binding{describedAs(k.Enter, "check file"), k.Complete, recent, describedAs(k.Back, "cancel")}
 	}
-	send := f.facts != nil && (f.allOK() || f.forced)
-	passed := describedAs(k.PassedOnly, fmt.Sprintf("flash the %d that passed", len(f.passed())))
-	return []key.Binding{enabledIf(describedAs(k.Enter, "send"), send), enabledIf(passed, f.facts != nil && len(f.passed()) > 0 && !f.allOK() && !f.forced),
-		enabledIf(k.Force, f.forceable()), enabledIf(k.AsCampaign, f.campaignTargets() != nil && m.campaignAllowed()), describedAs(k.Back, "other file")}
+	t := f.sendTargets()
+	sendDesc, send := "send", t != nil
+	if m.asCampaign(t) {
+		sendDesc, send = "run as a campaign", send && m.campaignAllowed()
+	}
+	p := f.passed()
+	passedDesc := fmt.Sprintf("flash the %d that passed", len(p))
+	if m.asCampaign(p) {
+		passedDesc += " (campaign)"
+	}
+	passedOn := f.facts != nil && len(p) > 0 && !f.allOK() && !f.forced && (!m.asCampaign(p) || m.campaignAllowed())
+	return []key.Binding{enabledIf(describedAs(k.Enter, sendDesc), send), enabledIf(describedAs(k.PassedOnly, passedDesc), passedOn),
+		enabledIf(k.Force, f.forceable()), enabledIf(k.AsJobs, m.jobTargets() != nil), describedAs(k.Back, "other file")}
 }
 func (flowDialog) update(m *Model, msg tea.KeyPressMsg) tea.Cmd { return m.flowKey(msg) }
 func (flowDialog) view(m Model, maxH int) []string              { return m.flowBox(maxH) }

@@ -20,7 +20,7 @@ func TestQuittingReportsEachCancelledJobAndItsBoard(t *testing.T) {
 		m = press(t, m, "space")
 	}
 	m = chooseFile(t, m, "testdata/demo-app.bin")
-	m = press(t, m, "enter")
+	m = press(t, m, "J") // as plain jobs
 	require.Len(t, m.jobs, 2)
 	bench := m.jobs[0]
 	require.Equal(t, "bench-3", bench.name)

@@ -39,18 +39,34 @@ type flashFlow struct {
 	asCampaign bool
 }
 
-// campaignTargets are the boards a campaign of this review would update:
-// all of them when they all passed (or were forced), else the ones that
-// passed, as p would flash; nil when a campaign does not apply.
-func (f *flashFlow) campaignTargets() []string {
-	if f.facts == nil || len(f.targets) < 2 {
-		return nil
-	}
-	if f.allOK() || f.forced {
+// sendTargets are the boards enter (or p) sends to: all of them when they
+// all passed or were forced, else none.
+func (f *flashFlow) sendTargets() []string {
+	if f.facts != nil && (f.allOK() || f.forced) {
 		return f.targets
 	}
-	if ok := f.passed(); len(ok) >= 2 {
-		return ok
+	return nil
+}
+
+// asCampaign says whether sending to targets runs a campaign: a group
+// flash does whenever a campaign engine is there; one board is a job.
+func (m Model) asCampaign(targets []string) bool {
+	return len(targets) >= 2 && m.be.Campaigns != nil
+}
+
+// jobTargets are the boards J sends to as plain jobs: what enter would
+// send, else the ones that passed; nil when J does not apply (one board,
+// or no campaign to choose instead of).
+func (m Model) jobTargets() []string {
+	f := m.flow
+	if f == nil || f.facts == nil || len(f.targets) < 2 || m.be.Campaigns == nil {
+		return nil
+	}
+	if t := f.sendTargets(); t != nil {
+		return t
+	}
+	if p := f.passed(); len(p) > 0 {
+		return p
 	}
 	return nil
 }
@@ -196,6 +212,33 @@ func (m Model) targetDevice(rk string) (Device, Route) {
 	return d, rt
 }
 
+// send sends the reviewed image to targets: as a campaign when several
+// boards get it (unless asJobs), else as jobs. Boards left out are named
+// in the log with their reason. While another campaign runs, a group
+// waits: enter does nothing and the review says J sends plain jobs.
+func (m *Model) send(targets []string, asJobs bool) tea.Cmd {
+	f := m.flow
+	campaign := !asJobs && m.asCampaign(targets)
+	if campaign && !m.campaignAllowed() {
+		return nil
+	}
+	in := map[string]bool{}
+	for _, rk := range targets {
+		in[rk] = true
+	}
+	what := "flashing"
+	if campaign {
+		what = "in the campaign"
+	}
+	for _, rk := range f.targets {
+		if v := f.verdicts[rk]; !in[rk] && v.Kind != VerdictOK {
+			m.logf(slog.LevelWarn, "not %s %s: %s", what, m.rowName(rk), v.Reason)
+		}
+	}
+	f.targets, f.asCampaign = targets, campaign
+	return m.proceedFlow()
+}
+
 func (m *Model) flowKey(msg tea.KeyPressMsg) tea.Cmd {
 	f := m.flow
 	k := m.keys
@@ -205,28 +248,16 @@ func (m *Model) flowKey(msg tea.KeyPressMsg) tea.Cmd {
 			f.step, f.facts, f.verdicts, f.forced = flowFile, nil, nil, false
 			return f.input.Focus()
 		case key.Matches(msg, k.Enter):
-			if f.allOK() || f.forced {
-				return m.proceedFlow()
+			if t := f.sendTargets(); t != nil {
+				return m.send(t, false)
 			}
 		case key.Matches(msg, k.PassedOnly):
 			if ok := f.passed(); len(ok) > 0 && !f.allOK() && !f.forced {
-				for _, rk := range f.targets {
-					if v := f.verdicts[rk]; v.Kind != VerdictOK {
-						m.logf(slog.LevelWarn, "not flashing %s: %s", m.rowName(rk), v.Reason)
-					}
-				}
-				f.targets = ok
-				return m.proceedFlow()
+				return m.send(ok, false)
 			}
-		case key.Matches(msg, k.AsCampaign):
-			if t := f.campaignTargets(); t != nil && m.campaignAllowed() {
-				for _, rk := range f.targets {
-					if v := f.verdicts[rk]; v.Kind != VerdictOK && !f.forced {
-						m.logf(slog.LevelWarn, "not in the campaign %s: %s", m.rowName(rk), v.Reason)
-					}
-				}
-				f.targets, f.asCampaign = t, true
-				return m.proceedFlow()
+		case key.Matches(msg, k.AsJobs):
+			if t := m.jobTargets(); t != nil {
+				return m.send(t, true)
 			}
 		case key.Matches(msg, k.Force):
 			if f.forceable() {
@@ -249,7 +280,7 @@ func (m *Model) flowKey(msg tea.KeyPressMsg) tea.Cmd {
 				}, func(m *Model) tea.Cmd {
 					m.flow.forced = true
 					m.logf(slog.LevelWarn, "forced past pre-flight: %s", reason)
-					return m.proceedFlow()
+					return m.send(m.flow.targets, false)
 				})
 			}
 		case key.Matches(msg, k.Quit):
@@ -406,6 +437,9 @@ func (m Model) flowBox(maxH int) []string {
 	}
 	if len(f.targets) > 1 {
 		title = fmt.Sprintf("Flash %d devices (%d at a time)", len(f.targets), m.cfg.Concurrency)
+		if m.asCampaign(f.targets) {
+			title = fmt.Sprintf("Flash %d devices (canary, then %d at a time)", len(f.targets), m.cfg.Concurrency)
+		}
 	}
 	var lines []string
 	if len(f.targets) > 1 || m.isHidden(f.targets[0]) {
@@ -460,7 +494,12 @@ func (m Model) flowBox(maxH int) []string {
 			lines = append(lines, wrapStyled(m.verdictLine(rk, f.verdicts[rk], len(f.targets) > 1), m.width-4, 2)...)
 		}
 		var next []string
+		n := len(f.targets)
 		switch {
+		case (f.allOK() || f.forced) && m.asCampaign(f.targets) && !m.campaignAllowed():
+			next = append(next, "enter waits: a campaign is running (one at a time)")
+		case (f.allOK() || f.forced) && m.asCampaign(f.targets):
+			next = append(next, fmt.Sprintf("enter runs the %d as a campaign: canary first, stops at the first failure", n))
 		case f.allOK() || f.forced:
 			next = append(next, "enter sends it")
 		case f.forceable():
@@ -468,11 +507,15 @@ func (m Model) flowBox(maxH int) []string {
 		default:
 			next = append(next, "this cannot be forced")
 		}
-		if n := len(f.passed()); n > 0 && !f.allOK() && !f.forced {
-			next = append(next, fmt.Sprintf("p flashes only the %d that passed", n))
+		if p := f.passed(); len(p) > 0 && !f.allOK() && !f.forced {
+			if m.asCampaign(p) && m.campaignAllowed() {
+				next = append(next, fmt.Sprintf("p runs only the %d that passed as a campaign", len(p)))
+			} else if !m.asCampaign(p) {
+				next = append(next, fmt.Sprintf("p flashes only the %d that passed", len(p)))
+			}
 		}
-		if t := f.campaignTargets(); t != nil && m.campaignAllowed() {
-			next = append(next, fmt.Sprintf("C runs the %d as a campaign (canary first)", len(t)))
+		if t := m.jobTargets(); t != nil {
+			next = append(next, fmt.Sprintf("J sends the %d as plain jobs, all at once", len(t)))
 		}
 		next = append(next, "esc: other file")
 		for _, l := range wrap(strings.Join(next, " · "), m.width-4) {

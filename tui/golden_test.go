@@ -215,7 +215,7 @@ func severalJobs(t *testing.T, w, h, limit int) Model {
 		m = press(t, m, "space")
 	}
 	m = chooseFile(t, m, "testdata/demo-app.bin")
-	m = press(t, m, "enter")
+	m = press(t, m, "J") // plain jobs: enter would run a campaign
 	m = progressTo(t, m, m.jobs[0].id, "write", 120000, 307200)
 	m = send(t, m, jobFinishedMsg{job: m.jobs[1].id, result: FlashResult{
 		Error: "the device never connected back to 127.0.0.1:41234",

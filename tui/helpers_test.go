@@ -197,3 +197,16 @@ func collectMsgs[T any](t *testing.T, cmd tea.Cmd, n int) []T {
 type keyBinding = key.Binding
 
 func fmtType(v any) string { return fmt.Sprintf("%T", v) }
+
+// requireLogContains fails unless some log entry contains each of parts.
+func requireLogContains(t testing.TB, m Model, parts ...string) {
+	t.Helper()
+	var all []string
+	for _, e := range m.logs {
+		all = append(all, e.text)
+	}
+	text := strings.Join(all, "\n")
+	for _, p := range parts {
+		require.True(t, strings.Contains(text, p), "log lacks %q:\n%s", p, text)
+	}
+}

@@ -262,6 +262,9 @@ func (m *Model) finishJob(msg jobFinishedMsg) tea.Cmd {
 	j.result = res
 	j.ended = m.cfg.Now()
 	g := m.groups[j.group]
+	for _, w := range res.Warnings {
+		m.logf(slog.LevelWarn, "flash %s: %s", j.name, w)
+	}
 	switch {
 	case res.Canceled:
 		j.state = jobCanceled

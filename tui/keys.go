@@ -14,9 +14,10 @@ type KeyMap struct {
 	Filter, Log, Dismiss, Help, Quit, ForceQuit                              key.Binding
 	Yes, No, Complete                                                        key.Binding
 	Jobs, DismissJob, DismissAll, Why                                        key.Binding
-	// AsCampaign runs a reviewed group flash as a campaign; Campaign opens
-	// the campaign screen; Resume sends again to its failed boards.
-	AsCampaign, Campaign, Resume key.Binding
+	// AsJobs sends a reviewed group flash as plain parallel jobs instead
+	// of a campaign; Campaign opens the campaign screen; Resume sends
+	// again to its failed boards.
+	AsJobs, Campaign, Resume key.Binding
 	// Server opens the pull server pane.
 	Server key.Binding
 }
@@ -67,7 +68,7 @@ func DefaultKeyMap() KeyMap {
 		Yes:         b("y", "yes", "y", "Y"),
 		No:          b("n", "no", "n", "N", "esc"),
 		Complete:    b("tab", "complete", "tab"),
-		AsCampaign:  b("C", "as a campaign (canary first)", "C"),
+		AsJobs:      b("J", "as plain jobs (all at once, no canary)", "J"),
 		Campaign:    b("C", "campaign", "C"),
 		Resume:      b("R", "resume failed", "R"),
 		Server:      b("S", "server", "S"),

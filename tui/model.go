@@ -47,6 +47,9 @@ type Config struct {
 	// line per flash job that quitting cancelled (nil: not written).
 	// cmd/espdeck passes stderr.
 	ExitReport io.Writer
+	// Warnings are shown in the log when the program starts: what the
+	// composition root could not set up (an audit log without a folder).
+	Warnings []string
 }
 
 type screen int
@@ -213,6 +216,9 @@ func New(cfg Config, backend Backend) Model {
 		chips:     map[string]chipState{},
 		parts:     map[string]*partsState{},
 		renamed:   map[string]string{},
+	}
+	for _, w := range cfg.Warnings {
+		m.logf(slog.LevelWarn, "%s", w)
 	}
 	return m
 }
@@ -391,8 +397,11 @@ func (m *Model) requestQuit() tea.Cmd {
 	n := m.activeJobs()
 	if n == 0 && m.camp != nil && m.camp.view.Running && !m.quitting {
 		// A campaign's uploads are not jobs; quitting interrupts them.
-		m.prompt = newConfirm("Quit espdeck?",
-			[]string{"A campaign is running. Quitting interrupts it: uploads in flight are cancelled (a board keeps its running firmware) and the boards not done are left untouched."},
+		why := "A campaign is running. Quitting interrupts it: uploads in flight are cancelled (a board keeps its running firmware) and the boards not done are left untouched."
+		if f := m.camp.view.File; f != "" && !m.cfg.Demo {
+			why += " Its file keeps it resumable: espdeck campaign resume " + f
+		}
+		m.prompt = newConfirm("Quit espdeck?", []string{why},
 			func(m *Model) tea.Cmd {
 				m.quitting = true
 				m.logf(slog.LevelWarn, "quit: interrupting the campaign")

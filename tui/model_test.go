@@ -289,7 +289,7 @@ func TestGroupFlashHonoursConcurrencyAndSummarises(t *testing.T) {
 	require.Len(t, m.marked, 3)
 	m = chooseFile(t, m, "testdata/demo-app.bin")
 	require.Len(t, m.flow.verdicts, 3)
-	m = press(t, m, "enter")
+	m = press(t, m, "J") // plain jobs; enter runs a campaign
 	require.Len(t, m.jobs, 3)
 	states := func() []jobState {
 		var s []jobState

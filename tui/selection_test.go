@@ -24,7 +24,7 @@ func TestMarksClearAfterGroupFlashSoFFlashesTheHighlightedBoard(t *testing.T) {
 		m = press(t, m, "space")
 	}
 	m = chooseFile(t, m, "testdata/demo-app.bin")
-	m = press(t, m, "enter")
+	m = press(t, m, "J")
 	require.Len(t, m.jobs, 2)
 	m = send(t, m, jobFinishedMsg{job: m.jobs[0].id, result: FlashResult{Bytes: 1}})
 	require.Len(t, m.marked, 2, "marks stay while the group runs")
@@ -51,6 +51,8 @@ func TestFlashDialogNamesMarkedBoardsTheFilterHides(t *testing.T) {
 		"2 of these are hidden by the filter")
 }
 
+// J sends the boards that passed as plain jobs, all at once (p would run
+// them as a campaign).
 func TestGroupFlashCanSendToTheBoardsThatPassedOnly(t *testing.T) {
 	m, fake := newTestModel(t, 120, 40, Config{})
 	for _, n := range []string{"garage-door", "pump-house", "porch-light"} {
@@ -60,10 +62,12 @@ func TestGroupFlashCanSendToTheBoardsThatPassedOnly(t *testing.T) {
 	// An ESP32 image: pump-house is an ESP32-C3 and fails its pre-flight.
 	m = chooseFile(t, m, "blink-esp32.bin")
 	require.False(t, m.flow.allOK())
-	requireScreenContains(t, m, "built for ESP32, this board is ESP32-C3", "p flashes only the 2 that passed", "F forces")
+	requireScreenContains(t, m, "built for ESP32, this board is ESP32-C3", "p runs only the 2 that passed as a campaign", "F forces",
+		"J sends the 2")
 	m = press(t, m, "enter")
 	require.Empty(t, m.jobs, "enter stays off while a check failed")
-	m = press(t, m, "p")
+	require.Nil(t, m.camp)
+	m = press(t, m, "J")
 	require.NotNil(t, m.prompt, "porch-light asks for its password")
 	m = typeText(t, m, "demo")
 	m, cmd := sendCmd(t, m, keyMsg("enter"))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -66,7 +65,7 @@ func runAudit(c *cli, args []string) int {
 		if err != nil {
 			return usage(err.Error(), "name the log with --file FILE")
 		}
-		path = filepath.Join(dir, "audit.jsonl")
+		path = dir.AuditLog()
 	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"path/filepath"
-
 	"github.com/espdeck/espdeck/esphomeota"
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/ops"
@@ -19,7 +17,7 @@ func (c *cli) recordAttempt(r *reporter, path string, a ops.Attempt) {
 			r.warn("no audit record of this update: " + err.Error() + " (name the log with --audit FILE)")
 			return
 		}
-		path = filepath.Join(dir, "audit.jsonl")
+		path = dir.AuditLog()
 	}
 	if err := ops.RecordAttempt(c.ctx, path, a); err != nil {
 		r.warn("no audit record of this update: " + err.Error())

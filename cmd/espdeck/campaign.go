@@ -374,7 +374,7 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 			if err != nil {
 				return usage(err.Error(), "name the campaign file with --state FILE")
 			}
-			f.state = filepath.Join(dir, "campaigns", file.ID+".json")
+			f.state = dir.Campaign(file.ID)
 		}
 		if err := os.MkdirAll(filepath.Dir(f.state), 0o700); err != nil {
 			return usage(fmt.Sprintf("cannot create the campaign's folder: %v", err), "name the campaign file with --state FILE")
@@ -421,7 +421,7 @@ func runCampaignRun(c *cli, args []string, mode string) int {
 		if err != nil {
 			return usage(err.Error(), "name the audit log with --audit FILE")
 		}
-		f.auditPath = filepath.Join(dir, "audit.jsonl")
+		f.auditPath = dir.AuditLog()
 	}
 	var history func(campaign.Board) (audit.Record, bool)
 	if file.Settings.Outdated {
@@ -667,18 +667,9 @@ func hostBoards(f campaignFlags) ([]campaign.Board, error) {
 	return out, nil
 }
 
-// stateDir is espdeck's state folder: $XDG_STATE_HOME/espdeck, else
-// ~/.local/state/espdeck (read through c.getenv, so tests stay hermetic).
-func (c *cli) stateDir() (string, error) {
-	if d := c.getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "espdeck"), nil
-	}
-	home := c.getenv("HOME")
-	if home == "" {
-		return "", errors.New("neither XDG_STATE_HOME nor HOME is set")
-	}
-	return filepath.Join(home, ".local", "state", "espdeck"), nil
-}
+// stateDir is espdeck's state folder (ops.DefaultStateDir, read through
+// c.getenv so that tests stay hermetic); the TUI uses the same one.
+func (c *cli) stateDir() (ops.StateDir, error) { return ops.DefaultStateDir(c.getenv) }
 
 // runCampaignStatus prints a campaign file: one row per board and the summary.
 func runCampaignStatus(c *cli, args []string) int {

@@ -63,7 +63,7 @@ func runServe(c *cli, args []string) int {
 	fs.Var(&macs, "allow-mac", "only this board `MAC` may download (repeatable)")
 	closeAfterRange := fs.Bool("close-after-range", false, "close the connection after each 206 response")
 	plainHTTP := fs.Bool("http", false, "serve plain HTTP (no TLS)")
-	auditPath := fs.String("audit-log", "", "audit log `FILE` (default ~/.local/state/espdeck/audit.jsonl)")
+	auditPath := fs.String("audit-log", "", "audit log `FILE` (default $XDG_STATE_HOME/espdeck/audit.jsonl)")
 	dirFlag := fs.String("pki", "", "PKI `DIR` (default: <config dir>/espdeck/pki)")
 	poll := fs.Duration("poll", 2*time.Second, "how often to look for changed files")
 	pos, err := parse(fs, args)
@@ -103,9 +103,11 @@ func runServe(c *cli, args []string) int {
 
 	ap := *auditPath
 	if ap == "" {
-		if ap, err = audit.DefaultPath(); err != nil {
+		dir, err := c.stateDir()
+		if err != nil {
 			return r.finish(&failure{code: exitUsage, name: "bad_audit_log", message: err.Error(), hint: "pass --audit-log FILE"}, nil)
 		}
+		ap = dir.AuditLog()
 	}
 	alog, err := audit.Open(ap)
 	if err != nil {

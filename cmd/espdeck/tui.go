@@ -1,12 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -118,6 +119,18 @@ func runTUI(c *cli, args []string) int {
 	tcfg := tui.Config{Concurrency: cfg.Defaults.Concurrency, ASCII: *ascii, Logger: log, ExitReport: c.stderr}
 	wopts := discovery.Options{Static: static, DisableMDNS: *noMDNS || c.mdnsOff(), Logger: log}
 
+	state, cleanup, warning, err := c.tuiState(*demoMode)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "espdeck: %v\n", err)
+		return exitInternal
+	}
+	defer cleanup()
+	if warning != "" {
+		tcfg.Warnings = append(tcfg.Warnings, warning)
+	}
+	if state != "" {
+		bcfg.AuditLog, bcfg.CampaignDir = state.AuditLog(), state.Campaigns()
+	}
 	var demoDir string
 	if *demoMode {
 		dir, err := os.MkdirTemp("", "espdeck-demo-")
@@ -156,7 +169,6 @@ func runTUI(c *cli, args []string) int {
 	be := backend.TUI()
 	if *serveDir != "" || *demoMode {
 		scfg := tuibackend.ServerConfig{Dir: *serveDir, Listen: *serveListen, Logger: log}
-		var auditPath string
 		if *demoMode {
 			// The demo serves its own sample images on loopback only,
 			// with a throwaway bench CA.
@@ -167,9 +179,7 @@ func runTUI(c *cli, args []string) int {
 				return exitInternal
 			}
 			defer os.RemoveAll(pdir)
-			// Its download records go beside the throwaway CA, never
-			// into the user's audit log.
-			scfg.PKIDir, auditPath = pdir, filepath.Join(pdir, "audit.jsonl")
+			scfg.PKIDir = pdir
 		} else {
 			if err := ops.CheckServeDir(*serveDir); err != nil {
 				fmt.Fprintf(c.stderr, "espdeck: --serve: %v\n  %s\n", err, ops.HintOf(err))
@@ -181,20 +191,18 @@ func runTUI(c *cli, args []string) int {
 				return exitUsage
 			}
 			scfg.PKIDir = pdir
-			dir, err := c.stateDir()
+		}
+		// Downloads go to the TUI's audit log (the demo's is temporary);
+		// without a state folder the warning above already says so.
+		if state != "" {
+			alog, err := audit.Open(state.AuditLog())
 			if err != nil {
-				fmt.Fprintf(c.stderr, "espdeck: --serve: the audit log: %v\n", err)
+				fmt.Fprintf(c.stderr, "espdeck: --serve: %v\n", err)
 				return exitUsage
 			}
-			auditPath = filepath.Join(dir, "audit.jsonl")
+			defer alog.Close()
+			scfg.Audit = alog
 		}
-		alog, err := audit.Open(auditPath)
-		if err != nil {
-			fmt.Fprintf(c.stderr, "espdeck: --serve: %v\n", err)
-			return exitUsage
-		}
-		defer alog.Close()
-		scfg.Audit = alog
 		ps, err := tuibackend.StartServer(c.ctx, scfg)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "espdeck: --serve: %v\n", err)
@@ -207,16 +215,56 @@ func runTUI(c *cli, args []string) int {
 		defer ps.Close()
 		be.Server = ps
 	}
-	if err := tui.Run(c.ctx, tcfg, be); err != nil {
-		if errors.Is(err, tea.ErrInterrupted) || errors.Is(err, tui.ErrJobsCancelled) || c.ctx.Err() != nil {
+	runErr := tui.Run(c.ctx, tcfg, be)
+	// Quitting cancelled any campaign still running: let it save its file
+	// and audit records (bounded: its uploads end when cancelled).
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 15*time.Second)
+	interrupted, werr := backend.Wait(wctx)
+	cancel()
+	if werr != nil {
+		fmt.Fprintf(c.stderr, "espdeck: a campaign did not finish saving its state: %v\n", werr)
+	}
+	if *demoMode {
+		// The demo's campaign files go with its folder: nothing to resume.
+		interrupted = nil
+	}
+	for _, f := range interrupted {
+		fmt.Fprintf(c.stderr, "espdeck: campaign interrupted; 'espdeck campaign resume %s' goes on where it stopped\n", f)
+	}
+	if runErr != nil {
+		if errors.Is(runErr, tea.ErrInterrupted) || errors.Is(runErr, tui.ErrJobsCancelled) || c.ctx.Err() != nil {
 			// Quitting cut flash jobs short: the report on stderr says
 			// what each board was left with, and the status says so too.
 			return exitInterrupted
 		}
-		fmt.Fprintf(c.stderr, "espdeck: %v\n", err)
+		fmt.Fprintf(c.stderr, "espdeck: %v\n", runErr)
 		return exitInternal
 	}
+	if len(interrupted) > 0 {
+		return exitInterrupted
+	}
 	return exitOK
+}
+
+// tuiState is where the TUI writes its audit log and campaign files: the
+// state folder of the command line, so that 'espdeck audit' lists the
+// TUI's updates and 'espdeck campaign resume' takes its campaigns. The
+// demo's simulated boards are audited too, but into a folder of this run
+// that cleanup removes, so that none of them enters the user's own log.
+// Without a state folder the TUI runs unaudited and warning says why.
+func (c *cli) tuiState(demo bool) (dir ops.StateDir, cleanup func(), warning string, err error) {
+	if demo {
+		tmp, err := os.MkdirTemp("", "espdeck-demo-state-")
+		if err != nil {
+			return "", nil, "", err
+		}
+		return ops.StateDir(tmp), func() { os.RemoveAll(tmp) }, "", nil
+	}
+	d, err := c.stateDir()
+	if err != nil {
+		return "", func() {}, "updates are not audited and campaigns are not saved: " + err.Error() + "; " + ops.HintOf(err), nil
+	}
+	return d, func() {}, "", nil
 }
 
 // manualDevice turns "host[:port]" into a static discovery device.

@@ -67,19 +67,6 @@ type Record struct {
 	Status   int      `json:"status,omitempty"` // HTTP status sent
 }
 
-// DefaultPath is where the log lives when the user names none:
-// $XDG_STATE_HOME/espdeck/audit.jsonl, else ~/.local/state/espdeck/audit.jsonl.
-func DefaultPath() (string, error) {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "espdeck", "audit.jsonl"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("find the audit log: %w", err)
-	}
-	return filepath.Join(home, ".local", "state", "espdeck", "audit.jsonl"), nil
-}
-
 // Log appends records to one file. Safe for concurrent use.
 type Log struct {
 	mu       sync.Mutex

@@ -7,6 +7,7 @@ package tuibackend
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,6 +52,14 @@ type Config struct {
 	// not wait, boards end as uploaded). The demo's boards are static and
 	// never re-announce themselves, so the demo does not wait.
 	CampaignConfirm time.Duration
+	// AuditLog is the audit log every finished update is appended to, one
+	// record per board attempt, as the command line writes them ("": no
+	// log). A log that cannot be written is a warning, never a failure.
+	AuditLog string
+	// CampaignDir is the folder of campaign files: a campaign is saved to
+	// CampaignDir/ID.json at every change, where 'espdeck campaign status'
+	// and 'resume' read it ("": campaigns live in memory only).
+	CampaignDir string
 	// ELF is the application ELF for backtrace decoding in the monitor ("" none).
 	ELF string
 	// MonitorBaud is the application's console rate (default 115200).
@@ -78,6 +87,12 @@ type Backend struct {
 	// a board's reboot by what it announces.
 	roster    *campaign.Roster
 	campaigns map[string]*runningCampaign // by campaign ID
+	// running counts the campaign runs in progress, so that Wait can let
+	// them save their files and audit records before the program exits.
+	running sync.WaitGroup
+	// interrupted holds the files of the campaigns whose last run was
+	// interrupted, by campaign ID.
+	interrupted map[string]string
 }
 
 type learnedFacts struct {
@@ -111,8 +126,35 @@ func New(cfg Config) *Backend {
 		raw:     map[string]discovery.Device{},
 		roster:  campaign.NewRoster(),
 
-		campaigns: map[string]*runningCampaign{},
+		campaigns:   map[string]*runningCampaign{},
+		interrupted: map[string]string{},
 	}
+}
+
+// Wait waits until every campaign run of b has ended — its file saved and
+// its audit records written — or ctx ends. Cancelling the context the
+// campaigns were started with ends them promptly. It returns the files of
+// the campaigns left interrupted, which 'espdeck campaign resume' goes on
+// with.
+func (b *Backend) Wait(ctx context.Context) ([]string, error) {
+	done := make(chan struct{})
+	go func() {
+		b.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var files []string
+	for _, f := range b.interrupted {
+		files = append(files, f)
+	}
+	slices.Sort(files)
+	return files, nil
 }
 
 // TUI returns the interfaces the TUI needs, all backed by b.

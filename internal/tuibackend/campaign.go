@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/audit"
 	"github.com/espdeck/espdeck/internal/ops/campaign"
 	"github.com/espdeck/espdeck/tui"
 )
@@ -22,7 +26,10 @@ type campaigns struct{ b *Backend }
 
 // runningCampaign is one campaign of this run, kept for a resume.
 type runningCampaign struct {
-	file  *campaign.File
+	file *campaign.File
+	// path is where the campaign is saved ("" in memory only), the file
+	// 'espdeck campaign status' and 'resume' read.
+	path  string
 	image map[string][]byte           // by SHA-256
 	reqs  map[string]tui.FlashRequest // by board ID: device, route, password
 	label string
@@ -32,6 +39,15 @@ type runningCampaign struct {
 	// needsPassword holds the boards whose last attempt failed for the
 	// password, by board ID.
 	needsPassword map[string]bool
+	// warnings are what went wrong beside the boards (a file or an audit
+	// log that could not be written), in the order they happened.
+	warnings []string
+}
+
+func (rc *runningCampaign) warn(w string) {
+	rc.authMu.Lock()
+	rc.warnings = append(rc.warnings, w)
+	rc.authMu.Unlock()
 }
 
 // errCampaignRunning is returned for a resume while the campaign runs.
@@ -42,7 +58,13 @@ func (s campaigns) StartCampaign(ctx context.Context, req tui.CampaignRequest, u
 		return errors.New("a campaign needs at least one board")
 	}
 	path := req.Boards[0].File
-	img, data, err := campaign.LoadImage(path)
+	// The file keeps the image's absolute path: a resume from the command
+	// line may run in another folder.
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	img, data, err := campaign.LoadImage(abs)
 	if err != nil {
 		return err
 	}
@@ -66,6 +88,19 @@ func (s campaigns) StartCampaign(ctx context.Context, req tui.CampaignRequest, u
 		return err
 	}
 	rc.file = f
+	if dir := s.b.cfg.CampaignDir; dir != "" {
+		rc.path = filepath.Join(dir, f.ID+".json")
+		// Written once before any board is touched: a folder that cannot
+		// take it is known now, and the campaign runs in memory only.
+		err := os.MkdirAll(dir, 0o700)
+		if err == nil {
+			err = campaign.Save(rc.path, f)
+		}
+		if err != nil {
+			rc.warn(fmt.Sprintf("the campaign is not saved (%v); it can be resumed only in this run", err))
+			rc.path = ""
+		}
+	}
 	rc.mu.Lock()
 	s.b.mu.Lock()
 	s.b.campaigns[f.ID] = rc
@@ -102,15 +137,25 @@ func (s campaigns) ResumeCampaign(ctx context.Context, id string, passwords map[
 // caller holds rc.mu; it is released when the run ends.
 func (s campaigns) run(ctx context.Context, rc *runningCampaign, update func(tui.CampaignView)) {
 	runner := &campaign.Runner{
+		Path:     rc.path,
 		Flashers: map[string]campaign.Flasher{},
 		Images:   rc.image,
 		Logger:   s.b.log,
 	}
+	closeAudit := func() {}
+	if p := s.b.cfg.AuditLog; p != "" {
+		l, err := audit.Open(p)
+		if err != nil {
+			rc.warn("no audit records of this run: " + err.Error())
+		} else {
+			runner.Audit, closeAudit = l, func() { l.Close() }
+		}
+	}
 	if rc.file.Settings.Confirm > 0 {
 		runner.Presence = s.b.roster
 	}
-	fl := campaign.FlasherFunc(func(ctx context.Context, bd campaign.Board, _ campaign.Image, _ []byte, progress func(done, total int64)) (campaign.FlashResult, error) {
-		res, needPW, err := s.flash(ctx, rc.reqs[bd.ID], progress)
+	fl := campaign.FlasherFunc(func(ctx context.Context, bd campaign.Board, img campaign.Image, _ []byte, progress func(done, total int64)) (campaign.FlashResult, error) {
+		res, needPW, err := s.flash(ctx, rc.reqs[bd.ID], img, progress)
 		rc.authMu.Lock()
 		rc.needsPassword[bd.ID] = needPW
 		rc.authMu.Unlock()
@@ -119,13 +164,30 @@ func (s campaigns) run(ctx context.Context, rc *runningCampaign, update func(tui
 	for _, p := range []discovery.Protocol{discovery.ProtocolArduinoOTA, discovery.ProtocolESPHome, discovery.ProtocolSerial} {
 		runner.Flashers[string(p)] = fl
 	}
-	runner.OnEvent = func(campaign.Event) { update(rc.view(runner.Snapshot())) }
+	runner.OnEvent = func(ev campaign.Event) {
+		if w, ok := strings.CutPrefix(ev.Message, "warning: "); ok && ev.Row.Board.ID == "" {
+			// The engine's word that the audit log refused a record.
+			rc.warn(w)
+		}
+		update(rc.view(runner.Snapshot()))
+	}
+	s.b.running.Add(1)
 	go func() {
+		defer s.b.running.Done()
 		if err := runner.Run(ctx, rc.file); err != nil {
 			s.b.log.Warn("campaign", "id", rc.file.ID, "err", err)
+			rc.warn(err.Error())
 		}
+		closeAudit()
 		v := rc.view(runner.Snapshot())
 		v.Running = false
+		s.b.mu.Lock()
+		if v.Interrupted && rc.path != "" {
+			s.b.interrupted[v.ID] = rc.path
+		} else {
+			delete(s.b.interrupted, v.ID)
+		}
+		s.b.mu.Unlock()
 		// Unlocked before the last view goes out: whoever sees it ended
 		// may resume it at once.
 		rc.mu.Unlock()
@@ -137,8 +199,10 @@ func (s campaigns) run(ctx context.Context, rc *runningCampaign, update func(tui
 // need a password marked.
 func (rc *runningCampaign) view(v campaign.View) tui.CampaignView {
 	out := viewOf(v, rc.label)
+	out.File = rc.path
 	rc.authMu.Lock()
 	defer rc.authMu.Unlock()
+	out.Warnings = slices.Clone(rc.warnings)
 	for i := range out.Rows {
 		out.Rows[i].NeedsPassword = out.Rows[i].Failed() && rc.needsPassword[out.Rows[i].DeviceID]
 	}
@@ -147,26 +211,63 @@ func (rc *runningCampaign) view(v campaign.View) tui.CampaignView {
 
 // flash sends one board its image as a flash job does and converts the
 // outcome to the engine's terms; needPW says the password was refused.
-func (s campaigns) flash(ctx context.Context, req tui.FlashRequest, progress func(done, total int64)) (_ campaign.FlashResult, needPW bool, _ error) {
+// A board that nothing will announce after its reboot ends without the
+// engine waiting for it: a serial board on what its partitions say boots
+// next (as the command line's serial campaigns do), a host added by hand
+// as not checked.
+func (s campaigns) flash(ctx context.Context, req tui.FlashRequest, img campaign.Image, progress func(done, total int64)) (_ campaign.FlashResult, needPW bool, _ error) {
 	if req.Device.ID == "" {
 		return campaign.FlashResult{}, false, &campaignError{code: "usage", msg: "the board of this row is not known to this run", hint: "start a new campaign"}
 	}
-	res := flasher(s).Flash(ctx, req, func(p tui.Progress) {
+	// The engine writes the audit record of the attempt, as the command
+	// line's campaigns do; the job's own record would be a second one.
+	res, sess, a := s.b.flash(ctx, req, func(p tui.Progress) {
 		if p.Stage == "transfer" || p.Stage == "write" {
 			progress(p.Done, p.Total)
 		}
 	})
 	out := campaign.FlashResult{Protocol: protocolWord(req), Bytes: res.Bytes, Duration: res.Duration}
-	s.b.mu.Lock()
-	out.Auth = s.b.learned[req.Device.ID].authScheme
-	s.b.mu.Unlock()
+	if a != nil {
+		out.Auth, out.Bytes = a.Auth, a.Bytes
+	}
 	switch {
 	case res.Canceled:
 		return out, false, context.Canceled
 	case !res.OK():
 		return out, res.AuthFailed, &campaignError{code: res.Code, msg: res.Error, hint: res.Hint}
 	}
+	switch {
+	case out.Protocol == string(discovery.ProtocolSerial) && sess.readBack:
+		if img.Version != "" && sess.bootsVersion != img.Version {
+			return out, false, &campaignError{code: "not_selected",
+				msg:  fmt.Sprintf("the image was written, but %s boots next and holds %q, not %q", orNone(sess.bootsNext), sess.bootsVersion, img.Version),
+				hint: "read the board's partitions (p on its row) before resetting it again"}
+		}
+		out.Confirmation, out.Running = campaign.ConfirmBootSlot, sess.bootsVersion
+		out.Note = fmt.Sprintf("%s boots next and holds %s (read back over serial)", sess.bootsNext, orNone(sess.bootsVersion))
+	case out.Protocol == string(discovery.ProtocolSerial):
+		out.Confirmation, out.Note = campaign.ConfirmNotChecked, "written over serial; what boots next could not be read back"
+	case !s.b.announced(req.Device.ID):
+		out.Confirmation, out.Note = campaign.ConfirmNotChecked, "uploaded; a host added by hand announces nothing to confirm its reboot with"
+	}
 	return out, false, nil
+}
+
+// announced reports whether discovery hears the board announce itself
+// (mDNS), so that its reboot can be confirmed; a host added by hand or
+// from the config file is only probed.
+func (b *Backend) announced(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	d, ok := b.raw[id]
+	return ok && d.Protocol != discovery.ProtocolManual
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // boardOf is the campaign's view of a device: discovery's sighting when

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/espota"
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/ops"
@@ -16,21 +17,39 @@ import (
 type flasher struct{ b *Backend }
 
 // Flash runs one job: an OTA upload for a network device, a ROM-loader
-// write for a serial one. The same pre-flight checks run as on the CLI.
+// write for a serial one. The same pre-flight checks run as on the CLI,
+// and the attempt gets the same audit record as the CLI's; a record that
+// cannot be written is a warning of the job, never its failure.
 func (s flasher) Flash(ctx context.Context, req tui.FlashRequest, progress func(tui.Progress)) tui.FlashResult {
+	res, _, a := s.b.flash(ctx, req, progress)
+	if a != nil {
+		if w := s.b.recordAttempt(ctx, *a); w != "" {
+			res.Warnings = append(res.Warnings, w)
+		}
+	}
+	return res
+}
+
+// flash runs one job without recording it (a campaign records its own
+// attempts). The session is what the protocol told; the attempt is what
+// the audit log is to hold of the job: nil when nothing was sent or the
+// image is not an app the board runs.
+func (b *Backend) flash(ctx context.Context, req tui.FlashRequest, progress func(tui.Progress)) (tui.FlashResult, session, *ops.Attempt) {
 	start := time.Now()
 	data, err := ops.ReadInputFile(req.File, ops.MaxImageFile)
 	if err != nil {
-		return errorResult(err)
+		return errorResult(err), session{}, nil
 	}
 	var res tui.FlashResult
-	switch {
-	case req.Route == tui.RouteSerial || req.Device.Kind == tui.KindSerial:
-		res = s.b.flashSerial(ctx, req, data, progress)
-	case req.Device.Kind == tui.KindESPHome:
-		res = s.b.flashESPHome(ctx, req, data, progress)
+	var sess session
+	proto := protocolWord(req)
+	switch proto {
+	case string(discovery.ProtocolSerial):
+		res, sess = b.flashSerial(ctx, req, data, progress)
+	case string(discovery.ProtocolESPHome):
+		res, sess = b.flashESPHome(ctx, req, data, progress)
 	default:
-		res = s.b.flashOTA(ctx, req, data, progress)
+		res, sess = b.flashOTA(ctx, req, data, progress)
 	}
 	if ctx.Err() != nil && !res.OK() {
 		res.Canceled = true
@@ -38,15 +57,81 @@ func (s flasher) Flash(ctx context.Context, req tui.FlashRequest, progress func(
 	if res.Duration == 0 {
 		res.Duration = time.Since(start)
 	}
-	return res
+	if proto == string(discovery.ProtocolSerial) && firmware.Classify(data) != firmware.ContentApp {
+		// A bootloader, table or data region is not an image the board
+		// runs: not an update, as on the command line.
+		return res, sess, nil
+	}
+	return res, sess, b.attemptOf(req, proto, sess, data, res)
+}
+
+// session is what an upload's protocol session told: the auth scheme in
+// the audit log's words and the bytes sent; for a serial write into an
+// OTA slot, what was read back from the board before its reset.
+type session struct {
+	auth  string
+	bytes int64
+	// readBack: the partitions were read after the write; bootsNext is
+	// the app the bootloader starts next and bootsVersion its version.
+	readBack                bool
+	bootsNext, bootsVersion string
+}
+
+// attemptOf is a finished job as the audit log records it, with the
+// facts learned during the job (the chip and MAC a serial board told).
+func (b *Backend) attemptOf(req tui.FlashRequest, proto string, sess session, data []byte, res tui.FlashResult) *ops.Attempt {
+	d := b.decorate(req.Device)
+	addr := d.Address
+	if proto == string(discovery.ProtocolSerial) {
+		addr = d.Port
+	}
+	a := &ops.Attempt{Board: d.Name, Address: addr, MAC: d.MAC, Chip: chipKey(d.Chip), Protocol: proto, Auth: sess.auth,
+		Image: req.File, Data: data, Bytes: sess.bytes, Duration: res.Duration}
+	switch {
+	case res.Canceled:
+		a.Err = context.Canceled
+	case !res.OK():
+		a.Err = &campaignError{code: res.Code, msg: res.Error, hint: res.Hint}
+	}
+	return a
+}
+
+// recordAttempt appends a's record to the audit log; it returns the
+// warning to show when the log cannot be written ("" when it was, or when
+// this run keeps no log).
+func (b *Backend) recordAttempt(ctx context.Context, a ops.Attempt) string {
+	if b.cfg.AuditLog == "" {
+		return ""
+	}
+	if err := ops.RecordAttempt(ctx, b.cfg.AuditLog, a); err != nil {
+		b.log.Warn("audit log", "err", err)
+		return "no audit record of this update: " + err.Error()
+	}
+	return ""
+}
+
+// chipKey is a chip's name as the audit log and campaigns write it
+// (esp32s3), "" when unknown.
+func chipKey(name string) string {
+	if name == "" {
+		return ""
+	}
+	c, err := firmware.ParseChip(name)
+	if err != nil {
+		return ""
+	}
+	if ci, ok := c.Info(); ok {
+		return ci.Key
+	}
+	return ""
 }
 
 // flashOTA is ops.UploadOTA: the same checks (the chip from the device's
 // facts or its mDNS board TXT), password order and errors as the CLI.
-func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) tui.FlashResult {
+func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) (tui.FlashResult, session) {
 	host, port, err := ops.ParseHostPort(req.Device.Address)
 	if err != nil {
-		return errorResult(err)
+		return errorResult(err), session{}
 	}
 	if port == 0 {
 		port = 3232
@@ -107,13 +192,13 @@ func (b *Backend) flashOTA(ctx context.Context, req tui.FlashRequest, data []byt
 			}
 		}
 		res.AuthFailed = errors.Is(err, espota.ErrAuthFailed)
-		return res
+		return res, session{auth: r.AuthScheme, bytes: r.Bytes}
 	}
 	if r.ChipNote != "" {
 		b.log.Info("ota upload", "device", req.Device.Name, "note", r.ChipNote)
 	}
 	b.learn(req.Device.ID, func(f *learnedFacts) { f.authScheme = schemeWord(r.AuthScheme) })
-	return res
+	return res, session{auth: r.AuthScheme, bytes: r.Bytes}
 }
 
 // schemeWord is how the TUI names an auth scheme.
@@ -197,16 +282,18 @@ func serialResult(err error) tui.FlashResult { return errorResult(err) }
 // flashSerial is ops.FlashSerial on the device's port: the slot choice (an
 // app goes into the slot that neither runs nor boots next, or is refused),
 // the checks and the switch after writing are made there, as on the CLI.
-func (b *Backend) flashSerial(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) tui.FlashResult {
+func (b *Backend) flashSerial(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) (tui.FlashResult, session) {
+	// Over the ROM loader: no password, and bytes only once written.
+	sess := session{auth: "none"}
 	progress(tui.Progress{Stage: "sync", Note: req.Device.Port})
 	f, closeFn, err := b.openSerial(ctx, req.Device, progress)
 	if err != nil {
-		return serialResult(err)
+		return serialResult(err), sess
 	}
 	defer closeFn()
 	info, err := f.Info(ctx)
 	if err != nil {
-		return serialResult(err)
+		return serialResult(err), sess
 	}
 	pol := b.cfg.Policy
 	pol.Force = req.Force
@@ -215,18 +302,31 @@ func (b *Backend) flashSerial(ctx context.Context, req tui.FlashRequest, data []
 		progress(tui.Progress{Stage: "sync", Note: "warning: " + w})
 	}})
 	if err != nil {
-		return errorResult(err)
+		return errorResult(err), sess
 	}
 	res := tui.FlashResult{Bytes: int64(len(data))}
+	sess.bytes = res.Bytes
 	if img, perr := firmware.ParseImage(data); perr == nil && img.AppDesc != nil {
 		res.Version = img.AppDesc.Version
 	}
 	if wr.Slot != "" {
 		progress(tui.Progress{Stage: "finalize", Note: "boots " + wr.Slot})
+		// What the bootloader will start, read from the board itself (a
+		// campaign counts the board done on it; a port announces nothing).
+		if st, err := ops.ReadPartitionState(ctx, ops.SerialFlashIO(f), 0, ops.ReadOptions{Chip: info.Chip}); err == nil {
+			sess.readBack, sess.bootsNext = true, st.BootsNext
+			if row, ok := st.Row(st.BootsNext); ok && row.App != nil {
+				sess.bootsVersion = row.App.Version
+			}
+			// Not kept as the partitions shown: a slot change is confirmed
+			// against what the screen showed, which this read is not.
+		} else {
+			b.log.Warn("serial flash: read back", "port", req.Device.Port, "err", err)
+		}
 	}
 	progress(tui.Progress{Stage: "reset"})
 	if err := f.HardReset(ctx); err != nil {
 		b.log.Warn("hard reset failed", "port", req.Device.Port, "err", err)
 	}
-	return res
+	return res, sess
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/espdeck/espdeck/esphomeota"
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/ops"
+	"github.com/espdeck/espdeck/internal/ops/campaign"
 	"github.com/espdeck/espdeck/tui"
 )
 
@@ -21,10 +22,11 @@ const esphomeAPIPort = 6053
 // flashESPHome uploads to an ESPHome board with its native OTA protocol.
 // The job's notes name the protocol version, the auth scheme and
 // "encrypted" once they are known.
-func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) tui.FlashResult {
+func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data []byte, progress func(tui.Progress)) (tui.FlashResult, session) {
 	host, portStr, err := net.SplitHostPort(req.Device.Address)
 	if err != nil {
-		return tui.FlashResult{Error: fmt.Sprintf("device address %q is not host:port", req.Device.Address)}
+		return tui.FlashResult{Error: fmt.Sprintf("device address %q is not host:port", req.Device.Address), Code: ops.CodeUsage,
+			Hint: "give the board as HOST:PORT"}, session{}
 	}
 	port, _ := strconv.Atoi(portStr)
 	platform := req.Device.TXT["platform"]
@@ -54,7 +56,11 @@ func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data [
 		},
 	})
 	if err != nil && errors.Is(err, ops.ErrRefused) {
-		return errorResult(err)
+		return errorResult(err), session{}
+	}
+	sess := session{bytes: r.Upload.Bytes}
+	if r.Upload.AuthScheme != "" || r.Upload.Encrypted {
+		sess.auth = campaign.AuthLabel(r.Upload.AuthScheme, r.Upload.Encrypted)
 	}
 	res := tui.FlashResult{Bytes: int64(len(data)), Duration: r.Upload.Duration}
 	if img, perr := firmware.ParseImage(data); perr == nil && img.AppDesc != nil {
@@ -68,7 +74,7 @@ func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data [
 		// Only a password problem makes the UI ask for one again; a key
 		// problem is explained (the TUI has no key prompt).
 		res.AuthFailed = e != nil && (e.Code() == "auth_invalid" || e.Code() == "password_required")
-		return res
+		return res, sess
 	}
 	scheme := esphomeSchemeWord(r.Upload.AuthScheme)
 	if r.Upload.Encrypted {
@@ -76,7 +82,7 @@ func (b *Backend) flashESPHome(ctx context.Context, req tui.FlashRequest, data [
 	}
 	asked := r.Upload.AuthScheme == esphomeota.SchemeSHA256 || r.Upload.AuthScheme == esphomeota.SchemeMD5
 	b.learn(req.Device.ID, func(f *learnedFacts) { f.authScheme, f.authRequired = scheme, asked })
-	return res
+	return res, sess
 }
 
 // esphomeNote is the job row's detail: "ESPHome v2 · SHA-256 · encrypted".

@@ -2,8 +2,10 @@ package tuibackend_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,8 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/espdeck/espdeck/discovery"
+	"github.com/espdeck/espdeck/internal/audit"
 	"github.com/espdeck/espdeck/internal/demo"
 	"github.com/espdeck/espdeck/internal/ops"
+	"github.com/espdeck/espdeck/internal/ops/campaign"
 	"github.com/espdeck/espdeck/internal/tuibackend"
 	"github.com/espdeck/espdeck/serialflash"
 	"github.com/espdeck/espdeck/tui"
@@ -223,7 +227,7 @@ func TestDemoGroupFlashReachesOnlyTheMarkedBoards(t *testing.T) {
 	keys("f")
 	keys(strings.Repeat("\x7f", 200) + app + "\r")
 	rec.waitFor(t, 10*time.Second, "image", "bench-fixture-v2.8.0.bin")
-	keys("\r")
+	keys("J") // as plain jobs, all at once (enter would run a campaign)
 	rec.waitFor(t, 90*time.Second, "group flash of", "2 done, 0 failed")
 
 	keys("q")
@@ -248,11 +252,13 @@ func TestDemoGroupFlashReachesOnlyTheMarkedBoards(t *testing.T) {
 }
 
 // TestDemoCampaignFromTheTUI marks three boards in the real program (all
-// hidden by the filter by then), reviews an image and runs it as a
-// campaign with C: the canary's password is refused (ESPHome does not
-// announce one), R asks for it and resumes, the campaign ends with every
-// board uploaded, each simulator took the image once, and the boards not
-// marked received nothing.
+// hidden by the filter by then), reviews an image and sends it: a group
+// flash is a campaign. The canary's password is refused (ESPHome does not
+// announce one) and the campaign stops; its file, as saved then, resumes
+// the failed and untouched boards. R asks for the password and resumes,
+// the campaign ends with every board uploaded, each simulator took the
+// image once, and the boards not marked received nothing. The audit log
+// holds one well-formed record per attempt and no secret.
 func TestDemoCampaignFromTheTUI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -261,18 +267,23 @@ func TestDemoCampaignFromTheTUI(t *testing.T) {
 	defer fleet.Close()
 
 	rec := newMessages()
+	state := ops.StateDir(filepath.Join(t.TempDir(), "state"))
 	backend := tuibackend.New(tuibackend.Config{
 		Watcher:         discovery.New(discovery.Options{Static: fleet.Devices, DisableMDNS: true, DisableSerial: true}),
 		ConnectTimeout:  2 * time.Second,
 		CampaignConfirm: -1,
 		APIKey:          func(d tui.Device) (string, bool) { return fleet.APIKeyFor(d.ID) },
 		Logger:          slog.New(slog.DiscardHandler),
+		AuditLog:        state.AuditLog(),
+		CampaignDir:     state.Campaigns(),
 	})
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	done := make(chan error, 1)
 	go func() {
-		done <- tui.Run(ctx, tui.Config{Demo: true, DemoPassword: demo.Password, RecentFiles: fleet.Files, Logger: slog.New(rec)},
+		// Not Demo: the campaign is saved in a state folder as in a real
+		// run, and the TUI names the file to resume it from.
+		done <- tui.Run(ctx, tui.Config{RecentFiles: fleet.Files, Logger: slog.New(rec)},
 			backend.TUI(), tea.WithInput(pr), tea.WithOutput(io.Discard), tea.WithWindowSize(120, 40), tea.WithoutSignalHandler())
 	}()
 	keys := func(s string) {
@@ -292,12 +303,38 @@ func TestDemoCampaignFromTheTUI(t *testing.T) {
 	keys("f")
 	keys(strings.Repeat("\x7f", 200) + app + "\r")
 	rec.waitFor(t, 10*time.Second, "image", "bench-fixture-v2.8.0.bin")
-	keys("C")
+	keys("\r")
 	// hall-sensor (the canary: first in the list) does not announce that
 	// it wants a password, so the campaign stops at its refusal and
 	// leaves the others untouched; R asks for the password and resumes.
 	stop := rec.waitFor(t, 90*time.Second, "campaign", "1 failed")
 	require.Contains(t, stop, "2 untouched", stop)
+	saved := rec.waitFor(t, 10*time.Second, "is saved in", "espdeck campaign resume")
+
+	// The file as the stop left it: what 'espdeck campaign resume FILE'
+	// needs (the image by an absolute path and its SHA-256, the boards with
+	// their protocol and address, the settings), and resuming it retries
+	// exactly the failed and untouched boards.
+	files, err := filepath.Glob(filepath.Join(state.Campaigns(), "*.json"))
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	require.Contains(t, saved, files[0])
+	cf, err := campaign.Load(files[0])
+	require.NoError(t, err)
+	require.Len(t, cf.Images, 1)
+	require.True(t, filepath.IsAbs(cf.Images[0].Path), cf.Images[0].Path)
+	require.Equal(t, app, cf.Images[0].Path)
+	require.Equal(t, sha256Of(t, app), cf.Images[0].SHA256)
+	require.Equal(t, 1, cf.Settings.Canary)
+	require.True(t, cf.Stopped)
+	for _, r := range cf.Rows {
+		require.NotEmpty(t, r.Board.Protocol, r.Board.Name)
+		require.NotEmpty(t, r.Board.Address, r.Board.Name)
+	}
+	require.Equal(t, 3, campaign.Resume(cf), "the failed canary and the two untouched boards")
+	for _, r := range cf.Rows {
+		require.Equal(t, campaign.Queued, r.State, r.Board.Name)
+	}
 	keys("R")
 	keys(demo.Password + "\r")
 	rec.waitFor(t, 10*time.Second, "resuming 3 boards")
@@ -328,4 +365,30 @@ func TestDemoCampaignFromTheTUI(t *testing.T) {
 	require.Len(t, fleet.Sessions("porch-light"), 1)
 	require.Empty(t, fleet.ESPHome("front-door-lock").Records(), "not marked: nothing sent")
 	require.Empty(t, fleet.Sessions("garage-door"))
+
+	// The audit log: one record per attempt (hall-sensor twice), each of
+	// the campaign, and never the password typed at R.
+	recs := readRecords(t, state.AuditLog())
+	require.Len(t, recs, 4)
+	attempts := map[string][]string{}
+	for _, r := range recs {
+		require.Equal(t, audit.KindUpdate, r.Kind)
+		require.Equal(t, cf.ID, r.Campaign)
+		require.Equal(t, "esp32", r.Chip, r.Board)
+		require.Equal(t, sha256Of(t, app), r.ImageSHA256)
+		require.Equal(t, "v2.8.0", r.ToVersion)
+		attempts[r.Board] = append(attempts[r.Board], fmt.Sprintf("%d:%s", r.Attempt, r.Result))
+	}
+	require.Equal(t, []string{"1:password_required", "2:ok"}, attempts["hall-sensor"])
+	require.Equal(t, []string{"1:ok"}, attempts["kitchen-plug"])
+	require.Equal(t, []string{"1:ok"}, attempts["porch-light"])
+	requireNoSecret(t, state.AuditLog(), demo.Password, demo.APIKey)
+
+	// The file now says the campaign is done: nothing left to resume.
+	cf, err = campaign.Load(files[0])
+	require.NoError(t, err)
+	require.Equal(t, 2, cf.Runs)
+	require.Equal(t, campaign.OutcomeOK, cf.Outcome())
+	require.Zero(t, campaign.Resume(cf))
+	requireNoSecret(t, files[0], demo.Password, demo.APIKey)
 }
