@@ -765,7 +765,11 @@ type guard struct {
 
 func newGuard(ctx context.Context) *guard {
 	g := &guard{}
+	// Under the lock: with ctx already done, AfterFunc runs closeAll at
+	// once on another goroutine, which reads g.stop.
+	g.mu.Lock()
 	g.stop = context.AfterFunc(ctx, g.closeAll)
+	g.mu.Unlock()
 	return g
 }
 

@@ -634,3 +634,15 @@ func TestErrorCodes(t *testing.T) {
 	}
 	require.Equal(t, "internal", (&Error{Kind: errors.New("other")}).Code())
 }
+
+// An upload started with a context that is already cancelled ends with
+// the cancellation and without a data race in its socket guard (the race
+// detector caught closeAll reading the guard while newGuard wrote it).
+func TestUploadWithCancelledContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 20 {
+		_, err := Upload(ctx, Target{Host: "127.0.0.1", Port: 1}, []byte{0xE9, 0, 0, 0}, Options{})
+		require.ErrorIs(t, err, context.Canceled)
+	}
+}
