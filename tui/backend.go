@@ -75,8 +75,8 @@ func (k Kind) String() string {
 type Presence int
 
 const (
-	PresenceOnline  Presence = iota // answered the latest round / port present
-	PresenceStale                   // missed a round or two
+	PresenceOnline  Presence = iota // its mDNS records are live (their TTL has not run out) / port present
+	PresenceStale                   // a source that reports staleness says it has not been heard lately (the mDNS cache does not: it removes a board when its TTL runs out)
 	PresenceOffline                 // expired; kept so its history stays visible
 	// PresenceUnchecked is a hand-added host nothing has heard from yet:
 	// typing an address proves nothing about a board being there. It
@@ -156,7 +156,7 @@ type DeviceSource interface {
 	// port 3232 by default). The device then appears through Watch; the
 	// error says why the address is unusable.
 	AddHost(ctx context.Context, addr string) error
-	// Refresh asks for a discovery round now. It may return before the round ends.
+	// Refresh asks discovery to query now. It may return before answers arrive.
 	Refresh(ctx context.Context) error
 }
 

@@ -391,7 +391,7 @@ func (m *Model) listKey(msg tea.KeyPressMsg) tea.Cmd {
 		if m.be.Devices != nil {
 			src := m.be.Devices
 			ctx := m.ctx
-			m.logf(slog.LevelInfo, "discovery: new round asked")
+			m.logf(slog.LevelInfo, "discovery: query asked")
 			return func() tea.Msg {
 				if err := src.Refresh(ctx); err != nil {
 					return hostAddedMsg{addr: "(refresh)", err: err}

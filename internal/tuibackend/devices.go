@@ -201,7 +201,7 @@ func splitHostPort(addr string) (string, int, error) {
 	return host, port, err
 }
 
-// Refresh asks discovery for a round now.
+// Refresh asks discovery to query now.
 func (s devices) Refresh(ctx context.Context) error {
 	s.b.cfg.Watcher.Refresh()
 	return nil

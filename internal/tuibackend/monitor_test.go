@@ -133,7 +133,11 @@ func TestMonitorJoinsALineSplitByAPause(t *testing.T) {
 	}
 	_, err = master.Write([]byte("I (29) boot: ESP-IDF v5."))
 	require.NoError(t, err)
-	time.Sleep(time.Second) // four times the monitor's 250 ms idle window: it shows the start as partial
+	// A pause makes the condition under test (four times the monitor's
+	// 250 ms idle window, so it shows the start as partial); it is not a
+	// wait for an event, and a shorter pause under load only makes the
+	// test easier to pass, never a false failure.
+	time.Sleep(time.Second)
 	_, err = master.Write([]byte("5.1 2nd stage bootloader\r\nend\r\n"))
 	require.NoError(t, err)
 	var got []tui.LogLine
@@ -141,6 +145,11 @@ func TestMonitorJoinsALineSplitByAPause(t *testing.T) {
 		l := next()
 		if l.Text == "end" {
 			break
+		}
+		if l.Text == "ready" {
+			// A probe written before the monitor read the first one
+			// arrives late: not part of what is tested.
+			continue
 		}
 		got = append(got, l)
 	}
