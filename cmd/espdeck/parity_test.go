@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/espdeck/espdeck/esphomeota/esphomesim"
 	"github.com/espdeck/espdeck/espota/otasim"
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/ops"
@@ -183,4 +184,28 @@ func TestEveryCodeHasAnExitStatus(t *testing.T) {
 		_, ok := exitCodes[code]
 		require.True(t, ok, "no exit status for %q", code)
 	}
+}
+
+// ESPHome too: a refused password is the same word, hint and class from
+// the command line and from the TUI, and the exit status follows the
+// class (auth), not a second table.
+func TestCLIAndTUIReportTheSameESPHomeFailure(t *testing.T) {
+	d := esphomeSim(t, esphomesim.Config{Password: "the-right-one"})
+	file, _ := otaImage(t, 30_000)
+	r := runCLI(t, map[string]string{"PW": "a-wrong-one"}, "ota", "upload", "--protocol", "esphome", "--host", d.Addr().String(),
+		"--file", file, "--password-env", "PW", "--json")
+	res := lastResult(t, r.stdout)
+	code, _ := res["error"].(string)
+	require.NotEmpty(t, code, r.stdout)
+	require.Equal(t, exitAuth, r.code, r.stdout)
+	require.NotContains(t, r.stdout+r.stderr, "a-wrong-one")
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	backend := tuibackend.New(tuibackend.Config{}).TUI()
+	dev := tui.Device{ID: "esphome/x", Kind: tui.KindESPHome, Address: d.Addr().String()}
+	got := backend.Flasher.Flash(ctx, tui.FlashRequest{Device: dev, File: file, Password: tui.Secret("a-wrong-one")}, func(tui.Progress) {})
+	require.Equal(t, code, got.Code, got.Error)
+	require.Equal(t, sameHint(res["hint"]), sameHint(hintOrNil(got.Hint)), "the same hint")
+	require.True(t, got.AuthFailed)
 }
