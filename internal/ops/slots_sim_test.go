@@ -14,6 +14,22 @@ import (
 	"github.com/espdeck/espdeck/serialflash/romsim"
 )
 
+// demoBoard is the demo flash layout on a simulated ROM of chip, reached
+// through a pty and the real client with its default write options.
+func demoBoard(ctx context.Context, t *testing.T, chip firmware.Chip) (*romsim.ROM, *serialflash.Flasher) {
+	t.Helper()
+	flash, err := ops.DemoFlash(chip)
+	require.NoError(t, err)
+	path, rom, stop, err := romsim.StartPTY(ctx, romsim.Config{Chip: chip, FlashImage: flash})
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	f, err := serialflash.Open(ctx, path, serialflash.Options{Before: serialflash.ResetNone, ConnectAttempts: 3, SyncTries: 3,
+		SyncTimeout: 300 * time.Millisecond, CommandTimeout: 5 * time.Second, BootLogWait: 50 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
+	return rom, f
+}
+
 // TestSlotsAgainstSimulatedROM runs the use cases through the real ROM
 // client and the real serial library against the simulated ROM on a pty:
 // read → switch → read says the other slot boots next → switch back →
@@ -21,15 +37,7 @@ import (
 func TestSlotsAgainstSimulatedROM(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	flash, err := ops.DemoFlash(firmware.ChipESP32S3)
-	require.NoError(t, err)
-	path, rom, stop, err := romsim.StartPTY(ctx, romsim.Config{Chip: firmware.ChipESP32S3, FlashImage: flash})
-	require.NoError(t, err)
-	defer stop()
-	f, err := serialflash.Open(ctx, path, serialflash.Options{Before: serialflash.ResetNone, ConnectAttempts: 3, SyncTries: 3,
-		SyncTimeout: 300 * time.Millisecond, CommandTimeout: 5 * time.Second, BootLogWait: 50 * time.Millisecond})
-	require.NoError(t, err)
-	defer f.Close()
+	rom, f := demoBoard(ctx, t, firmware.ChipESP32S3)
 	io := ops.SerialFlashIO(f)
 	slots := func() [][]byte {
 		fl := rom.Flash()
@@ -73,15 +81,7 @@ func TestSlotsAgainstSimulatedROM(t *testing.T) {
 func TestSlotCommandsChangeNothingOutsideOtadata(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	flash, err := ops.DemoFlash(firmware.ChipESP32)
-	require.NoError(t, err)
-	path, rom, stop, err := romsim.StartPTY(ctx, romsim.Config{Chip: firmware.ChipESP32, FlashImage: flash})
-	require.NoError(t, err)
-	defer stop()
-	f, err := serialflash.Open(ctx, path, serialflash.Options{Before: serialflash.ResetNone, ConnectAttempts: 3, SyncTries: 3,
-		SyncTimeout: 300 * time.Millisecond, CommandTimeout: 5 * time.Second, BootLogWait: 50 * time.Millisecond})
-	require.NoError(t, err)
-	defer f.Close()
+	rom, f := demoBoard(ctx, t, firmware.ChipESP32)
 	io := ops.SerialFlashIO(f)
 	st, err := ops.ReadPartitionState(ctx, io, 0x8000, ops.ReadOptions{Chip: f.Chip()})
 	require.NoError(t, err)
