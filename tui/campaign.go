@@ -160,6 +160,17 @@ func (m *Model) campaignKey(msg tea.KeyPressMsg) tea.Cmd {
 		c.cursor = max(c.cursor-1, 0)
 	case key.Matches(msg, k.Down):
 		c.cursor = min(c.cursor+1, max(len(c.view.Rows)-1, 0))
+	case key.Matches(msg, k.Partitions):
+		r := m.campaignUSBTwin()
+		if r == nil {
+			if row, ok := m.campaignRow(); ok && row.State == "rolled-back" {
+				m.fail(fmt.Sprintf("%s is not on USB here: plug it in to read which slot booted and the otadata states that say why", row.Name))
+			}
+			return nil
+		}
+		cmd := m.openPartitions(r)
+		m.partsFromCampaign = true
+		return cmd
 	case key.Matches(msg, k.Resume):
 		if !m.canResume() {
 			return nil
@@ -173,6 +184,34 @@ func (m *Model) campaignKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.resumeCampaign(ask, map[string]Secret{})
 	}
 	return nil
+}
+
+// campaignRow is the campaign row under the cursor.
+func (m Model) campaignRow() (CampaignRow, bool) {
+	c := m.camp
+	if c == nil || c.cursor >= len(c.view.Rows) {
+		return CampaignRow{}, false
+	}
+	return c.view.Rows[c.cursor], true
+}
+
+// campaignUSBTwin is the list row of the board under the cursor when that
+// board rolled back and is also on USB (one row once its MAC is known):
+// its partitions say which slot booted and why (otadata ABORTED, INVALID).
+func (m Model) campaignUSBTwin() *row {
+	cr, ok := m.campaignRow()
+	if !ok || cr.State != "rolled-back" {
+		return nil
+	}
+	rk, ok := m.camp.rowOf[cr.DeviceID]
+	if !ok {
+		return nil
+	}
+	r := m.rowByKey(m.resolveKey(rk))
+	if r == nil || r.ser == nil {
+		return nil
+	}
+	return r
 }
 
 // resumeCampaign asks for the passwords of the boards in ask, one after
@@ -310,6 +349,9 @@ func (m Model) campaignLines(h int) []string {
 		if r.Hint != "" {
 			why += " " + g.dot + " " + r.Hint
 		}
+		if r.State == "rolled-back" && m.campaignUSBTwin() != nil {
+			why += " " + g.dot + " p reads its partitions over USB: which slot booted and why"
+		}
 		if r.Canary && why == "" {
 			why = "the canary: it goes first, alone; the others wait for it to come back on the new version"
 		}
@@ -404,6 +446,7 @@ func (campaignScreen) keys(m Model) screenKeys {
 	if n > 0 {
 		desc = fmt.Sprintf("resume the %d failed or untouched", n)
 	}
-	act := []key.Binding{enabledIf(describedAs(k.Resume, desc), m.canResume())}
+	act := []key.Binding{enabledIf(describedAs(k.Resume, desc), m.canResume()),
+		enabledIf(describedAs(k.Partitions, "why it rolled back (partitions over USB)"), m.campaignUSBTwin() != nil)}
 	return screenKeys{nav: nav, act: act, view: []key.Binding{k.Log, k.Help}}
 }

@@ -273,3 +273,30 @@ func TestDemoCampaignFileIsNotOfferedForLater(t *testing.T) {
 		require.NotContains(t, e.text, "espdeck campaign resume")
 	}
 }
+
+// A board that came back on its old version and is also on USB: p reads
+// its partitions (which slot booted, the otadata states that say why) and
+// esc comes back to the campaign. A rolled-back board that is not on USB
+// says so instead.
+func TestRolledBackBoardOnUSBExplainsItself(t *testing.T) {
+	m, _ := startedCampaign(t, 120, 40, sampleCampaign(true))
+	v := sampleCampaign(false)
+	v.Rows[0].State, v.Rows[0].Confirmation, v.Rows[0].Running = "rolled-back", "rolled-back", "2026.10.0"
+	m = send(t, m, campaignViewMsg{view: v})
+	// garage-door (network only) rolled back: p cannot read it.
+	m = press(t, m, "p")
+	require.Equal(t, screenCampaign, m.screen)
+	requireScreenContains(t, m, "garage-door is not on USB here")
+
+	m = press(t, m, "down", "down") // bench-3, on USB, rolled back
+	requireScreenContains(t, m, "p reads its partitions over USB")
+	m = press(t, m, "?")
+	requireScreenContains(t, m, "why it rolled back")
+	m = press(t, m, "?")
+	m, cmd := sendCmd(t, m, keyMsg("p"))
+	require.Equal(t, screenPartitions, m.screen)
+	require.NotNil(t, cmd, "the partitions are read from the board")
+	require.Equal(t, m.resolveKey(m.camp.rowOf[FakeBench]), m.current)
+	m = press(t, m, "esc")
+	require.Equal(t, screenCampaign, m.screen, "esc goes back to the campaign")
+}

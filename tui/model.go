@@ -111,6 +111,9 @@ type Model struct {
 
 	screen  screen
 	current string // row key shown by detail, partitions and monitor
+	// partsFromCampaign: esc on the partitions screen goes back to the
+	// campaign that opened it (a rolled-back board's explanation).
+	partsFromCampaign bool
 
 	jobs      []*job
 	jobCursor int // the jobs screen's cursor, into jobsOrdered

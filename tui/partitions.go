@@ -19,7 +19,7 @@ type partsState struct {
 }
 
 func (m *Model) openPartitions(r *row) tea.Cmd {
-	m.screen = screenPartitions
+	m.screen, m.partsFromCampaign = screenPartitions, false
 	m.current = r.key
 	ps := m.parts[r.key]
 	if ps == nil || (!ps.busy && ps.err != nil) {
@@ -135,6 +135,9 @@ func (m *Model) partitionsKey(msg tea.KeyPressMsg) tea.Cmd {
 	switch {
 	case key.Matches(msg, k.Back):
 		m.screen = screenDetail
+		if m.partsFromCampaign {
+			m.screen, m.partsFromCampaign = screenCampaign, false
+		}
 		return nil
 	case key.Matches(msg, k.Quit):
 		return m.requestQuit()
