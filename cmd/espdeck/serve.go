@@ -47,7 +47,7 @@ pki show). Manifests: /fota/FILE.json (esp32FOTA), /esphome/FILE.json
                       and alter the download)
 
 Every download is one record (kind "download") in the audit log, default
-~/.local/state/espdeck/audit.jsonl.
+$XDG_STATE_HOME/espdeck/audit.jsonl, else ~/.local/state/espdeck/audit.jsonl.
 
 Examples:
   espdeck serve build/
