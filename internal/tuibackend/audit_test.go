@@ -417,3 +417,24 @@ func otasimDevice(t *testing.T, ctx context.Context) *otasim.Device {
 	t.Cleanup(func() { d.Close() })
 	return d
 }
+
+// Once the program is quitting (Wait began), a campaign asked for at that
+// moment does not start: nothing is sent, the view says it is not
+// running, and Wait is not raced by a new run.
+func TestNoCampaignStartsOnceQuitting(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	fleet, _, devs := demoBackend(t, ctx, tuibackend.Config{CampaignConfirm: -1})
+	backendCfg := tuibackend.Config{CampaignConfirm: -1,
+		Watcher: discovery.New(discovery.Options{Static: fleet.Devices, DisableMDNS: true, DisableSerial: true})}
+	backend := tuibackend.New(backendCfg)
+	files, err := backend.Wait(ctx)
+	require.NoError(t, err)
+	require.Empty(t, files)
+	v := newViews()
+	req := tui.FlashRequest{Device: devs["porch-light"], File: fleet.Files[0]}
+	require.NoError(t, backend.TUI().Campaigns.StartCampaign(ctx, tui.CampaignRequest{Boards: []tui.FlashRequest{req}, Canary: 1}, v.update))
+	cv := v.wait(t, ctx)
+	require.False(t, cv.Running)
+	require.Zero(t, cv.Summary.Uploaded+cv.Summary.Confirmed+cv.Summary.Failed, "nothing was sent")
+}

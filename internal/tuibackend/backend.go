@@ -90,6 +90,9 @@ type Backend struct {
 	// running counts the campaign runs in progress, so that Wait can let
 	// them save their files and audit records before the program exits.
 	running sync.WaitGroup
+	// waiting is set (under mu) once Wait began: no campaign run starts
+	// after it, so running.Add never races running.Wait.
+	waiting bool
 	// interrupted holds the files of the campaigns whose last run was
 	// interrupted, by campaign ID.
 	interrupted map[string]string
@@ -137,6 +140,9 @@ func New(cfg Config) *Backend {
 // the campaigns left interrupted, which 'espdeck campaign resume' goes on
 // with.
 func (b *Backend) Wait(ctx context.Context) ([]string, error) {
+	b.mu.Lock()
+	b.waiting = true
+	b.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		b.running.Wait()

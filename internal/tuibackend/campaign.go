@@ -171,7 +171,19 @@ func (s campaigns) run(ctx context.Context, rc *runningCampaign, update func(tui
 		}
 		update(rc.view(runner.Snapshot()))
 	}
+	s.b.mu.Lock()
+	if s.b.waiting {
+		// The program is quitting: nothing starts now.
+		s.b.mu.Unlock()
+		closeAudit()
+		v := rc.view(campaign.View{File: *rc.file, Summary: rc.file.Summarize()})
+		v.Running = false
+		rc.mu.Unlock()
+		update(v)
+		return
+	}
 	s.b.running.Add(1)
+	s.b.mu.Unlock()
 	go func() {
 		defer s.b.running.Done()
 		if err := runner.Run(ctx, rc.file); err != nil {
