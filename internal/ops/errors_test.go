@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -10,8 +11,10 @@ import (
 	"github.com/espdeck/espdeck/esphomeota"
 	"github.com/espdeck/espdeck/espota"
 	"github.com/espdeck/espdeck/firmware"
+	"github.com/espdeck/espdeck/internal/pki"
 	"github.com/espdeck/espdeck/monitor"
 	"github.com/espdeck/espdeck/serialflash"
+	"github.com/espdeck/espdeck/serve"
 )
 
 // Item 10: the same failure was port_busy in serial and port_unavailable
@@ -69,4 +72,6 @@ func TestClassGroupsProtocolWords(t *testing.T) {
 	require.Contains(t, HintOf(broke), "may have installed the image", "a transfer that broke after the last byte says the board may run it")
 	require.Equal(t, CodePortBusy, Class(fmt.Errorf("x: %w", serialflash.ErrPortBusy)))
 	require.Equal(t, CodeInternal, Class(&Error{code: "something_new"}))
+	require.Equal(t, CodeUsage, Class(fmt.Errorf("serve: %w", &pki.Error{Op: "load CA", Err: pki.ErrNoCA})), "the bench CA is the user's to fix")
+	require.Equal(t, CodeUsage, Class(&serve.Error{Op: "scan", Err: errors.New("not a folder")}))
 }

@@ -203,7 +203,8 @@ type VerifyResult struct {
 
 // VerifyRegions compares each region with the flash by the ROM's
 // SPI_FLASH_MD5 (esptool's verify-flash) and writes nothing. It fails
-// with CodeVerifyFailed naming the regions that differ.
+// with CodeVerify naming the regions that differ, and with
+// CodeNotVerified where the ROM cannot read flash back.
 func VerifyRegions(ctx context.Context, f *serialflash.Flasher, info serialflash.ChipInfo, regions []Region) ([]VerifyResult, error) {
 	if ok, why := canReadBack(info); !ok {
 		return nil, Errorf(CodeNotVerified, "nothing to compare against on this board; write the file again to be sure", "cannot verify: %s", why)

@@ -122,3 +122,30 @@ func TestSlotCommandsChangeNothingOutsideOtadata(t *testing.T) {
 		}
 	}
 }
+
+// serial verify (esptool's verify-flash) through the real client: flash
+// that holds the files passes, one that does not fails naming it with
+// CodeVerify, and nothing is written either way.
+func TestVerifyRegionsComparesAndWritesNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	rom, f := demoBoard(ctx, t, firmware.ChipESP32)
+	info, err := f.Info(ctx)
+	require.NoError(t, err)
+	before := bytes.Clone(rom.Flash())
+	table := ops.Region{Addr: 0x8000, Data: bytes.Clone(before[0x8000:0x9000]), Name: "table.bin"}
+	app := ops.Region{Addr: 0x10000, Data: bytes.Clone(before[0x10000:0x14000]), Name: "app.bin"}
+	res, err := ops.VerifyRegions(ctx, f, info, []ops.Region{table, app})
+	require.NoError(t, err)
+	require.Len(t, res, 2)
+	require.True(t, res[0].Same && res[1].Same)
+
+	app.Data[100] ^= 0xFF
+	res, err = ops.VerifyRegions(ctx, f, info, []ops.Region{table, app})
+	require.Equal(t, ops.CodeVerify, ops.CodeOf(err))
+	require.Contains(t, err.Error(), "app.bin at 0x10000")
+	require.NotContains(t, err.Error(), "table.bin")
+	require.True(t, res[0].Same)
+	require.False(t, res[1].Same)
+	require.Equal(t, before, rom.Flash(), "verify writes nothing")
+}
