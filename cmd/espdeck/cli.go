@@ -411,6 +411,9 @@ func (r *reporter) finish(f *failure, fields map[string]any) int {
 
 // interrupted is the failure for a cancelled context.
 func interrupted(what string) *failure {
+	if what == "" {
+		what = "the command"
+	}
 	return &failure{code: exitInterrupted, name: "interrupted",
 		message: what + " was interrupted; nothing half-done is reported as success"}
 }

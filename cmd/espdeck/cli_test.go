@@ -154,3 +154,11 @@ func TestTUIServeRefusesAMissingFolder(t *testing.T) {
 	require.Contains(t, res.stderr, "--serve")
 	require.Contains(t, res.stderr, "no-such-folder")
 }
+
+// A cancelled command whose failure names no action still says what was
+// interrupted (failureOf is called with doing "" by most commands).
+func TestInterruptedWithoutActionNamesTheCommand(t *testing.T) {
+	f := interrupted("")
+	require.Equal(t, exitInterrupted, f.code)
+	require.True(t, strings.HasPrefix(f.message, "the command was interrupted"), f.message)
+}
