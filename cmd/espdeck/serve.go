@@ -115,20 +115,13 @@ func runServe(c *cli, args []string) int {
 	}
 	defer alog.Close()
 
-	pdir := *dirFlag
-	if pdir == "" && !*plainHTTP {
-		var f *failure
-		if pdir, f = pkiDir(""); f != nil {
-			return r.finish(f, nil)
-		}
-	}
 	fields := map[string]any{"dir": dir, "audit_log": ap, "tls": !*plainHTTP}
 	if *plainHTTP {
 		r.warn("serving plain HTTP: anyone on the network can read and replace the images in transit; use HTTPS (the default) for anything but a closed bench")
 	}
 	var printMu sync.Mutex
 	ps, err := ops.StartPullServer(c.ctx, ops.PullServerOptions{
-		Dir: dir, Listen: listen, Hosts: hosts, PlainHTTP: *plainHTTP, PKIDir: pdir,
+		Dir: dir, Listen: listen, Hosts: hosts, PlainHTTP: *plainHTTP, PKIDir: *dirFlag,
 		Keys: keys, AllowMACs: macs, CloseAfterRange: *closeAfterRange, Poll: *poll, Audit: alog, Logger: log,
 		Notify: func(rec audit.Record) {
 			r.event("download", map[string]any{"record": rec})

@@ -180,18 +180,9 @@ func runTUI(c *cli, args []string) int {
 			}
 			defer os.RemoveAll(pdir)
 			scfg.PKIDir = pdir
-		} else {
-			if err := ops.CheckServeDir(*serveDir); err != nil {
-				fmt.Fprintf(c.stderr, "espdeck: --serve: %v\n  %s\n", err, ops.HintOf(err))
-				return exitUsage
-			}
-			pdir, f := pkiDir("")
-			if f != nil {
-				fmt.Fprintf(c.stderr, "espdeck: --serve: %s\n", f.message)
-				return exitUsage
-			}
-			scfg.PKIDir = pdir
 		}
+		// Outside the demo ops.StartPullServer checks the folder and uses
+		// the bench CA of 'espdeck pki' (its default folder).
 		// Downloads go to the TUI's audit log (the demo's is temporary);
 		// without a state folder the warning above already says so.
 		if state != "" {
