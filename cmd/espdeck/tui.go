@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -171,15 +172,9 @@ func runTUI(c *cli, args []string) int {
 		scfg := tuibackend.ServerConfig{Dir: *serveDir, Listen: *serveListen, Logger: log}
 		if *demoMode {
 			// The demo serves its own sample images on loopback only,
-			// with a throwaway bench CA.
+			// with a throwaway bench CA in the run's own state folder.
 			scfg.Dir, scfg.Listen = demoDir, "127.0.0.1:0"
-			pdir, err := os.MkdirTemp("", "espdeck-demo-pki-")
-			if err != nil {
-				fmt.Fprintf(c.stderr, "espdeck: %v\n", err)
-				return exitInternal
-			}
-			defer os.RemoveAll(pdir)
-			scfg.PKIDir = pdir
+			scfg.PKIDir = filepath.Join(string(state), "pki")
 		}
 		// Outside the demo ops.StartPullServer checks the folder and uses
 		// the bench CA of 'espdeck pki' (its default folder).
