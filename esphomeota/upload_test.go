@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/espdeck/espdeck/esphomeota/esphomesim"
+	"github.com/espdeck/espdeck/internal/testnet"
 )
 
 // testKey is a fixed API key for tests (base64 of 32 bytes).
@@ -364,22 +365,10 @@ func TestCancel(t *testing.T) {
 				if stage == StageAuth {
 					script = append([]byte{0x00, 0x02, 0x48, 0x00, 0x02}, bytes.Repeat([]byte("a"), 64)...)
 				}
-				ln, err := net.Listen("tcp4", "127.0.0.1:0")
-				require.NoError(t, err)
-				var wg sync.WaitGroup
-				t.Cleanup(func() { ln.Close(); wg.Wait() })
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					defer c.Close()
+				addr = testnet.Serve(t, func(c net.Conn) {
 					c.Write(script)
 					io.Copy(io.Discard, c)
-				}()
-				addr = ln.Addr().String()
+				}).String()
 			default:
 				cfg := esphomesim.Config{EraseDelay: time.Hour}
 				switch stage {
@@ -523,23 +512,8 @@ func TestSilentAndClosingPorts(t *testing.T) {
 		{"greets then closes", func(c net.Conn) { c.Write([]byte{0x00, 0x02}); c.Close() }, "closed_by_device|connection_lost"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp4", "127.0.0.1:0")
-			require.NoError(t, err)
-			var wg sync.WaitGroup
-			t.Cleanup(func() { ln.Close(); wg.Wait() })
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					conn, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					c.serve(conn)
-					conn.Close()
-				}
-			}()
-			_, err = Upload(context.Background(), Target{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}, appImage(100),
+			port := testnet.Serve(t, c.serve).Port
+			_, err := Upload(context.Background(), Target{Host: "127.0.0.1", Port: port}, appImage(100),
 				Options{HandshakeTimeout: 300 * time.Millisecond, Retries: -1})
 			var e *Error
 			require.ErrorAs(t, err, &e)
