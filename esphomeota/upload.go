@@ -426,7 +426,7 @@ func (s *session) handshakeClosed(err error) error {
 	if errors.As(err, &fe) {
 		return &Error{Kind: ErrDevice, Stage: s.stage, Word: "protocol_error", Msg: "malformed encrypted handshake frame from the device", Cause: err}
 	}
-	if errors.Is(err, io.EOF) {
+	if closedByPeer(err) {
 		return &Error{Kind: ErrAuth, Stage: s.stage, Word: "noise_rejected",
 			Msg:  "the device closed the connection during the encrypted handshake",
 			Next: "check the API key (a wrong key is the usual cause)"}

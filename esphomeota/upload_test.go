@@ -496,6 +496,32 @@ func TestOneClientAtATime(t *testing.T) {
 	require.Equal(t, "2026.12.0", d.FirmwareVersion())
 }
 
+// TestClosedInEncryptedHandshake: a device that drops the connection on
+// our first Noise message, with part of it unread (the kernel then sends
+// a reset, not a close), is a rejected handshake: the API key is the
+// next thing to check, not the Wi-Fi.
+func TestClosedInEncryptedHandshake(t *testing.T) {
+	port := testnet.Serve(t, func(c net.Conn) {
+		var b [len(magic)]byte
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return
+		}
+		c.Write([]byte{0x00, 0x02}) // OK, version 2
+		if _, err := io.ReadFull(c, b[:1]); err != nil {
+			return // our features
+		}
+		c.Write([]byte{respFeatureFlags, serverNoise})
+		io.ReadFull(c, b[:1]) // the first byte of our Noise frame; the rest stays unread
+	}).Port
+	_, err := Upload(context.Background(), Target{Host: "127.0.0.1", Port: port}, appImage(100),
+		Options{APIKey: testKey, HandshakeTimeout: time.Minute, Retries: -1})
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, "noise_rejected", e.Code(), err.Error())
+	require.ErrorIs(t, err, ErrAuth)
+	require.Contains(t, e.Hint(), "API key")
+}
+
 // TestSilentAndClosingPorts: a port that accepts and says nothing ends in
 // a handshake timeout; one that closes at once (busy, or not ESPHome) says
 // so; neither is mistaken for an authentication problem.
