@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -425,7 +426,7 @@ func (s *session) handshakeClosed(err error) error {
 	if errors.As(err, &fe) {
 		return &Error{Kind: ErrDevice, Stage: s.stage, Word: "protocol_error", Msg: "malformed encrypted handshake frame from the device", Cause: err}
 	}
-	if errors.Is(err, io.EOF) {
+	if closedByPeer(err) {
 		return &Error{Kind: ErrAuth, Stage: s.stage, Word: "noise_rejected",
 			Msg:  "the device closed the connection during the encrypted handshake",
 			Next: "check the API key (a wrong key is the usual cause)"}
@@ -742,11 +743,19 @@ func (s *session) netErr(err error, doing string) error {
 			word, msg = "handshake_timeout", "the device did not finish the handshake in time"
 			next = "another upload may be running (the device serves one client at a time); wait and retry"
 		}
-	} else if errors.Is(err, io.EOF) && (s.stage == StageHandshake || s.stage == StageAuth) {
+	} else if closedByPeer(err) && (s.stage == StageHandshake || s.stage == StageAuth) {
 		word, msg = "closed_by_device", "the device closed the connection "+doing
 		next = "another upload may be running, or the device is not running ESPHome's OTA on this port"
 	}
 	return &Error{Kind: ErrTransfer, Stage: s.stage, Word: word, Msg: msg, Next: next, Cause: err}
+}
+
+// closedByPeer is true when the device ended the connection itself. A
+// device that closes at once, with our opening bytes unread, resets the
+// connection instead of closing it, so which of EOF, reset or broken pipe
+// we see depends only on which packet arrived first.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // gzipBest compresses at level 9, as ESPHome's uploader does.

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/espdeck/espdeck/esphomeota/esphomesim"
+	"github.com/espdeck/espdeck/internal/testnet"
 )
 
 // testKey is a fixed API key for tests (base64 of 32 bytes).
@@ -364,22 +365,10 @@ func TestCancel(t *testing.T) {
 				if stage == StageAuth {
 					script = append([]byte{0x00, 0x02, 0x48, 0x00, 0x02}, bytes.Repeat([]byte("a"), 64)...)
 				}
-				ln, err := net.Listen("tcp4", "127.0.0.1:0")
-				require.NoError(t, err)
-				var wg sync.WaitGroup
-				t.Cleanup(func() { ln.Close(); wg.Wait() })
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					defer c.Close()
+				addr = testnet.Serve(t, func(c net.Conn) {
 					c.Write(script)
 					io.Copy(io.Discard, c)
-				}()
-				addr = ln.Addr().String()
+				}).String()
 			default:
 				cfg := esphomesim.Config{EraseDelay: time.Hour}
 				switch stage {
@@ -507,6 +496,32 @@ func TestOneClientAtATime(t *testing.T) {
 	require.Equal(t, "2026.12.0", d.FirmwareVersion())
 }
 
+// TestClosedInEncryptedHandshake: a device that drops the connection on
+// our first Noise message, with part of it unread (the kernel then sends
+// a reset, not a close), is a rejected handshake: the API key is the
+// next thing to check, not the Wi-Fi.
+func TestClosedInEncryptedHandshake(t *testing.T) {
+	port := testnet.Serve(t, func(c net.Conn) {
+		var b [len(magic)]byte
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return
+		}
+		c.Write([]byte{0x00, 0x02}) // OK, version 2
+		if _, err := io.ReadFull(c, b[:1]); err != nil {
+			return // our features
+		}
+		c.Write([]byte{respFeatureFlags, serverNoise})
+		io.ReadFull(c, b[:1]) // the first byte of our Noise frame; the rest stays unread
+	}).Port
+	_, err := Upload(context.Background(), Target{Host: "127.0.0.1", Port: port}, appImage(100),
+		Options{APIKey: testKey, HandshakeTimeout: time.Minute, Retries: -1})
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, "noise_rejected", e.Code(), err.Error())
+	require.ErrorIs(t, err, ErrAuth)
+	require.Contains(t, e.Hint(), "API key")
+}
+
 // TestSilentAndClosingPorts: a port that accepts and says nothing ends in
 // a handshake timeout; one that closes at once (busy, or not ESPHome) says
 // so; neither is mistaken for an authentication problem.
@@ -518,28 +533,13 @@ func TestSilentAndClosingPorts(t *testing.T) {
 	}{
 		{"silent", func(c net.Conn) { io.Copy(io.Discard, c) }, "handshake_timeout"},
 		{"closes", func(c net.Conn) { c.Close() }, "closed_by_device"},
-		// Closing with our feature byte unread resets the connection, so
-		// either word is right; what matters is the kind and no auth word.
-		{"greets then closes", func(c net.Conn) { c.Write([]byte{0x00, 0x02}); c.Close() }, "closed_by_device|connection_lost"},
+		// Closing with our bytes unread resets the connection; that is
+		// still the device closing it.
+		{"greets then closes", func(c net.Conn) { c.Write([]byte{0x00, 0x02}); c.Close() }, "closed_by_device"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp4", "127.0.0.1:0")
-			require.NoError(t, err)
-			var wg sync.WaitGroup
-			t.Cleanup(func() { ln.Close(); wg.Wait() })
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					conn, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					c.serve(conn)
-					conn.Close()
-				}
-			}()
-			_, err = Upload(context.Background(), Target{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}, appImage(100),
+			port := testnet.Serve(t, c.serve).Port
+			_, err := Upload(context.Background(), Target{Host: "127.0.0.1", Port: port}, appImage(100),
 				Options{HandshakeTimeout: 300 * time.Millisecond, Retries: -1})
 			var e *Error
 			require.ErrorAs(t, err, &e)

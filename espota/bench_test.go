@@ -189,26 +189,10 @@ func stopAndWait(ctx context.Context, device string, image []byte) error {
 
 // bulkSink receives len bytes on each connection and answers "OK".
 func bulkSink(tb testing.TB, size int) string {
-	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	tb.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			io.CopyN(io.Discard, c, int64(size))
-			c.Write([]byte("OK"))
-			c.Close()
-		}
-	}()
-	return ln.Addr().String()
+	return testnet.Serve(tb, func(c net.Conn) {
+		io.CopyN(io.Discard, c, int64(size))
+		c.Write([]byte("OK"))
+	}).String()
 }
 
 // bulkSend writes image in one go through addr and waits for "OK".

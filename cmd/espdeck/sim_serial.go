@@ -58,6 +58,9 @@ func runSimSerial(c *cli, args []string) int {
 	if *pace {
 		cfg.EraseSectorTime, cfg.ProgramByteTime = benchEraseSector, benchProgramByte
 	}
+	if *tcp != "" && *rfc != "" {
+		return bad("--tcp and --rfc2217 both choose where the board listens; pass one of them")
+	}
 	if *demoFlash && *flashFile != "" {
 		return bad("--demo and --flash both choose what the flash holds; pass one of them")
 	}

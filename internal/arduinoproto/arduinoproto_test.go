@@ -2,9 +2,11 @@ package arduinoproto
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -88,4 +90,36 @@ func FuzzParseHello(f *testing.F) {
 			t.Fatalf("ParseHello(%q) accepted version %q agent %q", line, v, a)
 		}
 	})
+}
+
+// Answers and events written from many goroutines at once come out as
+// whole lines, each one JSON object, none lost; HTML characters are
+// written as they are.
+func TestWriterLinesNeverInterleave(t *testing.T) {
+	var buf strings.Builder
+	w := NewWriter(&buf)
+	const writers, each = 8, 200
+	long := strings.Repeat("<&>", 2000) // several writes' worth of bytes per object
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			for j := range each {
+				w.Write(map[string]any{"writer": i, "n": j, "message": long})
+			}
+		})
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != writers*each {
+		t.Fatalf("%d lines, want %d", len(lines), writers*each)
+	}
+	for _, l := range lines {
+		var m struct{ Message string }
+		if err := json.Unmarshal([]byte(l), &m); err != nil || m.Message != long {
+			t.Fatalf("line is not one whole object (%v): %.80q", err, l)
+		}
+		if !strings.Contains(l, `"<&>`) {
+			t.Fatalf("HTML characters escaped: %.80q", l)
+		}
+	}
 }

@@ -4,31 +4,12 @@ import (
 	"bytes"
 	"io"
 	"net"
-	"sync"
 	"testing"
 )
 
 // echo serves one echoing connection at a time until the test ends.
 func echo(t *testing.T) string {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			io.Copy(c, c)
-			c.Close()
-		}
-	}()
-	return ln.Addr().String()
+	return Serve(t, func(c net.Conn) { io.Copy(c, c) }).String()
 }
 
 // Bytes cross the path unchanged and in order both ways, with a window far
