@@ -362,11 +362,15 @@ func didYouMeanEsptool(words []string) string {
 }
 
 // closestEsptoolVerb is the esptool verb within three edits of word, or "".
-func closestEsptoolVerb(word string) string {
+func closestEsptoolVerb(word string) string { return closestKey(word, esptoolVerbs) }
+
+// closestKey is the key of m within three edits of word, or "" (the
+// alphabetically first of equally close ones, so the answer is stable).
+func closestKey[V any](word string, m map[string]V) string {
 	best, dist := "", 4
-	for v := range esptoolVerbs {
-		if d := editDistance(word, v); d < dist || (d == dist && v < best) {
-			best, dist = v, d
+	for k := range m {
+		if d := editDistance(word, k); d < dist || (d == dist && k < best) {
+			best, dist = k, d
 		}
 	}
 	return best
