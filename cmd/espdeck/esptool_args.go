@@ -191,7 +191,9 @@ func translateEsptool(args []string, getenv func(string) string) (*esptoolLine, 
 			opts = append(opts, opt, v)
 		}
 	}
-	if len(flashParams) > 0 && verb[0] == "serial" && verb[1] == "write" {
+	// esptool's verify_flash patches the bootloader the same way before
+	// comparing, so a verify after a write with these options matches.
+	if len(flashParams) > 0 && verb[0] == "serial" && (verb[1] == "write" || verb[1] == "verify") {
 		var err error
 		pos, err = l.applyFlashParams(pos, flashParams, chipOf(opts))
 		if err != nil {
