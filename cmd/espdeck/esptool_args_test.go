@@ -122,6 +122,17 @@ func TestArduinoUploadLineAgainstTheROM(t *testing.T) {
 	require.Contains(t, r.stderr, "-z", "what is taken differently is said")
 }
 
+// Every esptool spelling of a serial verb works after "serial" too, as
+// write-flash and erase-region do.
+func TestSerialTakesEsptoolVerifySpellings(t *testing.T) {
+	for _, verb := range []string{"verify-flash", "verify_flash"} {
+		r := runCLI(t, nil, "serial", verb)
+		require.Equal(t, exitUsage, r.code, verb)
+		require.Contains(t, r.stderr, "serial verify needs ADDR FILE pairs", verb)
+		require.NotContains(t, r.stderr, "unknown verb", verb)
+	}
+}
+
 func TestUnknownVerbsSuggest(t *testing.T) {
 	r := runCLI(t, nil, "serial", "wirte")
 	require.Equal(t, exitUsage, r.code)
