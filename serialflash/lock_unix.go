@@ -24,6 +24,28 @@ type PortLock struct {
 // lockDir holds the holder notes, one per port; shared by all users.
 func lockDir() string { return filepath.Join(os.TempDir(), "espdeck-port-owners") }
 
+// noteDir makes or finds lockDir and returns it, or "" when it is not
+// safe to use: the directory is shared by all users and espdeck often
+// runs as root, so a name another user planted (a symlink to /etc, a
+// file) is left alone rather than followed. A directory made here is
+// world-writable and sticky, like /tmp: anyone leaves a note, nobody
+// removes another's. (The sticky bit is os.ModeSticky; 0o1000 in a Go
+// FileMode is not it.)
+func noteDir() string {
+	dir := lockDir()
+	if err := os.Mkdir(dir, 0o700); err == nil {
+		// Mkdir's mode passes through the umask; set it in full.
+		if os.Chmod(dir, os.ModeSticky|0o777) != nil {
+			return ""
+		}
+		return dir
+	}
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		return ""
+	}
+	return dir
+}
+
 func notePath(target string) string {
 	return filepath.Join(lockDir(), strings.ReplaceAll(strings.TrimPrefix(target, "/"), "/", "_")+".owner")
 }
@@ -55,12 +77,19 @@ func LockPort(name, owner string) (*PortLock, error) {
 		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
 	l := &PortLock{dev: fd}
-	if err := os.MkdirAll(lockDir(), 0o1777); err == nil {
-		os.Chmod(lockDir(), 0o1777)
+	if noteDir() != "" {
 		p := notePath(target)
 		os.Remove(p) // a stale note of a process that died
-		if err := os.WriteFile(p, fmt.Appendf(nil, "%s, PID %d\n", owner, os.Getpid()), 0o644); err == nil {
-			l.note = p
+		// O_EXCL: the directory is shared by all users, so a name that
+		// reappeared since the Remove (another user's file or symlink)
+		// is never written through; the note is then just missing.
+		if nf, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644); err == nil {
+			_, werr := fmt.Fprintf(nf, "%s, PID %d\n", owner, os.Getpid())
+			if cerr := nf.Close(); werr == nil && cerr == nil {
+				l.note = p
+			} else {
+				os.Remove(p)
+			}
 		}
 	}
 	return l, nil

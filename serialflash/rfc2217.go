@@ -142,7 +142,6 @@ func (p *rfc2217Port) Read(b []byte) (int, error) {
 }
 
 func (p *rfc2217Port) decode(raw []byte) {
-	var verb byte
 	for _, c := range raw {
 		switch p.state {
 		case tsData:
@@ -160,9 +159,8 @@ func (p *rfc2217Port) decode(raw []byte) {
 				p.sb = p.sb[:0]
 				p.state = tsSB
 			case telWILL, telWONT, telDO, telDONT:
-				verb = c
 				p.state = tsOpt
-				p.sb = append(p.sb[:0], verb)
+				p.sb = append(p.sb[:0], c) // the verb, for tsOpt
 			default:
 				p.state = tsData
 			}
@@ -179,7 +177,11 @@ func (p *rfc2217Port) decode(raw []byte) {
 			if c == telSE {
 				p.state = tsData // server notifications (line/modem state) are not needed
 			} else {
-				p.sb = append(p.sb, c)
+				// IAC IAC is an escaped 0xFF; the same bound as tsSB,
+				// or a peer sending IAC x pairs grows sb forever.
+				if len(p.sb) < 64 {
+					p.sb = append(p.sb, c)
+				}
 				p.state = tsSB
 			}
 		}

@@ -191,10 +191,13 @@ func translateEsptool(args []string, getenv func(string) string) (*esptoolLine, 
 			opts = append(opts, opt, v)
 		}
 	}
-	if len(flashParams) > 0 && verb[0] == "serial" && verb[1] == "write" {
+	// esptool's verify_flash patches the bootloader the same way before
+	// comparing, so a verify after a write with these options matches.
+	if len(flashParams) > 0 && verb[0] == "serial" && (verb[1] == "write" || verb[1] == "verify") {
 		var err error
 		pos, err = l.applyFlashParams(pos, flashParams, chipOf(opts))
 		if err != nil {
+			l.removeTemp() // copies made before the failing one
 			return nil, err
 		}
 	}
@@ -248,16 +251,40 @@ func (l *esptoolLine) applyFlashParams(pos []string, params map[string]string, c
 		if err != nil {
 			return nil, fmt.Errorf("apply --flash_mode/--flash_freq/--flash_size to %s: %w", out[i+1], err)
 		}
-		tmp, err := os.CreateTemp("", "espdeck-"+filepath.Base(out[i+1])+"-*")
+		name, err := l.writeTemp(filepath.Base(out[i+1]), patched)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("apply --flash_mode/--flash_freq/--flash_size to %s: %w", out[i+1], err)
 		}
-		tmp.Write(patched)
-		tmp.Close()
-		l.temp = append(l.temp, tmp.Name())
-		out[i+1] = tmp.Name()
+		out[i+1] = name
 	}
 	return out, nil
+}
+
+// writeTemp writes data to a new temporary file and remembers it for
+// removal. A short write must fail here: the copy is what gets flashed,
+// and a truncated bootloader leaves the board unable to boot.
+func (l *esptoolLine) writeTemp(base string, data []byte) (string, error) {
+	tmp, err := os.CreateTemp("", "espdeck-"+base+"-*")
+	if err != nil {
+		return "", err
+	}
+	l.temp = append(l.temp, tmp.Name())
+	_, werr := tmp.Write(data)
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return "", werr
+	}
+	return tmp.Name(), nil
+}
+
+// removeTemp removes the files writeTemp made.
+func (l *esptoolLine) removeTemp() {
+	for _, f := range l.temp {
+		os.Remove(f)
+	}
+	l.temp = nil
 }
 
 // flashParamsFor maps esptool's values to header fields.
@@ -337,11 +364,15 @@ func didYouMeanEsptool(words []string) string {
 }
 
 // closestEsptoolVerb is the esptool verb within three edits of word, or "".
-func closestEsptoolVerb(word string) string {
+func closestEsptoolVerb(word string) string { return closestKey(word, esptoolVerbs) }
+
+// closestKey is the key of m within three edits of word, or "" (the
+// alphabetically first of equally close ones, so the answer is stable).
+func closestKey[V any](word string, m map[string]V) string {
 	best, dist := "", 4
-	for v := range esptoolVerbs {
-		if d := editDistance(word, v); d < dist || (d == dist && v < best) {
-			best, dist = v, d
+	for k := range m {
+		if d := editDistance(word, k); d < dist || (d == dist && k < best) {
+			best, dist = k, d
 		}
 	}
 	return best
@@ -355,11 +386,7 @@ func runEsptoolLine(c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "espdeck: %v\n  espdeck understands esptool's command lines (see 'espdeck serial --help')\n", err)
 		return exitUsage
 	}
-	defer func() {
-		for _, f := range l.temp {
-			os.Remove(f)
-		}
-	}()
+	defer l.removeTemp()
 	for _, n := range l.notes {
 		fmt.Fprintf(c.stderr, "espdeck: note: %s\n", n)
 	}

@@ -30,11 +30,7 @@ func TestEsptoolTranslation(t *testing.T) {
 	t.Run("arduino-esp32 upload line", func(t *testing.T) {
 		l, err := translateEsptool(strings.Fields("--chip esp32 --port /dev/ttyUSB0 --baud 921600 --before default_reset --after hard_reset write_flash -z --flash_mode dio --flash_freq 80m --flash_size 4MB 0x1000 "+boot+" 0x8000 "+parts+" 0xe000 "+app0+" 0x10000 "+app), env(nil))
 		require.NoError(t, err)
-		t.Cleanup(func() {
-			for _, f := range l.temp {
-				os.Remove(f)
-			}
-		})
+		t.Cleanup(l.removeTemp)
 		require.Len(t, l.steps, 1)
 		step := strings.Join(l.steps[0], " ")
 		require.True(t, strings.HasPrefix(step, "serial write 0x1000 "), step)
@@ -58,6 +54,19 @@ func TestEsptoolTranslation(t *testing.T) {
 		require.Equal(t, "serial write 0x10000 "+app+" --no-compress --port /dev/ttyACM0 --after no-reset --before no-reset", step)
 		require.Empty(t, l.temp, "keep leaves the header alone")
 		require.NotEmpty(t, l.notes, "no-reset-no-sync is taken differently and said")
+	})
+	t.Run("verify compares with the bootloader as the write patched it", func(t *testing.T) {
+		// esptool's verify_flash applies --flash_mode/--flash_freq/--flash_size
+		// to the bootloader before comparing, as write_flash does.
+		l, err := translateEsptool(strings.Fields("--chip esp32 verify_flash --flash_mode dio --flash_freq 80m --flash_size 4MB 0x1000 "+boot+" 0x10000 "+app), env(nil))
+		require.NoError(t, err)
+		t.Cleanup(l.removeTemp)
+		require.Len(t, l.temp, 1)
+		require.Equal(t, "serial verify 0x1000 "+l.temp[0]+" 0x10000 "+app+" --chip esp32", strings.Join(l.steps[0], " "))
+		patched, err := os.ReadFile(l.temp[0])
+		require.NoError(t, err)
+		require.Equal(t, byte(firmware.FlashDIO), patched[2])
+		require.Equal(t, byte(0x2F), patched[3])
 	})
 	t.Run("ESP8266 core line", func(t *testing.T) {
 		l, err := translateEsptool(strings.Fields("--chip esp8266 --port /dev/ttyUSB0 --baud 115200 --before default_reset --after hard_reset write_flash 0x0 "+app), env(nil))
@@ -111,6 +120,17 @@ func TestArduinoUploadLineAgainstTheROM(t *testing.T) {
 	require.Equal(t, byte(firmware.FlashDIO), flash[0x1002], "the bootloader header carries --flash_mode dio")
 	require.Equal(t, byte(0x2F), flash[0x1003])
 	require.Contains(t, r.stderr, "-z", "what is taken differently is said")
+}
+
+// Every esptool spelling of a serial verb works after "serial" too, as
+// write-flash and erase-region do.
+func TestSerialTakesEsptoolVerifySpellings(t *testing.T) {
+	for _, verb := range []string{"verify-flash", "verify_flash"} {
+		r := runCLI(t, nil, "serial", verb)
+		require.Equal(t, exitUsage, r.code, verb)
+		require.Contains(t, r.stderr, "serial verify needs ADDR FILE pairs", verb)
+		require.NotContains(t, r.stderr, "unknown verb", verb)
+	}
 }
 
 func TestUnknownVerbsSuggest(t *testing.T) {

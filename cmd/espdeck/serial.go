@@ -38,7 +38,7 @@ var serialVerbs = map[string]string{
 	"write-flash": "write", "write_flash": "write", "read-flash": "read", "read_flash": "read",
 	"erase-flash": "erase-all", "erase_flash": "erase-all", "erase-region": "erase", "erase_region": "erase",
 	"chip-id": "info", "chip_id": "info", "flash-id": "info", "flash_id": "info",
-	"verify": "verify",
+	"verify": "verify", "verify-flash": "verify", "verify_flash": "verify",
 }
 
 // serialFlags are the flags of every serial verb.

@@ -38,12 +38,7 @@ func writeSummary(res ops.WriteResult) string {
 
 // didYouMeanSerial suggests the closest serial verb.
 func didYouMeanSerial(word string) string {
-	best, dist := "", 4
-	for v := range serialVerbs {
-		if d := editDistance(word, v); d < dist || (d == dist && v < best) {
-			best, dist = v, d
-		}
-	}
+	best := closestKey(word, serialVerbs)
 	if best == "" {
 		return ""
 	}
