@@ -462,14 +462,6 @@ func (im *Image) IsApp() bool {
 	return false
 }
 
-// RAMOnly reports an ESP32-family image with no app description whose
-// segments all load into RAM: a second-stage bootloader or a RAM-only app
-// (such as esptool's load-ram test images). Only where it is written (the
-// chip's bootloader offset) or a bootloader description tells which.
-func (im *Image) RAMOnly() bool {
-	return im.Format == FormatESP32 && !im.IsApp()
-}
-
 // Kind is "app", "bootloader" (it carries a bootloader description) or
 // "RAM-only image" (a bootloader by its offset, else a RAM-only app) for
 // display.
@@ -587,25 +579,8 @@ func Classify(data []byte) Content {
 		return ContentBootloader
 	}
 	// Nothing but the address tells a bootloader without a description
-	// (ESP-IDF before v5.x) from a RAM-only app: see ClassifyAt.
-	return ContentRAMImage
-}
-
-// ClassifyAt is Classify for data written at flash address addr on chip:
-// a RAM-only image at the chip's bootloader offset is a bootloader, and a
-// RAM-only image elsewhere is a RAM-only app (ContentApp would overstate
-// it; it stays ContentRAMImage, which callers name "RAM-only app").
-func ClassifyAt(data []byte, addr uint32, chip Chip) Content {
-	c := Classify(data)
-	if c != ContentRAMImage {
-		return c
-	}
-	if im, err := ParseImage(data); err == nil && chip == ChipUnknown {
-		chip = im.Chip
-	}
-	if ci, ok := chip.Info(); ok && addr == ci.BootloaderOffset {
-		return ContentBootloader
-	}
+	// (ESP-IDF before v5.x) from a RAM-only app; internal/ops places it
+	// by its offset.
 	return ContentRAMImage
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/espdeck/espdeck/firmware"
 	fx "github.com/espdeck/espdeck/internal/fixture"
 )
@@ -305,4 +307,40 @@ func TestPreflightSerial(t *testing.T) {
 			t.Errorf("merged for another chip: %v", err)
 		}
 	})
+}
+
+// esptool's RAM-only test images (DRAM+IRAM only, checksum and SHA-256
+// valid): written at the chip's bootloader offset they are a bootloader —
+// the offset is what makes one — and elsewhere a RAM-only app, allowed
+// with a warning that says what that means (issue #11 point 4).
+func TestRAMOnlyImagesArePlacedByTheirOffset(t *testing.T) {
+	for _, n := range []string{"helloworld-esp32.bin", "helloworld-esp32c3.bin", "helloworld-esp32s3.bin"} {
+		data := fixture(t, "images/"+n)
+		require.Equal(t, firmware.ContentRAMImage, firmware.Classify(data), n)
+		im, err := firmware.ParseImage(data)
+		require.NoError(t, err)
+		ci, ok := im.Chip.Info()
+		require.True(t, ok)
+		tg := NewTarget(RouteSerial)
+		tg.Chip, tg.Address = im.Chip, ci.BootloaderOffset
+		v, err := Preflight(data, tg, Policy{})
+		require.NoError(t, err, n)
+		require.Contains(t, checkDetail(v, "placement"), "bootloader at the bootloader offset", n)
+		require.NotContains(t, strings.Join(v.Warnings, " "), "RAM-only app", n)
+
+		tg.Address = 0x110000
+		v, err = Preflight(data, tg, Policy{})
+		require.NoError(t, err, n)
+		require.Contains(t, checkDetail(v, "placement"), "RAM-only app image at 0x110000", n)
+		require.Contains(t, strings.Join(v.Warnings, " "), "RAM-only app", n)
+	}
+}
+
+func checkDetail(v Verdict, name string) string {
+	for _, c := range v.Checks {
+		if c.Name == name {
+			return c.Detail
+		}
+	}
+	return ""
 }
