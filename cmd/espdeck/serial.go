@@ -376,9 +376,7 @@ func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info 
 	start := time.Now()
 	res, err := ops.WriteRegions(c.ctx, fl, info, regions, ops.WriteOptions{Policy: policy, OnWarning: r.warn})
 	for _, reg := range regions {
-		// An app written is an update of the board; a bootloader, table
-		// or data region is not an image the board runs.
-		if firmware.Classify(reg.Data) == firmware.ContentApp {
+		if ops.IsUpdate(reg.Data) {
 			c.recordAttempt(r, auditPath, ops.Attempt{Board: port, Address: port, MAC: info.MAC, Chip: chipLabel(info.Chip),
 				Protocol: "serial", Image: reg.Name, Data: reg.Data, Bytes: int64(len(reg.Data)), Duration: time.Since(start), Err: err})
 		}

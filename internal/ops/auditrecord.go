@@ -36,6 +36,11 @@ type Attempt struct {
 	Confirmation string
 }
 
+// IsUpdate reports whether writing data to a board updates the firmware
+// it runs, and so gets an audit record: an app image does; a bootloader, a
+// partition table or a data region does not.
+func IsUpdate(data []byte) bool { return firmware.Classify(data) == firmware.ContentApp }
+
 // Record is a's audit record: Kind update, result "ok" or the error's
 // code ("interrupted" for a cancelled attempt).
 func (a Attempt) Record() audit.Record {
