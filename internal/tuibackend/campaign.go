@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/espdeck/espdeck/discovery"
-	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/audit"
 	"github.com/espdeck/espdeck/internal/ops/campaign"
 	"github.com/espdeck/espdeck/tui"
@@ -299,14 +298,10 @@ func (b *Backend) boardOf(d tui.Device) campaign.Board {
 		}
 		bd = campaign.Board{ID: d.ID, Name: d.Name, Protocol: protocolWord(tui.FlashRequest{Device: d}), Address: addr, MAC: d.MAC}
 	}
-	if bd.Chip == "" && d.Chip != "" {
+	if bd.Chip == "" {
 		// The TUI's chip (from the board id, or read from the ROM) in the
 		// campaign's spelling, where the announcement names none.
-		if c, err := firmware.ParseChip(d.Chip); err == nil {
-			if ci, ok := c.Info(); ok {
-				bd.Chip = ci.Key
-			}
-		}
+		bd.Chip = chipKey(d.Chip)
 	}
 	return bd
 }

@@ -120,10 +120,7 @@ func chipKey(name string) string {
 	if err != nil {
 		return ""
 	}
-	if ci, ok := c.Info(); ok {
-		return ci.Key
-	}
-	return ""
+	return ops.ChipKey(c)
 }
 
 // flashOTA is ops.UploadOTA: the same checks (the chip from the device's

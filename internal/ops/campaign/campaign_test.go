@@ -86,7 +86,7 @@ func (f *fleet) sessions(name string) []otasim.Session { return f.sims[name].Ses
 // image writes an app image for chip with version and loads it.
 func image(t *testing.T, chip firmware.Chip, version string) (Image, []byte) {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), chipName(chip)+"-"+version+".bin")
+	p := filepath.Join(t.TempDir(), ops.ChipKey(chip)+"-"+version+".bin")
 	require.NoError(t, os.WriteFile(p, ops.DemoAppImage(chip, "fleet-app", version, 24_000), 0o644))
 	img, data, err := LoadImage(p)
 	require.NoError(t, err)
