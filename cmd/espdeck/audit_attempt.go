@@ -26,12 +26,7 @@ func (c *cli) recordAttempt(r *reporter, path string, a ops.Attempt) {
 
 // chipLabel is a chip's key for a record (esp32s3, as campaigns write
 // it), "" when unknown.
-func chipLabel(c firmware.Chip) string {
-	if ci, ok := c.Info(); ok {
-		return ci.Key
-	}
-	return ""
-}
+func chipLabel(c firmware.Chip) string { return ops.ChipKey(c) }
 
 // authLabel names an ESPHome session's protection as campaigns do.
 func authLabel(u esphomeota.Result) string {

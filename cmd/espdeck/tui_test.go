@@ -15,6 +15,7 @@ import (
 	"github.com/espdeck/espdeck/espota/otasim"
 	"github.com/espdeck/espdeck/internal/ops/campaign"
 	"github.com/espdeck/espdeck/internal/tuibackend"
+	"github.com/espdeck/espdeck/internal/tuibackend/tuibackendtest"
 	"github.com/espdeck/espdeck/tui"
 )
 
@@ -88,33 +89,11 @@ func TestCommandLineResumesATUICampaign(t *testing.T) {
 		CampaignConfirm: -1, AuditLog: state.AuditLog(), CampaignDir: state.Campaigns(),
 	})
 	be := backend.TUI()
-	events := be.Devices.Watch(ctx)
-	devs := map[string]tui.Device{}
-	for len(devs) < len(static) {
-		select {
-		case ev := <-events:
-			devs[ev.Device.Name] = ev.Device
-		case <-ctx.Done():
-			t.Fatal("the boards never appeared")
-		}
-	}
-	go func() {
-		for range events {
-		}
-	}()
-	ended := make(chan tui.CampaignView, 1)
+	devs := tuibackendtest.Devices(t, ctx, be.Devices, len(static))
+	views := tuibackendtest.NewViews()
 	reqs := []tui.FlashRequest{{Device: devs["a-locked"], File: file}, {Device: devs["b-open"], File: file}}
-	require.NoError(t, be.Campaigns.StartCampaign(ctx, tui.CampaignRequest{Boards: reqs, Canary: 1}, func(v tui.CampaignView) {
-		if !v.Running {
-			ended <- v
-		}
-	}))
-	var v tui.CampaignView
-	select {
-	case v = <-ended:
-	case <-ctx.Done():
-		t.Fatal("the campaign did not end")
-	}
+	require.NoError(t, be.Campaigns.StartCampaign(ctx, tui.CampaignRequest{Boards: reqs, Canary: 1}, views.Update))
+	v := views.Wait(t, ctx)
 	require.Equal(t, state.Campaign(v.ID), v.File, "saved where the command line saves its campaigns")
 	require.Equal(t, 1, v.Summary.Failed, "no password for the canary: it failed and stopped the campaign")
 	require.Equal(t, 1, v.Summary.Untouched)

@@ -72,6 +72,15 @@ func (a Attempt) Record() audit.Record {
 	return rec
 }
 
+// ChipKey is how the audit log and campaign files spell a chip (esp32,
+// esp32s3, esp8266 …), "" when the chip is unknown.
+func ChipKey(c firmware.Chip) string {
+	if ci, ok := c.Info(); ok {
+		return ci.Key
+	}
+	return ""
+}
+
 // RecordAttempt appends a's record to the audit log at path (created 0600
 // when missing). A log that cannot be written is an error for the caller
 // to warn about; the update itself already happened or failed.

@@ -25,6 +25,7 @@ import (
 	"github.com/espdeck/espdeck/internal/ops"
 	"github.com/espdeck/espdeck/internal/ops/campaign"
 	"github.com/espdeck/espdeck/internal/tuibackend"
+	"github.com/espdeck/espdeck/internal/tuibackend/tuibackendtest"
 	"github.com/espdeck/espdeck/serialflash"
 	"github.com/espdeck/espdeck/serialflash/romsim"
 	"github.com/espdeck/espdeck/tui"
@@ -44,20 +45,7 @@ func demoBackend(t *testing.T, ctx context.Context, cfg tuibackend.Config) (*dem
 		cfg.OpenSerialPort = fleet.OpenSerialPort
 	}
 	be := tuibackend.New(cfg).TUI()
-	events := be.Devices.Watch(ctx)
-	devs := map[string]tui.Device{}
-	for len(devs) < len(fleet.Devices) {
-		select {
-		case ev := <-events:
-			devs[ev.Device.Name] = ev.Device
-		case <-ctx.Done():
-			t.Fatal("the demo boards never appeared")
-		}
-	}
-	go func() {
-		for range events {
-		}
-	}()
+	devs := tuibackendtest.Devices(t, ctx, be.Devices, len(fleet.Devices))
 	return fleet, be, devs
 }
 
@@ -263,9 +251,9 @@ func TestCampaignWithoutWritableStateRunsAndWarns(t *testing.T) {
 	for _, n := range []string{"kitchen-plug", "porch-light"} {
 		reqs = append(reqs, tui.FlashRequest{Device: devs[n], File: fleet.Files[0]})
 	}
-	v := newViews()
-	require.NoError(t, be.Campaigns.StartCampaign(ctx, tui.CampaignRequest{Boards: reqs, Canary: 1}, v.update))
-	cv := v.wait(t, ctx)
+	v := tuibackendtest.NewViews()
+	require.NoError(t, be.Campaigns.StartCampaign(ctx, tui.CampaignRequest{Boards: reqs, Canary: 1}, v.Update))
+	cv := v.Wait(t, ctx)
 	require.Equal(t, 2, cv.Summary.Uploaded, "the boards were updated all the same")
 	require.Empty(t, cv.File, "no file: the campaign lives in this run only")
 	require.Len(t, cv.Warnings, 2, "%q", cv.Warnings)
@@ -287,20 +275,7 @@ func TestInterruptedCampaignIsSavedResumable(t *testing.T) {
 	cfg.Watcher = discovery.New(discovery.Options{Static: fleet.Devices, DisableMDNS: true, DisableSerial: true})
 	backend := tuibackend.New(cfg)
 	be := backend.TUI()
-	events := be.Devices.Watch(ctx)
-	devs := map[string]tui.Device{}
-	for len(devs) < len(fleet.Devices) {
-		select {
-		case ev := <-events:
-			devs[ev.Device.Name] = ev.Device
-		case <-ctx.Done():
-			t.Fatal("the demo boards never appeared")
-		}
-	}
-	go func() {
-		for range events {
-		}
-	}()
+	devs := tuibackendtest.Devices(t, ctx, be.Devices, len(fleet.Devices))
 
 	runCtx, quit := context.WithCancel(ctx)
 	defer quit()
@@ -308,7 +283,7 @@ func TestInterruptedCampaignIsSavedResumable(t *testing.T) {
 	for _, n := range []string{"weather-station", "porch-light"} { // the slow board is the canary
 		reqs = append(reqs, tui.FlashRequest{Device: devs[n], File: fleet.Files[1]}) // 900 KiB
 	}
-	v := newViews()
+	v := tuibackendtest.NewViews()
 	sending := make(chan struct{})
 	var once sync.Once
 	update := func(cv tui.CampaignView) {
@@ -317,7 +292,7 @@ func TestInterruptedCampaignIsSavedResumable(t *testing.T) {
 				once.Do(func() { close(sending) })
 			}
 		}
-		v.update(cv)
+		v.Update(cv)
 	}
 	require.NoError(t, be.Campaigns.StartCampaign(runCtx, tui.CampaignRequest{Boards: reqs, Canary: 1}, update))
 	select {
@@ -330,7 +305,7 @@ func TestInterruptedCampaignIsSavedResumable(t *testing.T) {
 	files, err := backend.Wait(ctx)
 	require.NoError(t, err)
 	require.Len(t, files, 1)
-	cv := v.wait(t, ctx)
+	cv := v.Wait(t, ctx)
 	require.True(t, cv.Interrupted)
 	require.Equal(t, cv.File, files[0])
 
@@ -376,24 +351,11 @@ func TestUnannouncedBoardsInACampaignEndWithoutWaiting(t *testing.T) {
 			SyncTimeout: 300 * time.Millisecond, CommandTimeout: 5 * time.Second, BootLogWait: 50 * time.Millisecond},
 	})
 	be := backend.TUI()
-	events := be.Devices.Watch(ctx)
-	devs := map[string]tui.Device{}
-	for len(devs) < len(static) {
-		select {
-		case ev := <-events:
-			devs[ev.Device.Name] = ev.Device
-		case <-ctx.Done():
-			t.Fatal("the boards never appeared")
-		}
-	}
-	go func() {
-		for range events {
-		}
-	}()
-	v := newViews()
+	devs := tuibackendtest.Devices(t, ctx, be.Devices, len(static))
+	v := tuibackendtest.NewViews()
 	reqs := []tui.FlashRequest{{Device: devs["bench"], Route: tui.RouteSerial, File: file}, {Device: devs["by-hand"], File: file}}
-	require.NoError(t, be.Campaigns.StartCampaign(ctx, tui.CampaignRequest{Boards: reqs, Canary: 1}, v.update))
-	cv := v.wait(t, ctx)
+	require.NoError(t, be.Campaigns.StartCampaign(ctx, tui.CampaignRequest{Boards: reqs, Canary: 1}, v.Update))
+	cv := v.Wait(t, ctx)
 	require.Equal(t, campaign.DefaultConfirm, cv.Confirm, "confirmation is on")
 	rows := map[string]tui.CampaignRow{}
 	for _, r := range cv.Rows {
@@ -431,10 +393,10 @@ func TestNoCampaignStartsOnceQuitting(t *testing.T) {
 	files, err := backend.Wait(ctx)
 	require.NoError(t, err)
 	require.Empty(t, files)
-	v := newViews()
+	v := tuibackendtest.NewViews()
 	req := tui.FlashRequest{Device: devs["porch-light"], File: fleet.Files[0]}
-	require.NoError(t, backend.TUI().Campaigns.StartCampaign(ctx, tui.CampaignRequest{Boards: []tui.FlashRequest{req}, Canary: 1}, v.update))
-	cv := v.wait(t, ctx)
+	require.NoError(t, backend.TUI().Campaigns.StartCampaign(ctx, tui.CampaignRequest{Boards: []tui.FlashRequest{req}, Canary: 1}, v.Update))
+	cv := v.Wait(t, ctx)
 	require.False(t, cv.Running)
 	require.Zero(t, cv.Summary.Uploaded+cv.Summary.Confirmed+cv.Summary.Failed, "nothing was sent")
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/espdeck/espdeck/discovery"
-	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/audit"
 	"github.com/espdeck/espdeck/internal/ops/campaign"
 	"github.com/espdeck/espdeck/tui"
@@ -249,14 +248,14 @@ func (s campaigns) flash(ctx context.Context, req tui.FlashRequest, img campaign
 		return out, res.AuthFailed, &campaignError{code: res.Code, msg: res.Error, hint: res.Hint}
 	}
 	switch {
-	case out.Protocol == string(discovery.ProtocolSerial) && sess.readBack:
-		if img.Version != "" && sess.bootsVersion != img.Version {
-			return out, false, &campaignError{code: "not_selected",
-				msg:  fmt.Sprintf("the image was written, but %s boots next and holds %q, not %q", orNone(sess.bootsNext), sess.bootsVersion, img.Version),
+	case out.Protocol == string(discovery.ProtocolSerial) && sess.readBack != nil:
+		// The command line's decision; the next step is the TUI's own.
+		boot, err := campaign.BootSlot(img, sess.written, sess.readBack, req.Device.Port)
+		if err != nil {
+			return out, false, &campaignError{code: "not_selected", msg: err.Error(),
 				hint: "read the board's partitions (p on its row) before resetting it again"}
 		}
-		out.Confirmation, out.Running = campaign.ConfirmBootSlot, sess.bootsVersion
-		out.Note = fmt.Sprintf("%s boots next and holds %s (read back over serial)", sess.bootsNext, orNone(sess.bootsVersion))
+		out.Confirmation, out.Running, out.Note = boot.Confirmation, boot.Running, boot.Note
 	case out.Protocol == string(discovery.ProtocolSerial):
 		out.Confirmation, out.Note = campaign.ConfirmNotChecked, "written over serial; what boots next could not be read back"
 	case !s.b.announced(req.Device.ID):
@@ -273,13 +272,6 @@ func (b *Backend) announced(id string) bool {
 	defer b.mu.Unlock()
 	d, ok := b.raw[id]
 	return ok && d.Protocol != discovery.ProtocolManual
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
 }
 
 // boardOf is the campaign's view of a device: discovery's sighting when
@@ -299,14 +291,10 @@ func (b *Backend) boardOf(d tui.Device) campaign.Board {
 		}
 		bd = campaign.Board{ID: d.ID, Name: d.Name, Protocol: protocolWord(tui.FlashRequest{Device: d}), Address: addr, MAC: d.MAC}
 	}
-	if bd.Chip == "" && d.Chip != "" {
+	if bd.Chip == "" {
 		// The TUI's chip (from the board id, or read from the ROM) in the
 		// campaign's spelling, where the announcement names none.
-		if c, err := firmware.ParseChip(d.Chip); err == nil {
-			if ci, ok := c.Info(); ok {
-				bd.Chip = ci.Key
-			}
-		}
+		bd.Chip = chipKey(d.Chip)
 	}
 	return bd
 }

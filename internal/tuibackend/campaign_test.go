@@ -2,7 +2,6 @@ package tuibackend_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,39 +10,9 @@ import (
 	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/internal/demo"
 	"github.com/espdeck/espdeck/internal/tuibackend"
+	"github.com/espdeck/espdeck/internal/tuibackend/tuibackendtest"
 	"github.com/espdeck/espdeck/tui"
 )
-
-// views collects a campaign's views and tells when one ends.
-type views struct {
-	mu   sync.Mutex
-	last tui.CampaignView
-	n    int
-	done chan tui.CampaignView
-}
-
-func newViews() *views { return &views{done: make(chan tui.CampaignView, 4)} }
-
-func (v *views) update(cv tui.CampaignView) {
-	v.mu.Lock()
-	v.last = cv
-	v.n++
-	v.mu.Unlock()
-	if !cv.Running {
-		v.done <- cv
-	}
-}
-
-func (v *views) wait(t *testing.T, ctx context.Context) tui.CampaignView {
-	t.Helper()
-	select {
-	case cv := <-v.done:
-		return cv
-	case <-ctx.Done():
-		t.Fatal("the campaign did not end")
-		return tui.CampaignView{}
-	}
-}
 
 // A TUI campaign on the demo fleet runs through the campaign engine: the
 // ESP8266 board is skipped (no image for its chip), the first board is
@@ -62,28 +31,15 @@ func TestDemoCampaign(t *testing.T) {
 		APIKey:          func(d tui.Device) (string, bool) { return fleet.APIKeyFor(d.ID) },
 	})
 	be := backend.TUI()
-	events := be.Devices.Watch(ctx)
-	devs := map[string]tui.Device{}
-	for len(devs) < len(fleet.Devices) {
-		select {
-		case ev := <-events:
-			devs[ev.Device.Name] = ev.Device
-		case <-ctx.Done():
-			t.Fatal("the demo boards never appeared")
-		}
-	}
-	go func() {
-		for range events {
-		}
-	}()
+	devs := tuibackendtest.Devices(t, ctx, be.Devices, len(fleet.Devices))
 	app := fleet.Files[0] // bench-fixture v2.8.0, ESP32
 	var reqs []tui.FlashRequest
 	for _, n := range []string{"kitchen-plug", "sensor-attic", "garage-door", "porch-light"} {
 		reqs = append(reqs, tui.FlashRequest{Device: devs[n], File: app})
 	}
-	v := newViews()
-	require.NoError(t, be.Campaigns.StartCampaign(ctx, tui.CampaignRequest{Boards: reqs, Canary: 1}, v.update))
-	cv := v.wait(t, ctx)
+	v := tuibackendtest.NewViews()
+	require.NoError(t, be.Campaigns.StartCampaign(ctx, tui.CampaignRequest{Boards: reqs, Canary: 1}, v.Update))
+	cv := v.Wait(t, ctx)
 	rows := map[string]tui.CampaignRow{}
 	for _, r := range cv.Rows {
 		rows[r.Name] = r
@@ -107,9 +63,9 @@ func TestDemoCampaign(t *testing.T) {
 	before := len(fleet.Sessions("porch-light"))
 	retry := cv.Retryable()
 	require.GreaterOrEqual(t, retry, 1)
-	v2 := newViews()
-	require.NoError(t, be.Campaigns.ResumeCampaign(ctx, cv.ID, nil, v2.update))
-	cv2 := v2.wait(t, ctx)
+	v2 := tuibackendtest.NewViews()
+	require.NoError(t, be.Campaigns.ResumeCampaign(ctx, cv.ID, nil, v2.Update))
+	cv2 := v2.Wait(t, ctx)
 	for _, r := range cv2.Rows {
 		if r.Name == "garage-door" {
 			require.Equal(t, 2, r.Attempts, "resumed: sent again")
@@ -122,5 +78,5 @@ func TestDemoCampaign(t *testing.T) {
 	require.GreaterOrEqual(t, len(fleet.Sessions("porch-light")), before)
 
 	// Resuming a campaign that is not of this run is refused with a reason.
-	require.Error(t, be.Campaigns.ResumeCampaign(ctx, "nope", nil, v2.update))
+	require.Error(t, be.Campaigns.ResumeCampaign(ctx, "nope", nil, v2.Update))
 }

@@ -71,10 +71,10 @@ func (b *Backend) flash(ctx context.Context, req tui.FlashRequest, progress func
 type session struct {
 	auth  string
 	bytes int64
-	// readBack: the partitions were read after the write; bootsNext is
-	// the app the bootloader starts next and bootsVersion its version.
-	readBack                bool
-	bootsNext, bootsVersion string
+	// written is the OTA slot the image went into, and readBack the
+	// partitions read from the board after the write (nil: not read).
+	written  string
+	readBack *ops.PartitionState
 }
 
 // attemptOf is a finished job as the audit log records it, with the
@@ -120,10 +120,7 @@ func chipKey(name string) string {
 	if err != nil {
 		return ""
 	}
-	if ci, ok := c.Info(); ok {
-		return ci.Key
-	}
-	return ""
+	return ops.ChipKey(c)
 }
 
 // flashOTA is ops.UploadOTA: the same checks (the chip from the device's
@@ -313,11 +310,9 @@ func (b *Backend) flashSerial(ctx context.Context, req tui.FlashRequest, data []
 		progress(tui.Progress{Stage: "finalize", Note: "boots " + wr.Slot})
 		// What the bootloader will start, read from the board itself (a
 		// campaign counts the board done on it; a port announces nothing).
+		sess.written = wr.Slot
 		if st, err := ops.ReadPartitionState(ctx, ops.SerialFlashIO(f), 0, ops.ReadOptions{Chip: info.Chip}); err == nil {
-			sess.readBack, sess.bootsNext = true, st.BootsNext
-			if row, ok := st.Row(st.BootsNext); ok && row.App != nil {
-				sess.bootsVersion = row.App.Version
-			}
+			sess.readBack = st
 			// Not kept as the partitions shown: a slot change is confirmed
 			// against what the screen showed, which this read is not.
 		} else {

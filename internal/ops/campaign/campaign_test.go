@@ -46,26 +46,16 @@ func startFleet(t *testing.T, specs ...simBoard) *fleet {
 	for _, s := range specs {
 		id := "sim/" + s.name
 		var addr string
-		noTXT := s.noTXT
 		cfg := otasim.Config{Name: s.name, Password: testPassword, ReceiveTimeout: 5 * time.Second, Faults: s.faults,
 			Reboot: &otasim.Reboot{Version: s.version, Down: 20 * time.Millisecond, Outcome: s.outcome,
-				OnAnnounce: func(up bool, v string) {
-					if !up {
-						f.roster.Gone(id)
-						return
-					}
-					if noTXT {
-						v = ""
-					}
-					f.roster.Seen(id, addr, v)
-				}}}
+				OnAnnounce: f.announce(id, &addr, s.noTXT)}}
 		d, err := otasim.New(cfg)
 		require.NoError(t, err)
 		require.NoError(t, d.Start(context.Background()))
 		t.Cleanup(func() { d.Close() })
 		addr = d.Addr().String()
 		v := s.version
-		if noTXT {
+		if s.noTXT {
 			v = ""
 		}
 		f.roster.Seen(id, addr, v)
@@ -75,12 +65,28 @@ func startFleet(t *testing.T, specs ...simBoard) *fleet {
 	return f
 }
 
+// announce is what a simulated board calls on each reboot: gone, then
+// back at *addr (set once the board listens) with the version it runs,
+// or none when hideVersion, the way mDNS would tell the Roster.
+func (f *fleet) announce(id string, addr *string, hideVersion bool) func(up bool, v string) {
+	return func(up bool, v string) {
+		if !up {
+			f.roster.Gone(id)
+			return
+		}
+		if hideVersion {
+			v = ""
+		}
+		f.roster.Seen(id, *addr, v)
+	}
+}
+
 func (f *fleet) sessions(name string) []otasim.Session { return f.sims[name].Sessions() }
 
 // image writes an app image for chip with version and loads it.
 func image(t *testing.T, chip firmware.Chip, version string) (Image, []byte) {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), chipName(chip)+"-"+version+".bin")
+	p := filepath.Join(t.TempDir(), ops.ChipKey(chip)+"-"+version+".bin")
 	require.NoError(t, os.WriteFile(p, ops.DemoAppImage(chip, "fleet-app", version, 24_000), 0o644))
 	img, data, err := LoadImage(p)
 	require.NoError(t, err)

@@ -39,14 +39,7 @@ func (f *fleet) addESPHome(t *testing.T, specs ...esphomeBoard) map[string]*esph
 		id := "esphome/" + s.name
 		var addr string
 		cfg := esphomesim.Config{Name: s.name, Board: cmpOr(s.board, "esp32dev"), FirmwareVersion: s.version, NextVersion: s.next,
-			RebootDelay: 20 * time.Millisecond,
-			OnAnnounce: func(up bool, v string) {
-				if !up {
-					f.roster.Gone(id)
-					return
-				}
-				f.roster.Seen(id, addr, v)
-			}}
+			RebootDelay: 20 * time.Millisecond, OnAnnounce: f.announce(id, &addr, false)}
 		if s.password {
 			cfg.Password = testPassword
 		}

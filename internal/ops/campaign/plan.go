@@ -16,6 +16,7 @@ import (
 	"github.com/espdeck/espdeck/discovery"
 	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/audit"
+	"github.com/espdeck/espdeck/internal/ops"
 )
 
 // LoadImage reads an app image and learns what a campaign needs from it:
@@ -38,18 +39,11 @@ func LoadImage(p string) (Image, []byte, error) {
 			hint: "a campaign sends the app .bin of a build"}
 	}
 	sum := sha256.Sum256(data)
-	img := Image{Path: p, Chip: chipName(im.Chip), SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))}
+	img := Image{Path: p, Chip: ops.ChipKey(im.Chip), SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))}
 	if im.AppDesc != nil {
 		img.Version, img.Project = im.AppDesc.Version, im.AppDesc.ProjectName
 	}
 	return img, data, nil
-}
-
-func chipName(c firmware.Chip) string {
-	if ci, ok := c.Info(); ok {
-		return ci.Key
-	}
-	return ""
 }
 
 func joinHostPort(host string, port int) string {
@@ -87,7 +81,7 @@ func HostBoard(hostport, chip string) (Board, error) {
 		if err != nil {
 			return Board{}, err
 		}
-		chip = chipName(c)
+		chip = ops.ChipKey(c)
 	}
 	addr := joinHostPort(host, port)
 	return Board{ID: "manual/" + addr, Name: hostport, Protocol: string(discovery.ProtocolArduinoOTA), Address: addr, Chip: chip}, nil
@@ -104,7 +98,7 @@ func SerialBoard(port, chip string) (Board, error) {
 		if err != nil {
 			return Board{}, err
 		}
-		chip = chipName(c)
+		chip = ops.ChipKey(c)
 	}
 	return Board{ID: "serial/" + port, Name: port, Protocol: string(discovery.ProtocolSerial), Address: port, Chip: chip}, nil
 }

@@ -219,11 +219,11 @@ func AnnouncedChip(d discovery.Device) string {
 	if d.Protocol == discovery.ProtocolESPHome {
 		for _, s := range []string{d.TXT[ChipTXT], d.TXT["variant"]} {
 			if c, err := firmware.ParseChip(strings.ToLower(s)); s != "" && err == nil {
-				return chipName(c)
+				return ops.ChipKey(c)
 			}
 		}
 		if c, ok := ops.ChipFromESPHome(d.Platform, d.Board); ok {
-			return chipName(c)
+			return ops.ChipKey(c)
 		}
 		return ""
 	}
@@ -232,7 +232,7 @@ func AnnouncedChip(d discovery.Device) string {
 			continue
 		}
 		if c, err := firmware.ParseChip(strings.ToLower(s)); err == nil {
-			return chipName(c)
+			return ops.ChipKey(c)
 		}
 	}
 	return ""

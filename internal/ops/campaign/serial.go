@@ -72,30 +72,42 @@ func (s Serial) Flash(ctx context.Context, b Board, img Image, data []byte, prog
 	if err != nil {
 		return res, serialError(err, "reading back the partitions of "+b.Address)
 	}
-	var boots *ops.PartitionRow
-	for i := range st.Rows {
-		if st.Rows[i].BootsNext {
-			boots = &st.Rows[i]
-		}
+	boot, err := BootSlot(img, wr.Slot, st, b.Address)
+	if err != nil {
+		return res, err
 	}
-	switch {
-	case boots == nil || boots.App == nil:
-		return res, &FlashError{code: "not_selected", msg: fmt.Sprintf("the image was written, but the board's otadata selects no app to boot (%s)", cmpOr(wr.Slot, "no slot")),
-			hint: "read the board with 'espdeck partitions show --port " + b.Address + "' before resetting it"}
-	case wr.Slot != "" && boots.Name != wr.Slot:
-		return res, &FlashError{code: "not_selected", msg: fmt.Sprintf("the image was written to %s, but %s boots next", wr.Slot, boots.Name),
-			hint: "select it with 'espdeck slot switch --port " + b.Address + " --to " + wr.Slot + "', or resume the campaign"}
-	case img.Version != "" && boots.App.Version != img.Version:
-		return res, &FlashError{code: "not_selected", msg: fmt.Sprintf("%s boots next but holds %q, not %q", boots.Name, boots.App.Version, img.Version),
-			hint: "read the board with 'espdeck partitions show --port " + b.Address + "'"}
-	}
-	res.Confirmation, res.Running = ConfirmBootSlot, boots.App.Version
-	res.Note = fmt.Sprintf("%s boots next and holds %s (read back over serial)", boots.Name, cmpOr(boots.App.Version, "an app without a version"))
+	res.Confirmation, res.Running, res.Note = boot.Confirmation, boot.Running, boot.Note
 	if !s.NoReset {
 		if err := f.HardReset(ctx); err != nil {
 			res.Note += "; the reset failed (" + serialflash.Message(err) + "): press the board's reset button"
 		}
 	}
+	return res, nil
+}
+
+// BootSlot is how a serial board ends once its partitions st were read
+// back after img was written into slot written ("" when the table has no
+// OTA slots), before the board is reset: Uploaded with ConfirmBootSlot
+// when the app that boots next is that slot and holds img's version,
+// else a not_selected error that says what boots instead. The result's
+// Confirmation, Running and Note are set; its hints name the command
+// line's next step for the board on port.
+func BootSlot(img Image, written string, st *ops.PartitionState, port string) (FlashResult, error) {
+	var res FlashResult
+	boots, ok := st.Row(st.BootsNext)
+	switch {
+	case st.BootsNext == "" || !ok || boots.App == nil:
+		return res, &FlashError{code: "not_selected", msg: fmt.Sprintf("the image was written, but the board's otadata selects no app to boot (%s)", cmpOr(written, "no slot")),
+			hint: "read the board with 'espdeck partitions show --port " + port + "' before resetting it"}
+	case written != "" && boots.Name != written:
+		return res, &FlashError{code: "not_selected", msg: fmt.Sprintf("the image was written to %s, but %s boots next", written, boots.Name),
+			hint: "select it with 'espdeck slot switch --port " + port + " --to " + written + "', or resume the campaign"}
+	case img.Version != "" && boots.App.Version != img.Version:
+		return res, &FlashError{code: "not_selected", msg: fmt.Sprintf("%s boots next but holds %q, not %q", boots.Name, boots.App.Version, img.Version),
+			hint: "read the board with 'espdeck partitions show --port " + port + "'"}
+	}
+	res.Confirmation, res.Running = ConfirmBootSlot, boots.App.Version
+	res.Note = fmt.Sprintf("%s boots next and holds %s (read back over serial)", boots.Name, cmpOr(boots.App.Version, "an app without a version"))
 	return res, nil
 }
 

@@ -117,3 +117,44 @@ func TestSerialBoardWhoseSlotsCannotBeReadIsRefused(t *testing.T) {
 	require.Contains(t, row.Hint, "serial write ADDR FILE")
 	require.Equal(t, before, rom.Flash(), "nothing was written")
 }
+
+// A serial board counts as uploaded only when what was read back says the
+// written slot boots next with the image's version: any other read-back
+// (nothing selected, another slot, another version, an empty slot
+// selected) is not_selected and names what boots instead.
+func TestBootSlotCountsOnlyTheWrittenSlotWithTheImagesVersion(t *testing.T) {
+	img := Image{Version: "2.0.0"}
+	state := func(next string, app *ops.SlotImage) *ops.PartitionState {
+		return &ops.PartitionState{BootsNext: next, Rows: []ops.PartitionRow{
+			{Name: "ota_0", App: &ops.SlotImage{Valid: true, Version: "1.0.0"}},
+			{Name: "ota_1", App: app},
+		}}
+	}
+	v2 := &ops.SlotImage{Valid: true, Version: "2.0.0"}
+
+	res, err := BootSlot(img, "ota_1", state("ota_1", v2), "/dev/ttyUSB0")
+	require.NoError(t, err)
+	require.Equal(t, ConfirmBootSlot, res.Confirmation)
+	require.Equal(t, "2.0.0", res.Running)
+	require.Contains(t, res.Note, "ota_1 boots next")
+
+	for name, tc := range map[string]struct {
+		st   *ops.PartitionState
+		want string
+	}{
+		"nothing boots next": {state("", v2), "selects no app"},
+		"an empty slot":      {state("ota_1", nil), "selects no app"},
+		"another slot":       {state("ota_0", v2), "ota_0 boots next"},
+		"another version":    {state("ota_1", &ops.SlotImage{Valid: true, Version: "1.9.9"}), `holds "1.9.9"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			res, err := BootSlot(img, "ota_1", tc.st, "/dev/ttyUSB0")
+			var fe *FlashError
+			require.ErrorAs(t, err, &fe)
+			require.Equal(t, "not_selected", fe.Code())
+			require.Contains(t, fe.Error(), tc.want)
+			require.NotEmpty(t, fe.Hint())
+			require.Empty(t, res.Confirmation)
+		})
+	}
+}
