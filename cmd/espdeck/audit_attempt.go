@@ -2,7 +2,6 @@ package main
 
 import (
 	"github.com/espdeck/espdeck/esphomeota"
-	"github.com/espdeck/espdeck/firmware"
 	"github.com/espdeck/espdeck/internal/ops"
 	"github.com/espdeck/espdeck/internal/ops/campaign"
 )
@@ -23,10 +22,6 @@ func (c *cli) recordAttempt(r *reporter, path string, a ops.Attempt) {
 		r.warn("no audit record of this update: " + err.Error())
 	}
 }
-
-// chipLabel is a chip's key for a record (esp32s3, as campaigns write
-// it), "" when unknown.
-func chipLabel(c firmware.Chip) string { return ops.ChipKey(c) }
 
 // authLabel names an ESPHome session's protection as campaigns do.
 func authLabel(u esphomeota.Result) string {

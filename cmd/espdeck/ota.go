@@ -236,7 +236,7 @@ func runOTAUpload(c *cli, args []string) int {
 	for _, w := range res.Verdict.Warnings {
 		r.warn(w)
 	}
-	c.recordAttempt(r, f.auditPath, ops.Attempt{Board: f.host, Address: res.Device, Chip: chipLabel(oo.Chip),
+	c.recordAttempt(r, f.auditPath, ops.Attempt{Board: f.host, Address: res.Device, Chip: ops.ChipKey(oo.Chip),
 		Protocol: "arduino-ota", Auth: res.AuthScheme, Image: f.file, Data: image, Bytes: res.Bytes, Duration: res.Duration, Err: err})
 	if err != nil {
 		return r.finish(otaFailure(c.ctx, err), nil)

@@ -199,7 +199,7 @@ func runOTAUploadESPHome(c *cli, cm *common, f otaFlags, ef *esphomeFlags, pos [
 		// Only app updates are updates of the board's firmware; a
 		// bootloader or table write is not an image the board runs.
 		c.recordAttempt(r, f.auditPath, ops.Attempt{Board: f.host, Address: cmpOr(res.Upload.Device, target.Host+":"+strconv.Itoa(target.Port)),
-			Chip: chipLabel(chip), Protocol: "esphome", Auth: authLabel(res.Upload), Image: f.file, Data: image,
+			Chip: ops.ChipKey(chip), Protocol: "esphome", Auth: authLabel(res.Upload), Image: f.file, Data: image,
 			Bytes: res.Upload.Bytes, Duration: res.Upload.Duration, Err: err})
 	}
 	if err != nil {

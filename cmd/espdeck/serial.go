@@ -377,7 +377,7 @@ func serialWrite(c *cli, cm *common, r *reporter, fl *serialflash.Flasher, info 
 	res, err := ops.WriteRegions(c.ctx, fl, info, regions, ops.WriteOptions{Policy: policy, OnWarning: r.warn})
 	for _, reg := range regions {
 		if ops.IsUpdate(reg.Data) {
-			c.recordAttempt(r, auditPath, ops.Attempt{Board: port, Address: port, MAC: info.MAC, Chip: chipLabel(info.Chip),
+			c.recordAttempt(r, auditPath, ops.Attempt{Board: port, Address: port, MAC: info.MAC, Chip: ops.ChipKey(info.Chip),
 				Protocol: "serial", Image: reg.Name, Data: reg.Data, Bytes: int64(len(reg.Data)), Duration: time.Since(start), Err: err})
 		}
 	}

@@ -134,14 +134,14 @@ func runTUI(c *cli, args []string) int {
 	}
 	var demoDir string
 	if *demoMode {
-		dir, err := os.MkdirTemp("", "espdeck-demo-")
-		if err != nil {
+		// The demo's images, like its audit log and CA, live in the run's
+		// own state folder, removed at exit.
+		demoDir = filepath.Join(string(state), "images")
+		if err := os.Mkdir(demoDir, 0o700); err != nil {
 			fmt.Fprintf(c.stderr, "espdeck: %v\n", err)
 			return exitInternal
 		}
-		defer os.RemoveAll(dir)
-		demoDir = dir
-		fleet, err := demo.Start(c.ctx, dir, log)
+		fleet, err := demo.Start(c.ctx, demoDir, log)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "espdeck: %v\n", err)
 			return exitInternal
@@ -240,7 +240,7 @@ func runTUI(c *cli, args []string) int {
 // Without a state folder the TUI runs unaudited and warning says why.
 func (c *cli) tuiState(demo bool) (dir ops.StateDir, cleanup func(), warning string, err error) {
 	if demo {
-		tmp, err := os.MkdirTemp("", "espdeck-demo-state-")
+		tmp, err := os.MkdirTemp("", "espdeck-demo-")
 		if err != nil {
 			return "", nil, "", err
 		}

@@ -57,9 +57,9 @@ func (b *Backend) flash(ctx context.Context, req tui.FlashRequest, progress func
 	if res.Duration == 0 {
 		res.Duration = time.Since(start)
 	}
-	if proto == string(discovery.ProtocolSerial) && firmware.Classify(data) != firmware.ContentApp {
-		// A bootloader, table or data region is not an image the board
-		// runs: not an update, as on the command line.
+	if proto == string(discovery.ProtocolSerial) && !ops.IsUpdate(data) {
+		// A bootloader, table or data region is not an update (the same
+		// rule as the command line's).
 		return res, sess, nil
 	}
 	return res, sess, b.attemptOf(req, proto, sess, data, res)
