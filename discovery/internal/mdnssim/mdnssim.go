@@ -115,10 +115,11 @@ func (r *Responder) Mute() {
 }
 
 // Announce multicasts every instance's records once, all in as few packets
-// as fit 1400 bytes.
+// as fit 1400 bytes, and answers queries again after a Goodbye or Mute.
 func (r *Responder) Announce() error {
 	r.mu.Lock()
 	insts := append([]Instance(nil), r.insts...)
+	r.mute = false
 	r.mu.Unlock()
 	var rrs []dns.RR
 	for _, in := range insts {
@@ -127,10 +128,15 @@ func (r *Responder) Announce() error {
 	return r.send(rrs)
 }
 
-// Goodbye multicasts every instance's records with TTL 0 (RFC 6762 §10.1).
+// Goodbye multicasts every instance's records with TTL 0 (RFC 6762 §10.1)
+// and stops answering for them: records said goodbye to are no longer
+// valid, so a query that arrives after the goodbye gets no answer (before,
+// the simulator answered it with the full TTL and brought the board back,
+// which made a namespace test miss its remove event under load).
 func (r *Responder) Goodbye() error {
 	r.mu.Lock()
 	insts := append([]Instance(nil), r.insts...)
+	r.mute = true
 	r.mu.Unlock()
 	var rrs []dns.RR
 	for _, in := range insts {
